@@ -1,0 +1,85 @@
+"""System checks for ``settings.SCHEDULER``: misconfiguration shows in ``manage.py check``."""
+
+from __future__ import annotations
+
+from numbers import Real
+
+from django.conf import settings
+from django.core.checks import Error, Tags, Warning, register
+from django.core.management import get_commands
+
+from .conf import DEFAULTS, EXECUTORS, SchedulerSettings
+
+_POSITIVE_NUMBERS = ("POLL_INTERVAL", "RESYNC_INTERVAL", "KILL_GRACE", "SHUTDOWN_GRACE")
+
+
+@register(Tags.compatibility)
+def check_settings(app_configs=None, **kwargs) -> list:
+    raw = getattr(settings, "SCHEDULER", {})
+    if not isinstance(raw, dict):
+        return [
+            Error("SCHEDULER must be a dict.", id="scheduler.E001", obj="SCHEDULER"),
+        ]
+    errors: list = []
+    unknown = sorted(set(raw) - set(DEFAULTS))
+    if unknown:
+        errors.append(
+            Warning(
+                f"Unknown SCHEDULER key(s): {', '.join(unknown)}.",
+                hint=f"Known keys: {', '.join(sorted(DEFAULTS))}.",
+                id="scheduler.W001",
+            )
+        )
+    conf = SchedulerSettings()
+    allowed = conf.ALLOWED_COMMANDS
+    if allowed is not None:
+        if isinstance(allowed, str) or not all(isinstance(name, str) for name in allowed):
+            errors.append(
+                Error(
+                    'SCHEDULER["ALLOWED_COMMANDS"] must be a list of command names, or None.',
+                    id="scheduler.E002",
+                )
+            )
+        else:
+            missing = sorted(set(allowed) - set(get_commands()))
+            if missing:
+                errors.append(
+                    Warning(
+                        f'SCHEDULER["ALLOWED_COMMANDS"] names unknown command(s): '
+                        f"{', '.join(missing)}.",
+                        id="scheduler.W002",
+                    )
+                )
+    if conf.EXECUTOR not in EXECUTORS:
+        errors.append(
+            Error(
+                f'SCHEDULER["EXECUTOR"] must be one of {", ".join(EXECUTORS)}; '
+                f"got {conf.EXECUTOR!r}.",
+                id="scheduler.E003",
+            )
+        )
+    limit = conf.OUTPUT_LIMIT
+    if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1024:
+        errors.append(
+            Error(
+                'SCHEDULER["OUTPUT_LIMIT"] must be a whole number of bytes, at least 1024.',
+                id="scheduler.E004",
+            )
+        )
+    for key in _POSITIVE_NUMBERS:
+        value = getattr(conf, key)
+        if not isinstance(value, Real) or isinstance(value, bool) or value <= 0:
+            errors.append(
+                Error(
+                    f'SCHEDULER["{key}"] must be a positive number of seconds.', id="scheduler.E005"
+                )
+            )
+    workers = conf.MAX_CONCURRENT_RUNS
+    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
+        errors.append(
+            Error(
+                'SCHEDULER["MAX_CONCURRENT_RUNS"] must be a whole number, at least 1.',
+                id="scheduler.E006",
+            )
+        )
+    return errors

@@ -1,0 +1,43 @@
+"""One accessor for the ``SCHEDULER`` settings dict, with the documented defaults.
+
+Every key is read on access, so ``override_settings`` in tests and settings changed at
+start-up are seen without a restart of the import machinery; ``checks.py`` validates the
+values so a typo surfaces in ``manage.py check`` rather than at 03:00.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+
+DEFAULTS: dict[str, Any] = {
+    # None: the commands of the project's own apps (not Django's, not third-party ones).
+    "ALLOWED_COMMANDS": None,
+    "EXECUTOR": "process",
+    "OUTPUT_LIMIT": 1024 * 1024,
+    "POLL_INTERVAL": 1.0,
+    "RESYNC_INTERVAL": 60.0,
+    "MAX_CONCURRENT_RUNS": 32,
+    "KILL_GRACE": 5.0,
+    "SHUTDOWN_GRACE": 30.0,
+}
+
+EXECUTORS = ("process", "thread")
+
+
+class SchedulerSettings:
+    """Attribute access to ``settings.SCHEDULER`` falling back to ``DEFAULTS``."""
+
+    def __getattr__(self, name: str) -> Any:
+        if name not in DEFAULTS:
+            raise AttributeError(name)
+        return self.raw().get(name, DEFAULTS[name])
+
+    @staticmethod
+    def raw() -> dict[str, Any]:
+        value = getattr(settings, "SCHEDULER", None)
+        return value if isinstance(value, dict) else {}
+
+
+conf = SchedulerSettings()

@@ -1,0 +1,329 @@
+"""The long-running scheduler: keeps APScheduler's jobs in step with ``Schedule`` rows.
+
+APScheduler hosts the jobs (persisted in django-apscheduler's job store) and wakes up at
+fire times; it does not run commands. Its executor here only hands each fire time to a
+thread pool, where :mod:`scheduler.runner` claims it in the database and runs it. The
+daemon's own loop polls the schedule table so edits from admin or another process are
+picked up within ``POLL_INTERVAL`` without a restart, starts queued manual runs, and runs
+catch-up for fire times that passed while nothing ran them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from concurrent import futures
+from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+
+from apscheduler.executors.base import BaseExecutor
+from apscheduler.jobstores.base import JobLookupError
+from apscheduler.schedulers.background import BackgroundScheduler
+from django.db import DatabaseError, close_old_connections
+from django.db.models import Count, Max
+from django.utils import timezone
+from django_apscheduler.jobstores import DjangoJobStore
+
+from . import runner
+from .conf import conf
+from .executor import start_fork_server
+from .models import Reason, Run, Schedule, Status
+from .timing import TimingError
+from .triggers import TimingTrigger
+
+logger = logging.getLogger("scheduler.daemon")
+
+JOB_FUNC = "scheduler.runner:run_schedule"
+
+
+def job_id(schedule_id: int) -> str:
+    return f"schedule-{schedule_id}"
+
+
+class ScheduleJobStore(DjangoJobStore):
+    """django-apscheduler's job store without its event listeners.
+
+    Run history is written by the code that runs the command, in the same place that
+    claims the fire time, not reconstructed from APScheduler events.
+    """
+
+    def register_event_listeners(self) -> None:
+        pass
+
+
+class DispatchExecutor(BaseExecutor):
+    """Hands a due job's latest fire time to the daemon instead of calling the job.
+
+    APScheduler's own executors call ``job.func()`` without the fire time, which the run
+    needs for its exactly-once claim. Overlap is decided in the database, so APScheduler's
+    per-job instance counting is bypassed too.
+    """
+
+    def __init__(self, daemon: SchedulerDaemon) -> None:
+        super().__init__()
+        self.daemon = daemon
+
+    def submit_job(self, job, run_times: list[datetime]) -> None:
+        self.daemon.submit_fire(job.args[0], run_times[-1], Reason.SCHEDULED)
+
+    def _do_submit_job(self, job, run_times):  # pragma: no cover - submit_job replaces it
+        raise NotImplementedError
+
+
+def stamps_for(schedule_ids: list[int]) -> dict[int, datetime]:
+    """The fire time of each schedule's latest claimed run (what catch-up counts from)."""
+    rows = (
+        Run.objects.filter(schedule_id__in=schedule_ids)
+        .exclude(reason=Reason.MANUAL)
+        .values("schedule_id")
+        .annotate(latest=Max("scheduled_for"))
+    )
+    return {row["schedule_id"]: row["latest"] for row in rows}
+
+
+def catch_up_time(schedule: Schedule, stamp: datetime | None, now: datetime) -> datetime | None:
+    """The missed fire time to run now, if the schedule's catch-up rules want one.
+
+    The stamp is the latest claimed fire time, or the creation time for a schedule that
+    never ran; only the latest missed fire time runs (they coalesce), and only if it is
+    inside the schedule's catch-up window.
+    """
+    since = max(stamp, schedule.created_at) if stamp else schedule.created_at
+    missed = schedule.timing.latest_at_or_before(now, since)
+    if missed is None:
+        return None
+    if not schedule.catch_up:
+        count = schedule.timing.count_between(since, now)
+        logger.info("Schedule %s missed %d fire time(s); catch-up is off", schedule, count)
+        return None
+    window = schedule.catch_up_window
+    if window is not None and now - missed > timedelta(seconds=window):
+        logger.info(
+            "Schedule %s missed %s, outside its %d s catch-up window", schedule, missed, window
+        )
+        return None
+    return missed
+
+
+class SchedulerDaemon:
+    """Construct, then :meth:`run` until :meth:`request_stop` (the command does only that)."""
+
+    def __init__(
+        self,
+        *,
+        poll_interval: float | None = None,
+        max_workers: int | None = None,
+    ) -> None:
+        self.poll_interval = poll_interval if poll_interval is not None else conf.POLL_INTERVAL
+        self.resync_interval = conf.RESYNC_INTERVAL
+        self.stopping = threading.Event()
+        self.kill = threading.Event()
+        self.pool = ThreadPoolExecutor(
+            max_workers=max_workers or conf.MAX_CONCURRENT_RUNS,
+            thread_name_prefix="scheduler-run",
+        )
+        self.scheduler = BackgroundScheduler(
+            jobstores={"default": ScheduleJobStore()},
+            executors={"default": DispatchExecutor(self)},
+            job_defaults={"coalesce": True, "misfire_grace_time": None, "max_instances": 1},
+            timezone=UTC,
+        )
+        self._futures: set[Future] = set()
+        self._futures_lock = threading.Lock()
+        self._queued_in_flight: set[int] = set()
+        self._known: dict[int, datetime] = {}
+        self._fingerprint: tuple | None = None
+        self._last_full_sync = 0.0
+        self._db_down_since: datetime | None = None
+        self.unfinished = 0
+
+    # -- life cycle ---------------------------------------------------------------------
+
+    def run(self) -> None:
+        start_fork_server()
+        self.scheduler.start(paused=True)
+        try:
+            self._guarded(self.sync, full=True)
+            self._guarded(self._drop_orphan_jobs)
+            self.scheduler.resume()
+            logger.info(
+                "Scheduler started with %d enabled schedule(s); polling every %.1f s",
+                len(self._known),
+                self.poll_interval,
+            )
+            while not self.stopping.wait(self.poll_interval):
+                self._guarded(self.tick)
+        finally:
+            self._shutdown()
+
+    def request_stop(self, *, immediate: bool = False) -> None:
+        """Stop starting runs; with ``immediate``, also stop the ones running now."""
+        self.stopping.set()
+        if immediate:
+            self.kill.set()
+
+    def tick(self) -> None:
+        close_old_connections()
+        now = timezone.now()
+        due_full = (now.timestamp() - self._last_full_sync) >= self.resync_interval
+        self.sync(full=due_full)
+        self.start_queued_runs()
+
+    def _guarded(self, step, **kwargs) -> None:
+        """Run a loop step; a database outage is logged once, not once per tick."""
+        try:
+            step(**kwargs)
+        except DatabaseError as exc:
+            if self._db_down_since is None:
+                self._db_down_since = timezone.now()
+                logger.error(
+                    "Database unavailable, retrying every %.1f s: %s", self.poll_interval, exc
+                )
+            close_old_connections()
+            return
+        if self._db_down_since is not None:
+            logger.warning("Database back after %s", timezone.now() - self._db_down_since)
+            self._db_down_since = None
+            self._fingerprint = None
+
+    def _shutdown(self) -> None:
+        """Let running runs finish within ``SHUTDOWN_GRACE``, then stop them.
+
+        Fire times not yet started stay unclaimed, so catch-up runs them at the next start.
+        """
+        logger.info("Scheduler stopping: no new runs start")
+        self.scheduler.shutdown(wait=False)
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        with self._futures_lock:
+            running = [future for future in self._futures if not future.done()]
+        if running and not self.kill.is_set():
+            logger.info(
+                "Waiting up to %.0f s for %d running run(s)", conf.SHUTDOWN_GRACE, len(running)
+            )
+            deadline = time.monotonic() + conf.SHUTDOWN_GRACE
+            while time.monotonic() < deadline and not self.kill.is_set():
+                if not futures.wait(running, timeout=0.1).not_done:
+                    break
+        self.kill.set()
+        still_running = futures.wait(running, timeout=conf.KILL_GRACE + 2).not_done
+        self.unfinished = len(still_running)
+        if still_running:
+            # Only thread-executor runs cannot be stopped; the process exits under them.
+            interrupted = Run.objects.filter(
+                host=runner.HOST, pid=os.getpid(), status=Status.RUNNING
+            ).update(
+                status=Status.INTERRUPTED,
+                finished_at=timezone.now(),
+                stderr="[scheduler] The scheduler exited while this run was still going.",
+            )
+            logger.warning("Abandoned %d run(s) that could not be stopped", interrupted)
+        logger.info("Scheduler stopped")
+
+    # -- schedules -> jobs ----------------------------------------------------------------
+
+    def sync(self, *, full: bool = False) -> None:
+        """Bring APScheduler's jobs in line with the enabled schedules in the database.
+
+        A cheap fingerprint query runs every tick; the schedule rows are read only when it
+        changes, and in full every ``RESYNC_INTERVAL`` in case a row was edited in a way
+        that does not move ``updated_at`` (``QuerySet.update()``, raw SQL).
+        """
+        fingerprint = tuple(
+            Schedule.objects.aggregate(
+                count=Count("id"), latest=Max("updated_at"), ids=Max("id")
+            ).values()
+        )
+        if not full and fingerprint == self._fingerprint:
+            return
+        now = timezone.now()
+        current = dict(Schedule.objects.filter(enabled=True).values_list("id", "updated_at"))
+        for schedule_id in self._known.keys() - current.keys():
+            self._remove_job(schedule_id)
+            logger.info("Schedule %s removed or disabled", schedule_id)
+        changed = [sid for sid, updated in current.items() if self._known.get(sid) != updated]
+        for start in range(0, len(changed), 500):
+            self._plan([*changed[start : start + 500]], now)
+        self._known = current
+        self._fingerprint = fingerprint
+        if full:
+            self._last_full_sync = now.timestamp()
+
+    def _plan(self, schedule_ids: list[int], now: datetime) -> None:
+        stamps = stamps_for(schedule_ids)
+        for schedule in Schedule.objects.filter(pk__in=schedule_ids, enabled=True):
+            try:
+                timing = schedule.timing
+                missed = catch_up_time(schedule, stamps.get(schedule.pk), now)
+                next_fire = timing.next_fire_time(now)
+            except TimingError as exc:
+                logger.error("Schedule %s cannot be scheduled: %s", schedule, exc)
+                self._remove_job(schedule.pk)
+                continue
+            if missed is not None:
+                logger.info("Schedule %s catches up its missed run of %s", schedule, missed)
+                self.submit_fire(schedule.pk, missed, Reason.CATCH_UP)
+            if next_fire is None:
+                self._remove_job(schedule.pk)
+                continue
+            self.scheduler.add_job(
+                JOB_FUNC,
+                trigger=TimingTrigger(timing),
+                args=[schedule.pk],
+                id=job_id(schedule.pk),
+                name=schedule.name,
+                next_run_time=next_fire,
+                replace_existing=True,
+            )
+
+    def _drop_orphan_jobs(self) -> None:
+        """Remove stored jobs of schedules deleted or disabled while no daemon ran."""
+        wanted = {job_id(schedule_id) for schedule_id in self._known}
+        for job in self.scheduler.get_jobs():
+            if job.id not in wanted:
+                self.scheduler.remove_job(job.id)
+
+    def _remove_job(self, schedule_id: int) -> None:
+        try:
+            self.scheduler.remove_job(job_id(schedule_id))
+        except JobLookupError:
+            pass
+
+    # -- running ------------------------------------------------------------------------
+
+    def submit_fire(self, schedule_id: int, fire_time: datetime, reason: str) -> None:
+        if self.stopping.is_set():
+            return
+        self._submit(
+            runner.run_schedule, schedule_id, scheduled_for=fire_time, reason=reason, stop=self.kill
+        )
+
+    def start_queued_runs(self) -> None:
+        queued = Run.objects.filter(status=Status.QUEUED, reason=Reason.MANUAL)
+        for run_id in queued.order_by("created_at").values_list("id", flat=True)[:100]:
+            if run_id in self._queued_in_flight:
+                continue
+            self._queued_in_flight.add(run_id)
+            future = self._submit(runner.run_queued, run_id, stop=self.kill)
+            future.add_done_callback(lambda _f, rid=run_id: self._queued_in_flight.discard(rid))
+
+    def _submit(self, func, *args, **kwargs) -> Future:
+        future = self.pool.submit(self._call, func, *args, **kwargs)
+        with self._futures_lock:
+            self._futures.add(future)
+        future.add_done_callback(self._forget)
+        return future
+
+    def _forget(self, future: Future) -> None:
+        with self._futures_lock:
+            self._futures.discard(future)
+
+    @staticmethod
+    def _call(func, *args, **kwargs) -> None:
+        try:
+            func(*args, **kwargs)
+        except Exception:
+            logger.exception("Run of %s %s failed in the scheduler itself", args, kwargs)
+        finally:
+            close_old_connections()

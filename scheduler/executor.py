@@ -1,0 +1,228 @@
+"""Runs one management command and returns what happened; records nothing itself.
+
+Two ways to run it:
+
+* ``process`` (default): a child forked from a fork server that imported Django once, so
+  a run costs a fork rather than an interpreter start. The child's file descriptors 1 and
+  2 point at temporary files, so ``print()``, ``self.stdout``, C extensions and
+  grandchildren are all captured; a timeout or shutdown stops the child's whole process
+  group; ``os._exit``, a segfault or a leak ends only the child.
+* ``thread``: ``call_command`` in the calling thread, for tiny frequent commands. It
+  cannot be stopped from outside (hence no timeout) and a crash of the interpreter takes
+  the daemon with it.
+"""
+
+from __future__ import annotations
+
+import io
+import multiprocessing
+import os
+import signal
+import sys
+import tempfile
+import threading
+import time
+import traceback
+from dataclasses import dataclass
+from multiprocessing.connection import wait
+from typing import TextIO
+
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.db import close_old_connections, connections
+
+from .conf import conf
+from .models import Status
+from .output import CappedBuffer, read_capped, routed_std_streams
+
+_CONTEXT = multiprocessing.get_context("forkserver")
+_CONTEXT.set_forkserver_preload(["scheduler.forkserver_preload"])
+
+
+@dataclass(frozen=True)
+class ExecutionResult:
+    status: str
+    exit_code: int | None
+    stdout: str
+    stderr: str
+
+
+def invoke(command: str, args: list[str], stdout: TextIO, stderr: TextIO) -> int:
+    """Call the command and translate how it ended into an exit code.
+
+    ``CommandError`` gives its ``returncode``, ``SystemExit`` its code (a message code
+    is printed and counts as 1, as the interpreter does), anything else 1 with the
+    traceback on ``stderr``.
+    """
+    try:
+        call_command(command, *args, stdout=stdout, stderr=stderr)
+    except CommandError as exc:
+        stderr.write(f"CommandError: {exc}\n")
+        return exc.returncode
+    except SystemExit as exc:
+        if exc.code is None:
+            return 0
+        if isinstance(exc.code, int):
+            return exc.code
+        stderr.write(f"{exc.code}\n")
+        return 1
+    except BaseException:
+        stderr.write(traceback.format_exc())
+        return 1
+    return 0
+
+
+def status_for(exit_code: int) -> str:
+    return Status.SUCCEEDED if exit_code == 0 else Status.FAILED
+
+
+def run_in_thread(
+    command: str, args: list[str], *, output_limit: int | None = None
+) -> ExecutionResult:
+    """Run the command in this thread, capturing ``print()`` apart from other threads' runs."""
+    limit = output_limit or conf.OUTPUT_LIMIT
+    out, err = CappedBuffer(limit), CappedBuffer(limit)
+    sys_out, sys_err = routed_std_streams()
+    close_old_connections()
+    try:
+        with sys_out.routed_to(out), sys_err.routed_to(err):
+            exit_code = invoke(command, args, out, err)
+    finally:
+        for connection in connections.all(initialized_only=True):
+            connection.close()
+    return ExecutionResult(status_for(exit_code), exit_code, out.getvalue(), err.getvalue())
+
+
+def _child_main(
+    command: str, args: list[str], out_path: str, err_path: str, result_path: str
+) -> None:
+    """Entry point of the child process, forked from the fork server.
+
+    File descriptors 1 and 2 become the capture files, so output written below Python
+    (C extensions, grandchildren) is captured too; the child leads its own process group
+    so a timeout can stop everything it started.
+    """
+    os.setpgid(0, 0)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    for fd, path in ((1, out_path), (2, err_path)):
+        target = os.open(path, os.O_WRONLY | os.O_APPEND)
+        os.dup2(target, fd)
+        os.close(target)
+    # Unbuffered all the way down, so output written just before os._exit() or a crash
+    # is already in the file.
+    sys.stdout = _unbuffered_text(1)
+    sys.stderr = _unbuffered_text(2)
+    exit_code = invoke(command, args, sys.stdout, sys.stderr)
+    with open(result_path, "w") as result:
+        result.write(str(exit_code))
+    connections.close_all()
+
+
+def _unbuffered_text(fd: int) -> io.TextIOWrapper:
+    raw = io.FileIO(fd, "w", closefd=False)
+    return io.TextIOWrapper(raw, encoding="utf-8", errors="backslashreplace", write_through=True)
+
+
+def _signal_group(pid: int, signum: int) -> None:
+    try:
+        os.killpg(pid, signum)
+    except (ProcessLookupError, PermissionError):
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:
+            pass
+
+
+def run_in_process(
+    command: str,
+    args: list[str],
+    *,
+    timeout: float | None = None,
+    stop: threading.Event | None = None,
+    output_limit: int | None = None,
+) -> ExecutionResult:
+    """Run the command in a forked child; stop it on ``timeout`` or when ``stop`` is set."""
+    limit = output_limit or conf.OUTPUT_LIMIT
+    with (
+        tempfile.NamedTemporaryFile(prefix="scheduler-out-") as out,
+        tempfile.NamedTemporaryFile(prefix="scheduler-err-") as err,
+        tempfile.NamedTemporaryFile(prefix="scheduler-result-") as result_file,
+    ):
+        child = _CONTEXT.Process(
+            target=_child_main,
+            args=(command, args, out.name, err.name, result_file.name),
+        )
+        child.start()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        ended_by = None
+        try:
+            while True:
+                wait_for = 0.5 if deadline is None else min(0.5, deadline - time.monotonic())
+                if wait([child.sentinel], max(wait_for, 0)):
+                    break
+                if stop is not None and stop.is_set():
+                    ended_by = Status.INTERRUPTED
+                elif deadline is not None and time.monotonic() >= deadline:
+                    ended_by = Status.TIMED_OUT
+                if ended_by:
+                    _stop_child(child)
+                    break
+            child.join()
+        finally:
+            if child.exitcode is None:
+                _stop_child(child)
+            # Grandchildren the command left behind die with the run.
+            _signal_group(child.pid, signal.SIGKILL)
+        stdout = read_capped(out, limit)
+        stderr = read_capped(err, limit)
+        reported = result_file.read().decode().strip()
+    exit_code = int(reported) if reported else child.exitcode
+    if ended_by == Status.TIMED_OUT:
+        stderr += f"\n[scheduler] Stopped after the {timeout:g} s timeout.\n"
+        return ExecutionResult(Status.TIMED_OUT, exit_code, stdout, stderr)
+    if ended_by == Status.INTERRUPTED:
+        stderr += "\n[scheduler] Stopped because the scheduler shut down.\n"
+        return ExecutionResult(Status.INTERRUPTED, exit_code, stdout, stderr)
+    if not reported:
+        stderr += _describe_abnormal_exit(child.exitcode)
+    return ExecutionResult(status_for(exit_code), exit_code, stdout, stderr)
+
+
+def _stop_child(child: multiprocessing.process.BaseProcess) -> None:
+    """SIGTERM the child's process group, then SIGKILL after the grace period."""
+    _signal_group(child.pid, signal.SIGTERM)
+    child.join(conf.KILL_GRACE)
+    if child.exitcode is None:
+        _signal_group(child.pid, signal.SIGKILL)
+        child.join()
+
+
+def _describe_abnormal_exit(exitcode: int | None) -> str:
+    if exitcode is not None and exitcode < 0:
+        try:
+            name = signal.Signals(-exitcode).name
+        except ValueError:
+            name = f"signal {-exitcode}"
+        return f"\n[scheduler] The command's process was killed by {name}.\n"
+    return f"\n[scheduler] The command's process exited with status {exitcode} without finishing.\n"
+
+
+def start_fork_server() -> None:
+    """Start the fork server ahead of the first run so that run does not pay for it."""
+    from multiprocessing import forkserver
+
+    forkserver.ensure_running()
+
+
+def execute(
+    command: str,
+    args: list[str],
+    executor: str,
+    *,
+    timeout: float | None = None,
+    stop: threading.Event | None = None,
+) -> ExecutionResult:
+    if executor == "thread":
+        return run_in_thread(command, args)
+    return run_in_process(command, args, timeout=timeout, stop=stop)

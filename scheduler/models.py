@@ -1,0 +1,350 @@
+"""Schedules people edit, and the runs the daemon records for them.
+
+State changes of a run are methods here (``claim``, ``start_queued``, ``finish``,
+``interrupt``) so that the daemon, the admin and the command line move a run through its
+life the same way, and the database, not process memory, decides who runs a fire time.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.management.base import CommandError
+from django.db import IntegrityError, models, transaction
+from django.db.models import Q
+from django.utils import timezone as dj_timezone
+
+from .commands import CommandNotAllowed, check_allowed, check_arguments
+from .conf import EXECUTORS
+from .timing import Timing, TimingError, expand_cron, get_zone
+
+if TYPE_CHECKING:
+    from .executor import ExecutionResult
+
+
+def default_timezone() -> str:
+    return settings.TIME_ZONE
+
+
+class Overlap(models.TextChoices):
+    SKIP = "skip", "Skip a fire time while the previous run is still running"
+    ALLOW = "allow", "Allow runs to overlap"
+
+
+class Executor(models.TextChoices):
+    DEFAULT = "", "Settings default"
+    PROCESS = "process", "Child process (can be timed out and killed)"
+    THREAD = "thread", "Thread inside the daemon (tiny, frequent commands)"
+
+
+class Schedule(models.Model):
+    name = models.CharField(max_length=200, unique=True)
+    command = models.CharField(max_length=200, help_text="Management command name.")
+    args = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='Arguments after the command name, as a JSON list: ["--days", "7"].',
+    )
+    cron = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="crontab(5) expression such as '30 3 * * *', or @hourly, @daily, …",
+    )
+    interval = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Run every this many seconds (instead of cron)."
+    )
+    timezone = models.CharField(
+        max_length=64, default=default_timezone, help_text="IANA name, e.g. Europe/Berlin."
+    )
+    enabled = models.BooleanField(default=True)
+    catch_up = models.BooleanField(
+        default=True,
+        help_text="Run once at start-up if fire times were missed while nothing ran them.",
+    )
+    catch_up_window = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Seconds: a missed fire time older than this is not caught up. Empty: no limit.",
+    )
+    overlap = models.CharField(max_length=5, choices=Overlap.choices, default=Overlap.SKIP)
+    timeout = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Seconds after which a run is stopped."
+    )
+    jitter = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Start each run after a random delay up to this."
+    )
+    executor = models.CharField(
+        max_length=16, choices=Executor.choices, default=Executor.DEFAULT, blank=True
+    )
+    created_at = models.DateTimeField(default=dj_timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        permissions = [("run_schedule", "Can run a schedule now")]
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(cron="") & Q(interval__isnull=False))
+                | (~Q(cron="") & Q(interval__isnull=True)),
+                name="scheduler_schedule_cron_xor_interval",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def timing(self) -> Timing:
+        return Timing(
+            cron=self.cron or None,
+            interval=self.interval,
+            timezone=self.timezone,
+            anchor=self.created_at,
+        )
+
+    def next_fire_times(self, after: datetime, count: int) -> list[datetime]:
+        """The next ``count`` fire times strictly after ``after``, in the schedule's timezone."""
+        zone = get_zone(self.timezone)
+        return [fire.astimezone(zone) for fire in self.timing.next_fire_times(after, count)]
+
+    def effective_executor(self) -> str:
+        from .conf import conf
+
+        return self.executor or conf.EXECUTOR
+
+    def clean(self) -> None:
+        errors: dict[str, str] = {}
+        if self.cron and self.interval is not None:
+            errors["cron"] = "Give a cron expression or an interval, not both."
+        elif not self.cron and self.interval is None:
+            errors["cron"] = "Give a cron expression or an interval."
+        elif self.cron:
+            try:
+                self.cron = expand_cron(self.cron) if not self.cron.startswith("@") else self.cron
+                expand_cron(self.cron)
+            except TimingError as exc:
+                errors["cron"] = str(exc)
+        elif self.interval is not None and self.interval <= 0:
+            errors["interval"] = "The interval must be a positive number of seconds."
+        try:
+            get_zone(self.timezone)
+        except TimingError as exc:
+            errors["timezone"] = str(exc)
+        for field in ("timeout", "jitter", "catch_up_window"):
+            value = getattr(self, field)
+            if value is not None and value < 0:
+                errors[field] = "Must not be negative."
+        if self.timeout == 0:
+            errors["timeout"] = "Must be at least one second, or empty for no timeout."
+        if self.timeout and self.effective_executor() == Executor.THREAD:
+            errors["timeout"] = (
+                "A thread cannot be stopped from outside; use the process executor "
+                "for a schedule with a timeout."
+            )
+        if self.effective_executor() not in EXECUTORS:
+            errors["executor"] = f"Unknown executor {self.effective_executor()!r}."
+        if not isinstance(self.args, list) or not all(isinstance(a, str) for a in self.args):
+            errors["args"] = 'Arguments must be a JSON list of strings, e.g. ["--days", "7"].'
+        if self.command:
+            try:
+                check_allowed(self.command)
+            except CommandNotAllowed as exc:
+                errors["command"] = str(exc)
+            else:
+                if "args" not in errors:
+                    try:
+                        check_arguments(self.command, self.args)
+                    except CommandError as exc:
+                        errors["args"] = f"The command refuses these arguments: {exc}"
+        if errors:
+            raise ValidationError(errors)
+
+
+class Reason(models.TextChoices):
+    SCHEDULED = "scheduled", "Scheduled"
+    CATCH_UP = "catch_up", "Catch-up"
+    MANUAL = "manual", "Manual"
+
+
+class Status(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    TIMED_OUT = "timed_out", "Timed out"
+    INTERRUPTED = "interrupted", "Interrupted"
+    SKIPPED = "skipped", "Skipped"
+
+
+SKIPPED_MESSAGE = "Skipped: the previous run of this schedule was still running."
+
+TERMINAL_STATUSES = frozenset(
+    {Status.SUCCEEDED, Status.FAILED, Status.TIMED_OUT, Status.INTERRUPTED, Status.SKIPPED}
+)
+
+
+class Run(models.Model):
+    schedule = models.ForeignKey(
+        Schedule, null=True, blank=True, on_delete=models.SET_NULL, related_name="runs"
+    )
+    command = models.CharField(max_length=200)
+    args = models.JSONField(default=list, blank=True)
+    reason = models.CharField(max_length=16, choices=Reason.choices)
+    status = models.CharField(max_length=16, choices=Status.choices, db_index=True)
+    scheduled_for = models.DateTimeField()
+    created_at = models.DateTimeField(default=dj_timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    exit_code = models.IntegerField(null=True, blank=True)
+    stdout = models.TextField(blank=True)
+    stderr = models.TextField(blank=True)
+    executor = models.CharField(max_length=16, blank=True)
+    host = models.CharField(max_length=255, blank=True)
+    pid = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-scheduled_for", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["schedule", "scheduled_for"],
+                condition=~Q(reason="manual"),
+                name="scheduler_run_once_per_fire_time",
+            ),
+        ]
+        indexes = [models.Index(fields=["schedule", "status"], name="scheduler_run_sched_status")]
+
+    def __str__(self) -> str:
+        return f"{self.command} @ {self.scheduled_for:%Y-%m-%d %H:%M:%S} ({self.status})"
+
+    @property
+    def duration(self) -> timedelta | None:
+        if self.started_at and self.finished_at:
+            return self.finished_at - self.started_at
+        return None
+
+    @classmethod
+    def claim(
+        cls,
+        schedule_id: int,
+        scheduled_for: datetime,
+        reason: str,
+        *,
+        host: str,
+        pid: int,
+    ) -> Run | None:
+        """Take the fire time ``scheduled_for`` of a schedule, or return None if it is taken.
+
+        The unique constraint on (schedule, scheduled_for) makes this exactly-once across
+        daemons; the schedule row lock (an IMMEDIATE transaction on SQLite) makes the
+        overlap check and the insert one step, so two daemons cannot both start a run of
+        a ``skip`` schedule. A fire time met while a run is still going is recorded as
+        ``skipped`` so the history explains the gap.
+        """
+        now = dj_timezone.now()
+        with transaction.atomic():
+            schedule, busy = _lock_schedule(schedule_id)
+            if schedule is None or not schedule.enabled:
+                return None
+            run = cls(
+                schedule=schedule,
+                command=schedule.command,
+                args=schedule.args,
+                reason=reason,
+                scheduled_for=scheduled_for,
+                created_at=now,
+                executor=schedule.effective_executor(),
+                host=host,
+                pid=pid,
+            )
+            if busy:
+                run.status = Status.SKIPPED
+                run.finished_at = now
+                run.stderr = SKIPPED_MESSAGE
+            else:
+                run.status = Status.RUNNING
+                run.started_at = now
+            try:
+                with transaction.atomic():
+                    run.save(force_insert=True)
+            except IntegrityError:
+                return None
+        return run
+
+    @classmethod
+    def enqueue_manual(cls, schedule: Schedule) -> Run:
+        """Ask a running daemon to run ``schedule`` now; the web request does not run it."""
+        now = dj_timezone.now()
+        return cls.objects.create(
+            schedule=schedule,
+            command=schedule.command,
+            args=schedule.args,
+            reason=Reason.MANUAL,
+            status=Status.QUEUED,
+            scheduled_for=now,
+            created_at=now,
+            executor=schedule.effective_executor(),
+        )
+
+    def start_queued(self, *, host: str, pid: int) -> bool:
+        """Move a queued run to running (or skipped, by the overlap rule).
+
+        Returns False if another process took it first: the conditional update is what
+        makes a queued run start once however many daemons see it.
+        """
+        now = dj_timezone.now()
+        with transaction.atomic():
+            busy = False
+            if self.schedule_id is not None:
+                _, busy = _lock_schedule(self.schedule_id)
+            changes = {"host": host, "pid": pid}
+            if busy:
+                changes.update(
+                    status=Status.SKIPPED,
+                    finished_at=now,
+                    stderr=SKIPPED_MESSAGE,
+                )
+            else:
+                changes.update(status=Status.RUNNING, started_at=now)
+            taken = Run.objects.filter(pk=self.pk, status=Status.QUEUED).update(**changes)
+        if taken:
+            for field, value in changes.items():
+                setattr(self, field, value)
+        return bool(taken)
+
+    def mark_started(self) -> None:
+        """Record the real start (after jitter), separate from the claim."""
+        self.started_at = dj_timezone.now()
+        Run.objects.filter(pk=self.pk).update(started_at=self.started_at)
+
+    def finish(self, result: ExecutionResult) -> None:
+        self.status = result.status
+        self.exit_code = result.exit_code
+        self.stdout = result.stdout
+        self.stderr = result.stderr
+        self.finished_at = dj_timezone.now()
+        self.save(update_fields=["status", "exit_code", "stdout", "stderr", "finished_at"])
+
+    def fail(self, message: str, *, status: str = Status.FAILED) -> None:
+        """End a run that could not execute its command, with the reason in ``stderr``."""
+        self.status = status
+        self.stderr = message
+        self.finished_at = dj_timezone.now()
+        self.save(update_fields=["status", "stderr", "finished_at"])
+
+
+def _lock_schedule(schedule_id: int) -> tuple[Schedule | None, bool]:
+    """Lock a schedule's row for the rest of the transaction; say if it must skip now.
+
+    Must run inside ``transaction.atomic()``. On SQLite the IMMEDIATE transaction already
+    holds the write lock, so the check and the write that follows are one step there too.
+    """
+    schedule = Schedule.objects.select_for_update().filter(pk=schedule_id).first()
+    busy = (
+        schedule is not None
+        and schedule.overlap == Overlap.SKIP
+        and Run.objects.filter(schedule=schedule, status=Status.RUNNING).exists()
+    )
+    return schedule, busy

@@ -1,0 +1,118 @@
+"""Take a fire time or a queued run, execute its command, and record the result.
+
+The one path from "this should run" to a finished ``Run`` row, shared by the daemon and
+the command line, so that claiming, jitter, defence-in-depth checks and logging are the
+same wherever a command runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import socket
+import threading
+import traceback
+from datetime import datetime
+
+from django.db import close_old_connections
+from django.utils import timezone
+
+from .commands import CommandNotAllowed, check_allowed
+from .executor import ExecutionResult, execute
+from .models import Reason, Run, Status
+
+logger = logging.getLogger("scheduler.runner")
+
+HOST = socket.gethostname()
+
+
+def run_schedule(
+    schedule_id: int,
+    scheduled_for: datetime | None = None,
+    reason: str = Reason.SCHEDULED,
+    *,
+    stop: threading.Event | None = None,
+) -> Run | None:
+    """Claim ``scheduled_for`` for the schedule and run it; None if it was not ours to run.
+
+    This is also the function APScheduler's job refers to; called without a fire time
+    (by a stock APScheduler executor) it runs as if the schedule fired this instant.
+    """
+    close_old_connections()
+    if scheduled_for is None:
+        scheduled_for = timezone.now()
+    run = Run.claim(schedule_id, scheduled_for, reason, host=HOST, pid=os.getpid())
+    if run is None:
+        logger.debug("Fire time %s of schedule %s already taken", scheduled_for, schedule_id)
+        return None
+    if run.status == Status.SKIPPED:
+        logger.info("Run %s of %s skipped: the previous run is still going", run.pk, run.schedule)
+        return run
+    return execute_run(run, stop=stop)
+
+
+def run_queued(run_id: int, *, stop: threading.Event | None = None) -> Run | None:
+    """Start a run that was queued (e.g. "run now" in admin), unless another process did."""
+    close_old_connections()
+    run = Run.objects.select_related("schedule").filter(pk=run_id).first()
+    if run is None or not run.start_queued(host=HOST, pid=os.getpid()):
+        return None
+    if run.status == Status.SKIPPED:
+        return run
+    return execute_run(run, stop=stop)
+
+
+def execute_run(run: Run, *, stop: threading.Event | None = None) -> Run:
+    """Run a claimed ``Run``'s command and record how it ended."""
+    schedule = run.schedule
+    try:
+        check_allowed(run.command)
+    except CommandNotAllowed as exc:
+        logger.error("Run %s of %s refused: %s", run.pk, schedule, exc)
+        run.fail(f"Not executed: {exc}")
+        return run
+    jitter = schedule.jitter if schedule else None
+    if jitter:
+        delay = random.uniform(0, jitter)
+        logger.debug("Run %s of %s waits %.1f s of jitter", run.pk, schedule, delay)
+        if stop is not None and stop.wait(delay):
+            run.fail(
+                "Not started: the scheduler shut down during the jitter delay.",
+                status=Status.INTERRUPTED,
+            )
+            return run
+        if stop is None:
+            threading.Event().wait(delay)
+        run.mark_started()
+    logger.info(
+        "Run %s of %s started: %s %s (%s, %s)",
+        run.pk,
+        schedule,
+        run.command,
+        " ".join(run.args),
+        run.reason,
+        run.executor,
+    )
+    try:
+        result = execute(
+            run.command,
+            run.args,
+            run.executor,
+            timeout=schedule.timeout if schedule else None,
+            stop=stop,
+        )
+    except Exception:
+        logger.exception("Run %s of %s could not be executed", run.pk, schedule)
+        result = ExecutionResult(Status.FAILED, None, "", traceback.format_exc())
+    close_old_connections()
+    run.finish(result)
+    logger.info(
+        "Run %s of %s %s in %.2f s (exit code %s)",
+        run.pk,
+        schedule,
+        run.status,
+        run.duration.total_seconds(),
+        run.exit_code,
+    )
+    return run

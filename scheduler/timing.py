@@ -1,0 +1,192 @@
+"""Schedule arithmetic: when does a schedule fire, and what did it miss.
+
+Pure functions of a :class:`Timing` and the instants they are asked about, so that the
+admin's "next runs", the daemon's trigger and catch-up all give one answer and tests can
+pass any ``now`` they like.
+
+Cron expressions are evaluated by ``cronsim``, which follows Debian cron where APScheduler's
+``CronTrigger.from_crontab`` does not: 0 and 7 are both Sunday, a restricted day-of-month
+and day-of-week are OR-ed (unless either starts with ``*``), and across daylight-saving
+changes a fixed-time job in a skipped hour runs when the clock jumps, a fixed-time job in
+a repeated hour runs once, and a wildcard-hour job follows real time.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from itertools import islice
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+from cronsim import CronSim, CronSimError
+
+ALIASES = {
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
+    "@monthly": "0 0 1 * *",
+    "@weekly": "0 0 * * 0",
+    "@daily": "0 0 * * *",
+    "@midnight": "0 0 * * *",
+    "@hourly": "0 * * * *",
+}
+
+# cronsim also understands L, W, # and ? (Quartz-style); Debian cron does not.
+_CRON_FIELD = re.compile(r"^[0-9A-Za-z*,/-]+$")
+_FIELD_NAMES = ("minute", "hour", "day of month", "month", "day of week")
+
+# How many missed fire times catch-up counts one by one before it says "more than".
+MISSED_COUNT_LIMIT = 100_000
+
+
+class TimingError(ValueError):
+    """A cron expression, interval or timezone that cannot be scheduled."""
+
+
+def expand_cron(expression: str) -> str:
+    """Return the five-field form of ``expression``, or raise :class:`TimingError`."""
+    text = " ".join(expression.split())
+    if text.startswith("@"):
+        try:
+            return ALIASES[text.lower()]
+        except KeyError:
+            known = " ".join(ALIASES)
+            raise TimingError(f"Unknown alias {text!r}; use one of {known}.") from None
+    fields = text.split(" ") if text else []
+    if len(fields) != 5:
+        raise TimingError(
+            f"A cron expression has 5 fields (minute hour day-of-month month day-of-week), "
+            f"got {len(fields)}."
+        )
+    for name, field in zip(_FIELD_NAMES, fields, strict=True):
+        if not _CRON_FIELD.match(field):
+            raise TimingError(f"Bad {name} field {field!r}.")
+    try:
+        CronSim(text, datetime(2000, 1, 1, tzinfo=UTC))
+    except CronSimError as exc:
+        raise TimingError(f"{exc} in {text!r}.") from None
+    return text
+
+
+def get_zone(name: str) -> ZoneInfo:
+    """Return the IANA zone ``name``, or raise :class:`TimingError`."""
+    if not name or name not in _zone_names():
+        raise TimingError(f"Unknown timezone {name!r}; use an IANA name such as Europe/Berlin.")
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise TimingError(f"Unknown timezone {name!r}.") from None
+
+
+_ZONES: frozenset[str] | None = None
+
+
+def _zone_names() -> frozenset[str]:
+    global _ZONES
+    if _ZONES is None:
+        _ZONES = frozenset(available_timezones()) | {"UTC"}
+    return _ZONES
+
+
+@dataclass(frozen=True)
+class Timing:
+    """When a schedule fires: a cron expression in a timezone, or every ``interval`` seconds.
+
+    Interval schedules count from ``anchor`` (the schedule's creation), so fire times stay
+    on one grid however long each run takes.
+    """
+
+    cron: str | None = None
+    interval: int | None = None
+    timezone: str = "UTC"
+    anchor: datetime | None = None
+
+    def __post_init__(self) -> None:
+        if (self.cron is None) == (self.interval is None):
+            raise TimingError("Give exactly one of a cron expression and an interval.")
+        if self.interval is not None:
+            if self.interval <= 0:
+                raise TimingError("The interval must be a positive number of seconds.")
+            if self.anchor is None or self.anchor.tzinfo is None:
+                raise TimingError("An interval needs an aware anchor datetime.")
+        if self.cron is not None:
+            object.__setattr__(self, "cron", expand_cron(self.cron))
+        get_zone(self.timezone)
+
+    def iter_after(self, after: datetime) -> Iterator[datetime]:
+        """Fire times strictly after the aware ``after``, ascending, in UTC."""
+        _require_aware(after)
+        if self.interval is not None:
+            assert self.anchor is not None
+            step = timedelta(seconds=self.interval)
+            elapsed = (after - self.anchor) // step
+            current = self.anchor + step * max(elapsed + 1, 1)
+            while True:
+                yield current.astimezone(UTC)
+                current += step
+        else:
+            assert self.cron is not None
+            local = after.astimezone(get_zone(self.timezone))
+            try:
+                for fire in CronSim(self.cron, local):
+                    yield fire.astimezone(UTC)
+            except StopIteration:
+                return
+
+    def next_fire_times(self, after: datetime, count: int) -> list[datetime]:
+        return list(islice(self.iter_after(after), count))
+
+    def next_fire_time(self, after: datetime) -> datetime | None:
+        return next(self.iter_after(after), None)
+
+    def latest_at_or_before(self, now: datetime, since: datetime) -> datetime | None:
+        """The last fire time in ``(since, now]``: the one catch-up runs for."""
+        _require_aware(now)
+        _require_aware(since)
+        if self.interval is not None:
+            assert self.anchor is not None
+            step = timedelta(seconds=self.interval)
+            periods = (now - self.anchor) // step
+            if periods < 1:
+                return None
+            latest = self.anchor + step * periods
+            return latest.astimezone(UTC) if latest > since else None
+        start = max(since, self._reverse_candidate(now) or since)
+        latest = None
+        for fire in self.iter_after(start):
+            if fire > now:
+                break
+            latest = fire
+        return latest
+
+    def count_between(self, since: datetime, now: datetime) -> int:
+        """How many fire times fall in ``(since, now]``, up to ``MISSED_COUNT_LIMIT``."""
+        count = 0
+        for fire in self.iter_after(since):
+            if fire > now or count >= MISSED_COUNT_LIMIT:
+                break
+            count += 1
+        return count
+
+    def _reverse_candidate(self, now: datetime) -> datetime | None:
+        """A fire time at or before ``now`` close to the last one, found by searching back.
+
+        cronsim's backward search skips a fixed-time job that the forward rule moves out
+        of a skipped hour, so the caller walks forward from here to the true last one.
+        """
+        assert self.cron is not None
+        # Fire times fall on whole seconds; cronsim steps back one second before searching.
+        local = now.astimezone(get_zone(self.timezone)).replace(microsecond=0)
+        local += timedelta(seconds=1)
+        try:
+            found = next(CronSim(self.cron, local, reverse=True))
+        except StopIteration:
+            return None
+        # Step back one more second so the forward walk re-yields ``found`` itself.
+        return found.astimezone(UTC) - timedelta(seconds=1)
+
+
+def _require_aware(value: datetime) -> None:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"{value!r} must be timezone-aware")
