@@ -123,7 +123,7 @@ class Schedule(models.Model):
             errors["cron"] = "Give a cron expression or an interval."
         elif self.cron:
             try:
-                self.cron = expand_cron(self.cron) if not self.cron.startswith("@") else self.cron
+                self.cron = " ".join(self.cron.split())
                 expand_cron(self.cron)
             except TimingError as exc:
                 errors["cron"] = str(exc)

@@ -46,6 +46,7 @@ class CappedBuffer(io.TextIOBase):
         self._data = bytearray()
         self._tail = bytearray()
         self._total = 0
+        self._overflowed = False
         self._lock = threading.Lock()
 
     def writable(self) -> bool:
@@ -55,20 +56,22 @@ class CappedBuffer(io.TextIOBase):
         data = text.encode("utf-8", errors="surrogateescape")
         with self._lock:
             self._total += len(data)
-            if not self._tail and len(self._data) + len(data) <= self.limit:
+            if not self._overflowed:
                 self._data += data
-                return len(text)
-            if len(self._data) > self.head_size:
-                self._tail += self._data[self.head_size :]
+                if len(self._data) <= self.limit:
+                    return len(text)
+                self._overflowed = True
+                self._tail = self._data[self.head_size :]
                 del self._data[self.head_size :]
-            self._tail += data
+            else:
+                self._tail += data
             if len(self._tail) > 2 * self.tail_size:
                 del self._tail[: len(self._tail) - self.tail_size]
         return len(text)
 
     def getvalue(self) -> str:
         with self._lock:
-            if not self._tail:
+            if not self._overflowed:
                 return render(bytes(self._data))
             tail = bytes(self._tail[-self.tail_size :]) if self.tail_size else b""
             dropped = self._total - len(self._data) - len(tail)

@@ -35,6 +35,10 @@ ALIASES = {
 # cronsim also understands L, W, # and ? (Quartz-style); Debian cron does not.
 _CRON_FIELD = re.compile(r"^[0-9A-Za-z*,/-]+$")
 _FIELD_NAMES = ("minute", "hour", "day of month", "month", "day of week")
+_NAMES = {
+    "month": set("jan feb mar apr may jun jul aug sep oct nov dec".split()),
+    "day of week": set("sun mon tue wed thu fri sat".split()),
+}
 
 # How many missed fire times catch-up counts one by one before it says "more than".
 MISSED_COUNT_LIMIT = 100_000
@@ -60,7 +64,8 @@ def expand_cron(expression: str) -> str:
             f"got {len(fields)}."
         )
     for name, field in zip(_FIELD_NAMES, fields, strict=True):
-        if not _CRON_FIELD.match(field):
+        words = {word.lower() for word in re.findall(r"[A-Za-z]+", field)}
+        if not _CRON_FIELD.match(field) or not words <= _NAMES.get(name, set()):
             raise TimingError(f"Bad {name} field {field!r}.")
     try:
         CronSim(text, datetime(2000, 1, 1, tzinfo=UTC))

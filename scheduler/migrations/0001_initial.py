@@ -2,68 +2,208 @@
 
 import django.db.models.deletion
 import django.utils.timezone
-import scheduler.models
 from django.db import migrations, models
+
+import scheduler.models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='Schedule',
+            name="Schedule",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=200, unique=True)),
-                ('command', models.CharField(help_text='Management command name.', max_length=200)),
-                ('args', models.JSONField(blank=True, default=list, help_text='Arguments after the command name, as a JSON list: ["--days", "7"].')),
-                ('cron', models.CharField(blank=True, help_text="crontab(5) expression such as '30 3 * * *', or @hourly, @daily, …", max_length=200)),
-                ('interval', models.PositiveIntegerField(blank=True, help_text='Run every this many seconds (instead of cron).', null=True)),
-                ('timezone', models.CharField(default=scheduler.models.default_timezone, help_text='IANA name, e.g. Europe/Berlin.', max_length=64)),
-                ('enabled', models.BooleanField(default=True)),
-                ('catch_up', models.BooleanField(default=True, help_text='Run once at start-up if fire times were missed while nothing ran them.')),
-                ('catch_up_window', models.PositiveIntegerField(blank=True, help_text='Seconds: a missed fire time older than this is not caught up. Empty: no limit.', null=True)),
-                ('overlap', models.CharField(choices=[('skip', 'Skip a fire time while the previous run is still running'), ('allow', 'Allow runs to overlap')], default='skip', max_length=5)),
-                ('timeout', models.PositiveIntegerField(blank=True, help_text='Seconds after which a run is stopped.', null=True)),
-                ('jitter', models.PositiveIntegerField(blank=True, help_text='Start each run after a random delay up to this.', null=True)),
-                ('executor', models.CharField(blank=True, choices=[('', 'Settings default'), ('process', 'Child process (can be timed out and killed)'), ('thread', 'Thread inside the daemon (tiny, frequent commands)')], default='', max_length=16)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now, editable=False)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=200, unique=True)),
+                ("command", models.CharField(help_text="Management command name.", max_length=200)),
+                (
+                    "args",
+                    models.JSONField(
+                        blank=True,
+                        default=list,
+                        help_text='Arguments after the command name, as a JSON list: ["--days", "7"].',
+                    ),
+                ),
+                (
+                    "cron",
+                    models.CharField(
+                        blank=True,
+                        help_text="crontab(5) expression such as '30 3 * * *', or @hourly, @daily, …",
+                        max_length=200,
+                    ),
+                ),
+                (
+                    "interval",
+                    models.PositiveIntegerField(
+                        blank=True,
+                        help_text="Run every this many seconds (instead of cron).",
+                        null=True,
+                    ),
+                ),
+                (
+                    "timezone",
+                    models.CharField(
+                        default=scheduler.models.default_timezone,
+                        help_text="IANA name, e.g. Europe/Berlin.",
+                        max_length=64,
+                    ),
+                ),
+                ("enabled", models.BooleanField(default=True)),
+                (
+                    "catch_up",
+                    models.BooleanField(
+                        default=True,
+                        help_text="Run once at start-up if fire times were missed while nothing ran them.",
+                    ),
+                ),
+                (
+                    "catch_up_window",
+                    models.PositiveIntegerField(
+                        blank=True,
+                        help_text="Seconds: a missed fire time older than this is not caught up. Empty: no limit.",
+                        null=True,
+                    ),
+                ),
+                (
+                    "overlap",
+                    models.CharField(
+                        choices=[
+                            ("skip", "Skip a fire time while the previous run is still running"),
+                            ("allow", "Allow runs to overlap"),
+                        ],
+                        default="skip",
+                        max_length=5,
+                    ),
+                ),
+                (
+                    "timeout",
+                    models.PositiveIntegerField(
+                        blank=True, help_text="Seconds after which a run is stopped.", null=True
+                    ),
+                ),
+                (
+                    "jitter",
+                    models.PositiveIntegerField(
+                        blank=True,
+                        help_text="Start each run after a random delay up to this.",
+                        null=True,
+                    ),
+                ),
+                (
+                    "executor",
+                    models.CharField(
+                        blank=True,
+                        choices=[
+                            ("", "Settings default"),
+                            ("process", "Child process (can be timed out and killed)"),
+                            ("thread", "Thread inside the daemon (tiny, frequent commands)"),
+                        ],
+                        default="",
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "created_at",
+                    models.DateTimeField(default=django.utils.timezone.now, editable=False),
+                ),
+                ("updated_at", models.DateTimeField(auto_now=True)),
             ],
             options={
-                'ordering': ['name'],
-                'permissions': [('run_schedule', 'Can run a schedule now')],
-                'constraints': [models.CheckConstraint(condition=models.Q(models.Q(('cron', ''), ('interval__isnull', False)), models.Q(models.Q(('cron', ''), _negated=True), ('interval__isnull', True)), _connector='OR'), name='scheduler_schedule_cron_xor_interval')],
+                "ordering": ["name"],
+                "permissions": [("run_schedule", "Can run a schedule now")],
+                "constraints": [
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            models.Q(("cron", ""), ("interval__isnull", False)),
+                            models.Q(
+                                models.Q(("cron", ""), _negated=True), ("interval__isnull", True)
+                            ),
+                            _connector="OR",
+                        ),
+                        name="scheduler_schedule_cron_xor_interval",
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='Run',
+            name="Run",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('command', models.CharField(max_length=200)),
-                ('args', models.JSONField(blank=True, default=list)),
-                ('reason', models.CharField(choices=[('scheduled', 'Scheduled'), ('catch_up', 'Catch-up'), ('manual', 'Manual')], max_length=16)),
-                ('status', models.CharField(choices=[('queued', 'Queued'), ('running', 'Running'), ('succeeded', 'Succeeded'), ('failed', 'Failed'), ('timed_out', 'Timed out'), ('interrupted', 'Interrupted'), ('skipped', 'Skipped')], db_index=True, max_length=16)),
-                ('scheduled_for', models.DateTimeField()),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('started_at', models.DateTimeField(blank=True, null=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('exit_code', models.IntegerField(blank=True, null=True)),
-                ('stdout', models.TextField(blank=True)),
-                ('stderr', models.TextField(blank=True)),
-                ('executor', models.CharField(blank=True, max_length=16)),
-                ('host', models.CharField(blank=True, max_length=255)),
-                ('pid', models.PositiveIntegerField(blank=True, null=True)),
-                ('schedule', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='runs', to='scheduler.schedule')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("command", models.CharField(max_length=200)),
+                ("args", models.JSONField(blank=True, default=list)),
+                (
+                    "reason",
+                    models.CharField(
+                        choices=[
+                            ("scheduled", "Scheduled"),
+                            ("catch_up", "Catch-up"),
+                            ("manual", "Manual"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("queued", "Queued"),
+                            ("running", "Running"),
+                            ("succeeded", "Succeeded"),
+                            ("failed", "Failed"),
+                            ("timed_out", "Timed out"),
+                            ("interrupted", "Interrupted"),
+                            ("skipped", "Skipped"),
+                        ],
+                        db_index=True,
+                        max_length=16,
+                    ),
+                ),
+                ("scheduled_for", models.DateTimeField()),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("started_at", models.DateTimeField(blank=True, null=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                ("exit_code", models.IntegerField(blank=True, null=True)),
+                ("stdout", models.TextField(blank=True)),
+                ("stderr", models.TextField(blank=True)),
+                ("executor", models.CharField(blank=True, max_length=16)),
+                ("host", models.CharField(blank=True, max_length=255)),
+                ("pid", models.PositiveIntegerField(blank=True, null=True)),
+                (
+                    "schedule",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="runs",
+                        to="scheduler.schedule",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-scheduled_for', '-id'],
-                'indexes': [models.Index(fields=['schedule', 'status'], name='scheduler_run_sched_status')],
-                'constraints': [models.UniqueConstraint(condition=models.Q(('reason', 'manual'), _negated=True), fields=('schedule', 'scheduled_for'), name='scheduler_run_once_per_fire_time')],
+                "ordering": ["-scheduled_for", "-id"],
+                "indexes": [
+                    models.Index(fields=["schedule", "status"], name="scheduler_run_sched_status")
+                ],
+                "constraints": [
+                    models.UniqueConstraint(
+                        condition=models.Q(("reason", "manual"), _negated=True),
+                        fields=("schedule", "scheduled_for"),
+                        name="scheduler_run_once_per_fire_time",
+                    )
+                ],
             },
         ),
     ]

@@ -1,0 +1,298 @@
+"""Admin: schedules are edited here; runs are a read-only history.
+
+"Run now" only queues a ``manual`` run for a daemon to start: the web request never runs
+a command, so a slow command cannot hold a web worker and runs are recorded one way.
+"""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.db.models import OuterRef, QuerySet, Subquery
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+from django.utils.timesince import timeuntil
+from django_apscheduler.models import DjangoJob, DjangoJobExecution
+
+from .describe import describe_timing
+from .models import Run, Schedule, Status
+from .timing import TimingError
+
+STATUS_COLOURS = {
+    Status.QUEUED: "#6c757d",
+    Status.RUNNING: "#0d6efd",
+    Status.SUCCEEDED: "#198754",
+    Status.FAILED: "#dc3545",
+    Status.TIMED_OUT: "#fd7e14",
+    Status.INTERRUPTED: "#6f42c1",
+    Status.SKIPPED: "#adb5bd",
+}
+
+# The job store is the daemon's internal state; the history lives in Run.
+for model in (DjangoJob, DjangoJobExecution):
+    if admin.site.is_registered(model):
+        admin.site.unregister(model)
+
+
+def status_badge(status: str | None) -> str:
+    if not status:
+        return "—"
+    label = Status(status).label if status in Status.values else status
+    return format_html(
+        '<span class="run-status run-status-{}" style="color:#fff;background:{};'
+        'padding:1px 6px;border-radius:8px;white-space:nowrap">{}</span>',
+        status,
+        STATUS_COLOURS.get(status, "#6c757d"),
+        label,
+    )
+
+
+def command_line(command: str, args: list) -> str:
+    return " ".join([command, *(str(arg) for arg in args or [])])
+
+
+def runs_url(schedule_id: int) -> str:
+    return reverse("admin:scheduler_run_changelist") + f"?schedule__id__exact={schedule_id}"
+
+
+@admin.register(Schedule)
+class ScheduleAdmin(admin.ModelAdmin):
+    list_display = (
+        "name",
+        "command_display",
+        "when_display",
+        "enabled",
+        "next_run_display",
+        "last_run_display",
+    )
+    list_filter = ("enabled", "command")
+    search_fields = ("name", "command")
+    actions = ("enable", "disable", "run_now")
+    readonly_fields = ("next_runs_display", "recent_runs_display", "created_at", "updated_at")
+    fieldsets = (
+        (None, {"fields": ("name", "command", "args", "enabled")}),
+        ("When", {"fields": ("cron", "interval", "timezone", "next_runs_display")}),
+        (
+            "How",
+            {"fields": ("executor", "timeout", "overlap", "jitter", "catch_up", "catch_up_window")},
+        ),
+        ("History", {"fields": ("recent_runs_display", "created_at", "updated_at")}),
+    )
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Schedule]:
+        latest = Run.objects.filter(schedule=OuterRef("pk")).order_by("-scheduled_for", "-id")
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                last_status=Subquery(latest.values("status")[:1]),
+                last_run_at=Subquery(latest.values("scheduled_for")[:1]),
+            )
+        )
+
+    @admin.display(description="Command")
+    def command_display(self, obj: Schedule) -> str:
+        return format_html("<code>{}</code>", command_line(obj.command, obj.args))
+
+    @admin.display(description="When")
+    def when_display(self, obj: Schedule) -> str:
+        return describe_timing(obj)
+
+    @admin.display(description="Next run")
+    def next_run_display(self, obj: Schedule) -> str:
+        if not obj.enabled:
+            return "—"
+        try:
+            fires = obj.next_fire_times(timezone.now(), 1)
+        except TimingError as exc:
+            return format_html('<span style="color:#dc3545">{}</span>', exc)
+        if not fires:
+            return "never"
+        return format_html(
+            "{}<br><small>in {}</small>",
+            fires[0].strftime("%Y-%m-%d %H:%M:%S %Z"),
+            timeuntil(fires[0]),
+        )
+
+    @admin.display(description="Last run", ordering="last_run_at")
+    def last_run_display(self, obj: Schedule) -> str:
+        status = getattr(obj, "last_status", None)
+        if not status:
+            return "never ran"
+        return format_html(
+            '<a href="{}">{}</a><br><small>{}</small>',
+            runs_url(obj.pk),
+            status_badge(status),
+            obj.last_run_at.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        )
+
+    @admin.display(description="Next five fire times")
+    def next_runs_display(self, obj: Schedule) -> str:
+        if obj.pk is None:
+            return "Shown after saving."
+        try:
+            fires = obj.next_fire_times(timezone.now(), 5)
+        except TimingError as exc:
+            return str(exc)
+        items = format_html_join(
+            "", "<li>{}</li>", ((fire.strftime("%a %Y-%m-%d %H:%M:%S %Z"),) for fire in fires)
+        )
+        return format_html("<p>{}</p><ul>{}</ul>", describe_timing(obj), items)
+
+    @admin.display(description="Recent runs")
+    def recent_runs_display(self, obj: Schedule) -> str:
+        if obj.pk is None:
+            return "—"
+        runs = list(obj.runs.all()[:10])
+        if not runs:
+            return "No runs yet."
+        rows = format_html_join(
+            "",
+            '<tr><td><a href="{}">#{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>',
+            (
+                (
+                    reverse("admin:scheduler_run_change", args=[run.pk]),
+                    run.pk,
+                    status_badge(run.status),
+                    run.get_reason_display(),
+                    run.scheduled_for.strftime("%Y-%m-%d %H:%M:%S %Z"),
+                    "—" if run.exit_code is None else run.exit_code,
+                )
+                for run in runs
+            ),
+        )
+        return format_html(
+            "<table><thead><tr><th>Run</th><th>Status</th><th>Reason</th>"
+            "<th>Scheduled for</th><th>Exit code</th></tr></thead><tbody>{}</tbody></table>"
+            '<p><a href="{}">All runs of this schedule</a></p>',
+            rows,
+            runs_url(obj.pk),
+        )
+
+    @admin.action(description="Enable selected schedules", permissions=["change"])
+    def enable(self, request: HttpRequest, queryset: QuerySet[Schedule]) -> None:
+        self._set_enabled(request, queryset, True)
+
+    @admin.action(description="Disable selected schedules", permissions=["change"])
+    def disable(self, request: HttpRequest, queryset: QuerySet[Schedule]) -> None:
+        self._set_enabled(request, queryset, False)
+
+    def _set_enabled(self, request: HttpRequest, queryset: QuerySet[Schedule], value: bool) -> None:
+        # save() rather than update(): updated_at is what a running daemon watches.
+        changed = 0
+        for schedule in queryset.exclude(enabled=value):
+            schedule.enabled = value
+            schedule.save(update_fields=["enabled", "updated_at"])
+            changed += 1
+        state = "Enabled" if value else "Disabled"
+        self.message_user(request, f"{state} {changed} schedule(s).", messages.SUCCESS)
+
+    @admin.action(description="Run selected schedules now", permissions=["run"])
+    def run_now(self, request: HttpRequest, queryset: QuerySet[Schedule]) -> None:
+        for schedule in queryset:
+            run = Run.enqueue_manual(schedule)
+            self.message_user(
+                request,
+                format_html(
+                    'Queued <a href="{}">run #{}</a> of {}; a running scheduler starts it '
+                    "within seconds.",
+                    reverse("admin:scheduler_run_change", args=[run.pk]),
+                    run.pk,
+                    schedule.name,
+                ),
+                messages.SUCCESS,
+            )
+
+    def has_run_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("scheduler.run_schedule")
+
+
+@admin.register(Run)
+class RunAdmin(admin.ModelAdmin):
+    list_display = (
+        "id",
+        "schedule_link",
+        "command_display",
+        "reason",
+        "status_display",
+        "scheduled_for",
+        "started_at",
+        "duration_display",
+        "exit_code",
+        "host",
+    )
+    list_filter = ("status", "reason", "schedule", ("scheduled_for", admin.DateFieldListFilter))
+    date_hierarchy = "scheduled_for"
+    search_fields = ("command", "stdout", "stderr")
+    list_select_related = ("schedule",)
+    fields = (
+        "schedule_link",
+        "command_display",
+        "reason",
+        "status_display",
+        "scheduled_for",
+        "created_at",
+        "started_at",
+        "finished_at",
+        "duration_display",
+        "exit_code",
+        "executor",
+        "host",
+        "pid",
+        "stdout_display",
+        "stderr_display",
+    )
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Run | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Run | None = None) -> bool:
+        return False
+
+    @admin.display(description="Schedule", ordering="schedule__name")
+    def schedule_link(self, obj: Run) -> str:
+        if obj.schedule_id is None:
+            return "(deleted schedule)"
+        return format_html(
+            '<a href="{}">{}</a>',
+            reverse("admin:scheduler_schedule_change", args=[obj.schedule_id]),
+            obj.schedule,
+        )
+
+    @admin.display(description="Command")
+    def command_display(self, obj: Run) -> str:
+        return format_html("<code>{}</code>", command_line(obj.command, obj.args))
+
+    @admin.display(description="Status", ordering="status")
+    def status_display(self, obj: Run) -> str:
+        return status_badge(obj.status)
+
+    @admin.display(description="Duration")
+    def duration_display(self, obj: Run) -> str:
+        duration = obj.duration
+        if duration is None:
+            if obj.status == Status.RUNNING and obj.started_at:
+                return f"{(timezone.now() - obj.started_at).total_seconds():.1f} s so far"
+            return "—"
+        return f"{duration.total_seconds():.3f} s"
+
+    @admin.display(description="Standard output")
+    def stdout_display(self, obj: Run) -> str:
+        return _preformatted(obj.stdout)
+
+    @admin.display(description="Standard error")
+    def stderr_display(self, obj: Run) -> str:
+        return _preformatted(obj.stderr)
+
+
+def _preformatted(text: str) -> str:
+    if not text:
+        return "(empty)"
+    return format_html(
+        '<pre style="white-space:pre-wrap;max-height:40em;overflow:auto;margin:0">{}</pre>', text
+    )

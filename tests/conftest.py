@@ -1,0 +1,135 @@
+"""Fixtures shared by the whole suite: schedule factories and real daemon processes."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.db import connection
+
+from scheduler.models import Schedule
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def make_schedule(db) -> Callable[..., Schedule]:
+    """Create validated schedules; defaults to ``say hello`` every 60 s."""
+    counter = itertools.count(1)
+
+    def make(**fields: Any) -> Schedule:
+        fields.setdefault("name", f"schedule {next(counter)}")
+        fields.setdefault("command", "say")
+        fields.setdefault("args", ["hello"])
+        if "cron" not in fields:
+            fields.setdefault("interval", 60)
+        schedule = Schedule(**fields)
+        schedule.full_clean()
+        schedule.save()
+        return schedule
+
+    return make
+
+
+def database_url() -> str:
+    """A DATABASE_URL for the database the test process is using right now."""
+    settings = connection.settings_dict
+    if settings["ENGINE"] == "django.db.backends.sqlite3":
+        return f"sqlite:///{settings['NAME']}"
+    return (
+        f"postgres://{settings['USER']}:{settings['PASSWORD']}@{settings['HOST']}:"
+        f"{settings['PORT']}/{settings['NAME']}"
+    )
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float, interval: float = 0.1) -> Any:
+    """Poll ``predicate`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        time.sleep(interval)
+
+
+class Daemon:
+    """A real ``manage.py runscheduler`` process on the test database."""
+
+    def __init__(self, log_path: Path, extra_env: dict[str, str], args: list[str]) -> None:
+        env = {
+            **os.environ,
+            "DATABASE_URL": database_url(),
+            "DJANGO_SETTINGS_MODULE": "tests.settings",
+            "PYTHONUNBUFFERED": "1",
+            **extra_env,
+        }
+        self.log_path = log_path
+        self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self.process = subprocess.Popen(
+            [sys.executable, str(ROOT / "manage.py"), "runscheduler", *args],
+            cwd=ROOT,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    @property
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_until_started(self, timeout: float = 20) -> None:
+        wait_for(lambda: "Scheduler started" in self.log or self.process.poll() is not None,
+                 timeout)
+        assert self.process.poll() is None, f"daemon exited early:\n{self.log}"
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def stop(self, signum: int = signal.SIGTERM, timeout: float = 30) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signum)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        self._log.close()
+        return self.process.returncode
+
+
+@pytest.fixture
+def start_daemon(transactional_db, tmp_path) -> Iterator[Callable[..., Daemon]]:
+    """Start real scheduler processes on the test database; all are stopped afterwards."""
+    daemons: list[Daemon] = []
+
+    def start(*args: str, env: dict[str, str] | None = None, wait: bool = True) -> Daemon:
+        daemon = Daemon(tmp_path / f"daemon-{len(daemons)}.log", env or {}, list(args))
+        daemons.append(daemon)
+        if wait:
+            daemon.wait_until_started()
+        return daemon
+
+    yield start
+    for daemon in daemons:
+        daemon.stop()
+    # Kill whatever a daemon's children left, by process group.
+    for daemon in daemons:
+        try:
+            os.killpg(daemon.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass

@@ -1,0 +1,151 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from django.contrib.auth.models import Permission, User
+from django.urls import reverse
+
+from scheduler.models import Reason, Run, Schedule, Status
+
+pytestmark = pytest.mark.django_db
+
+FIRE = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def finished_run(make_schedule):
+    schedule = make_schedule(name="token cleanup", command="cleanup_tokens", args=["--days", "7"])
+    run = Run.claim(schedule.pk, FIRE, Reason.SCHEDULED, host="box", pid=1)
+    run.status, run.exit_code = Status.FAILED, 3
+    run.stdout, run.stderr = "<b>line one</b>\nline two", "CommandError: boom"
+    run.finished_at = run.started_at
+    run.save()
+    return run
+
+
+@pytest.fixture
+def staff(client):
+    """Log in a staff user holding the given permission codenames."""
+
+    def login(*codenames: str) -> User:
+        user = User.objects.create_user("staff", password="pw", is_staff=True)
+        user.user_permissions.set(Permission.objects.filter(codename__in=codenames))
+        client.force_login(user)
+        return user
+
+    return login
+
+
+def test_schedule_list_shows_command_timing_next_and_last_run(admin_client, finished_run):
+    page = admin_client.get(reverse("admin:scheduler_schedule_changelist")).content.decode()
+    assert "cleanup_tokens --days 7" in page
+    assert "Every minute" in page
+    assert "in " in page  # next run, relative
+    assert "Failed" in page
+
+
+def test_schedule_page_shows_next_five_fire_times_and_recent_runs(admin_client, make_schedule):
+    schedule = make_schedule(cron="30 3 * * 1-5", timezone="Europe/Berlin")
+    page = admin_client.get(
+        reverse("admin:scheduler_schedule_change", args=[schedule.pk])
+    ).content.decode()
+    assert "At 03:30, Monday through Friday (Europe/Berlin)" in page
+    assert page.count(" CET</li>") + page.count(" CEST</li>") == 5
+    assert "No runs yet." in page
+
+
+def test_bad_cron_is_refused_in_the_form_with_its_reason(admin_client):
+    response = admin_client.post(
+        reverse("admin:scheduler_schedule_add"),
+        {
+            "name": "broken",
+            "command": "say",
+            "args": '["hi"]',
+            "cron": "0 25 * * *",
+            "timezone": "UTC",
+            "enabled": "on",
+            "catch_up": "on",
+            "overlap": "skip",
+            "executor": "",
+        },
+    )
+    assert response.status_code == 200
+    assert "Bad hour" in response.content.decode()
+    assert not Schedule.objects.exists()
+
+
+def test_run_now_queues_a_manual_run_without_running_it(admin_client, make_schedule):
+    schedule = make_schedule()
+    response = admin_client.post(
+        reverse("admin:scheduler_schedule_changelist"),
+        {"action": "run_now", "_selected_action": [schedule.pk]},
+        follow=True,
+    )
+    run = Run.objects.get()
+    assert (run.reason, run.status) == (Reason.MANUAL, Status.QUEUED)
+    assert f"run #{run.pk}" in response.content.decode()
+
+
+def test_run_now_needs_its_own_permission(client, staff, make_schedule):
+    staff("view_schedule", "change_schedule")
+    schedule = make_schedule()
+    page = client.get(reverse("admin:scheduler_schedule_changelist")).content.decode()
+    assert "run_now" not in page
+    client.post(
+        reverse("admin:scheduler_schedule_changelist"),
+        {"action": "run_now", "_selected_action": [schedule.pk]},
+    )
+    assert not Run.objects.exists()
+
+
+def test_enable_and_disable_actions_touch_updated_at(admin_client, make_schedule):
+    schedule = make_schedule()
+    before = schedule.updated_at
+    admin_client.post(
+        reverse("admin:scheduler_schedule_changelist"),
+        {"action": "disable", "_selected_action": [schedule.pk]},
+    )
+    schedule.refresh_from_db()
+    assert schedule.enabled is False
+    assert schedule.updated_at > before
+
+
+def test_run_list_filters_searches_and_is_read_only(admin_client, finished_run):
+    url = reverse("admin:scheduler_run_changelist")
+
+    def shown(query: str) -> int:
+        return admin_client.get(url + query).context["cl"].result_count
+
+    assert shown("?status__exact=failed") == 1
+    assert shown("?status__exact=succeeded") == 0
+    assert shown("?reason__exact=scheduled") == 1
+    assert shown(f"?schedule__id__exact={finished_run.schedule_id}") == 1
+    assert shown("?q=boom") == 1
+    assert shown("?q=nothing-like-this") == 0
+    assert "cleanup_tokens --days 7" in admin_client.get(url).content.decode()
+    assert admin_client.get(reverse("admin:scheduler_run_add")).status_code == 403
+
+
+def test_run_page_shows_output_preformatted_and_escaped(admin_client, finished_run):
+    page = admin_client.get(
+        reverse("admin:scheduler_run_change", args=[finished_run.pk])
+    ).content.decode()
+    assert "<pre" in page
+    assert "&lt;b&gt;line one&lt;/b&gt;" in page
+    assert "CommandError: boom" in page
+    assert reverse("admin:scheduler_schedule_change", args=[finished_run.schedule_id]) in page
+
+
+def test_schedule_page_links_to_its_runs(admin_client, finished_run):
+    page = admin_client.get(
+        reverse("admin:scheduler_schedule_change", args=[finished_run.schedule_id])
+    ).content.decode()
+    assert f"?schedule__id__exact={finished_run.schedule_id}" in page
+    assert f"#{finished_run.pk}" in page
+
+
+def test_run_output_needs_view_permission_on_runs(client, staff, finished_run):
+    staff("view_schedule")
+    response = client.get(reverse("admin:scheduler_run_change", args=[finished_run.pk]))
+    assert response.status_code == 403

@@ -1,0 +1,128 @@
+"""The daemon's planning: catch-up and job sync, on a controlled clock."""
+
+from __future__ import annotations
+
+import logging
+from concurrent import futures
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from scheduler.daemon import SchedulerDaemon, catch_up_time, job_id
+from scheduler.models import Reason, Run, Status
+
+T0 = datetime(2026, 11, 24, 1, 0, tzinfo=UTC)
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def clock(time_machine):
+    """Freeze time at T0; ``clock(t)`` moves it."""
+    time_machine.move_to(T0, tick=False)
+    return lambda moment: time_machine.move_to(moment, tick=False)
+
+
+@pytest.fixture
+def daemon():
+    """A daemon whose APScheduler is started but paused: jobs are stored, none fire."""
+    daemon = SchedulerDaemon(poll_interval=0.1)
+    daemon.scheduler.start(paused=True)
+    yield daemon
+    daemon.scheduler.shutdown(wait=False)
+    daemon.pool.shutdown(wait=True)
+
+
+def settle(daemon: SchedulerDaemon) -> None:
+    with daemon._futures_lock:
+        pending = list(daemon._futures)
+    futures.wait(pending, timeout=10)
+
+
+def thread_schedule(make_schedule, **fields):
+    fields.setdefault("executor", "thread")
+    fields.setdefault("created_at", T0)
+    return make_schedule(**fields)
+
+
+def ran(schedule, reason) -> list[Run]:
+    return list(Run.objects.filter(schedule=schedule, reason=reason).order_by("scheduled_for"))
+
+
+@pytest.mark.parametrize("missed", [1, 5, 1000])
+def test_downtime_across_many_fire_times_gives_one_catch_up_run(
+    clock, daemon, make_schedule, missed
+):
+    schedule = thread_schedule(make_schedule, interval=60)
+    Run.claim(schedule.pk, T0 + timedelta(seconds=60), Reason.SCHEDULED, host="h", pid=1)
+    Run.objects.update(status=Status.SUCCEEDED)
+    latest_missed = T0 + timedelta(seconds=60 * (1 + missed))
+    clock(latest_missed + timedelta(seconds=20))
+
+    daemon.sync(full=True)
+    settle(daemon)
+    daemon.sync(full=True)
+    settle(daemon)
+
+    [run] = ran(schedule, Reason.CATCH_UP)
+    assert run.scheduled_for == latest_missed
+    assert run.status == Status.SUCCEEDED
+    assert "stdout hello 0" in run.stdout
+
+
+def test_new_schedule_counts_from_its_creation(clock, daemon, make_schedule):
+    schedule = thread_schedule(make_schedule, cron="30 2 * * *", created_at=T0)
+    clock(T0 + timedelta(hours=4))
+
+    daemon.sync(full=True)
+    settle(daemon)
+
+    [run] = ran(schedule, Reason.CATCH_UP)
+    assert run.scheduled_for == datetime(2026, 11, 24, 2, 30, tzinfo=UTC)
+
+
+def test_new_schedule_with_no_fire_time_since_creation_waits(clock, daemon, make_schedule):
+    schedule = thread_schedule(make_schedule, cron="30 2 * * *", created_at=T0)
+    clock(T0 + timedelta(hours=1))
+    daemon.sync(full=True)
+    settle(daemon)
+    assert not Run.objects.filter(schedule=schedule).exists()
+
+
+def test_catch_up_off_runs_nothing_and_logs_the_count(clock, daemon, make_schedule, caplog):
+    schedule = thread_schedule(make_schedule, interval=600, catch_up=False)
+    clock(T0 + timedelta(hours=1, seconds=5))
+    with caplog.at_level(logging.INFO, logger="scheduler"):
+        daemon.sync(full=True)
+        settle(daemon)
+    assert not Run.objects.filter(schedule=schedule).exists()
+    assert "missed 6 fire time(s); catch-up is off" in caplog.text
+
+
+def test_missed_fire_time_outside_the_window_is_not_caught_up(clock, make_schedule):
+    schedule = thread_schedule(make_schedule, interval=3600, catch_up_window=600)
+    assert catch_up_time(schedule, None, T0 + timedelta(hours=1, minutes=5)) is not None
+    assert catch_up_time(schedule, None, T0 + timedelta(hours=1, minutes=11)) is None
+
+
+def test_sync_schedules_jobs_for_enabled_schedules_only(clock, daemon, make_schedule):
+    enabled = thread_schedule(make_schedule, interval=60)
+    disabled = thread_schedule(make_schedule, interval=60, enabled=False)
+    daemon.sync(full=True)
+    jobs = {job.id: job for job in daemon.scheduler.get_jobs()}
+    assert set(jobs) == {job_id(enabled.pk)}
+    assert jobs[job_id(enabled.pk)].next_run_time == T0 + timedelta(seconds=60)
+    assert job_id(disabled.pk) not in jobs
+
+
+def test_sync_follows_edits_and_removals(clock, daemon, make_schedule):
+    schedule = thread_schedule(make_schedule, interval=60)
+    daemon.sync()
+    clock(T0 + timedelta(seconds=1))
+    schedule.interval = 300
+    schedule.save()
+    daemon.sync()
+    [job] = daemon.scheduler.get_jobs()
+    assert job.next_run_time == T0 + timedelta(seconds=300)
+    schedule.delete()
+    daemon.sync()
+    assert daemon.scheduler.get_jobs() == []

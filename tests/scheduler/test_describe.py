@@ -1,0 +1,24 @@
+import pytest
+
+from scheduler.describe import describe_cron, describe_interval
+
+
+@pytest.mark.parametrize(
+    ("expression", "words"),
+    [
+        ("30 3 * * 1-5", "At 03:30, Monday through Friday"),
+        ("0 0 * * 7", "At 00:00, only on Sunday"),
+        ("@hourly", "Every hour"),
+    ],
+)
+def test_cron_in_words(expression, words):
+    assert describe_cron(expression) == words
+
+
+@pytest.mark.parametrize(
+    ("seconds", "words"),
+    [(1, "Every second"), (15, "Every 15 seconds"), (60, "Every minute"), (7200, "Every 2 hours"),
+     (86400, "Every day"), (90, "Every 90 seconds")],
+)
+def test_interval_in_words(seconds, words):
+    assert describe_interval(seconds) == words

@@ -1,0 +1,147 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.test import override_settings
+
+from scheduler.models import Overlap, Reason, Run, Schedule, Status
+
+FIRE = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)
+ME = {"host": "test-host", "pid": 4242}
+
+
+def errors_of(**fields) -> dict[str, list[str]]:
+    fields.setdefault("name", "nightly")
+    fields.setdefault("command", "say")
+    fields.setdefault("args", ["hello"])
+    schedule = Schedule(**fields)
+    with pytest.raises(ValidationError) as info:
+        schedule.full_clean()
+    return info.value.message_dict
+
+
+@pytest.mark.django_db
+class TestValidation:
+    def test_valid_schedule_passes(self, make_schedule):
+        assert make_schedule(cron="30 3 * * *", timezone="Europe/Berlin").pk
+
+    def test_cron_and_interval_together_are_refused(self):
+        assert "not both" in errors_of(cron="@daily", interval=60)["cron"][0]
+
+    def test_neither_cron_nor_interval_is_refused(self):
+        assert "cron expression or an interval" in errors_of()["cron"][0]
+
+    def test_bad_cron_names_the_field_and_reason(self):
+        assert "Bad hour" in errors_of(cron="0 25 * * *")["cron"][0]
+
+    def test_zero_interval_is_refused(self):
+        assert "interval" in errors_of(interval=0)
+
+    def test_unknown_timezone_is_refused(self):
+        assert "Unknown timezone" in errors_of(cron="@daily", timezone="Nowhere/City")["timezone"][0]
+
+    def test_unknown_command_is_refused(self):
+        assert "Unknown management command" in errors_of(command="no_such", interval=5)["command"][0]
+
+    def test_dangerous_builtin_is_not_allowed_by_default(self):
+        message = errors_of(command="flush", args=[], interval=5)["command"][0]
+        assert "not allowed" in message
+        assert "ALLOWED_COMMANDS" in message
+
+    @override_settings(SCHEDULER={"ALLOWED_COMMANDS": ["flush"]})
+    def test_explicitly_allowed_builtin_passes(self):
+        Schedule(name="x", command="flush", args=["--no-input"], interval=5).full_clean()
+
+    def test_arguments_the_command_refuses_are_refused_on_save(self):
+        message = errors_of(command="cleanup_tokens", args=["--dayz", "7"], interval=5)["args"][0]
+        assert "unrecognized arguments: --dayz" in message
+
+    def test_arguments_must_be_a_list_of_strings(self):
+        assert "JSON list of strings" in errors_of(args="--days 7", interval=5)["args"][0]
+        assert "JSON list of strings" in errors_of(args=["--days", 7], interval=5)["args"][0]
+
+    def test_timeout_in_thread_executor_is_refused(self):
+        assert "thread" in errors_of(interval=5, executor="thread", timeout=10)["timeout"][0]
+
+    @override_settings(SCHEDULER={"EXECUTOR": "thread"})
+    def test_timeout_with_thread_as_settings_default_is_refused(self):
+        assert "timeout" in errors_of(interval=5, timeout=10)
+
+    def test_negative_jitter_is_refused(self):
+        assert "jitter" in errors_of(interval=5, jitter=-1)
+
+    def test_timezone_defaults_to_time_zone_setting(self):
+        with override_settings(TIME_ZONE="Europe/Riga"):
+            assert Schedule(name="x", command="say", interval=5).timezone == "Europe/Riga"
+
+
+@pytest.mark.django_db
+def test_next_fire_times_are_aware_and_in_the_schedule_timezone(make_schedule):
+    schedule = make_schedule(cron="0 9 * * mon", timezone="America/New_York")
+    fires = schedule.next_fire_times(datetime(2026, 11, 24, tzinfo=UTC), 2)
+    assert [fire.isoformat() for fire in fires] == [
+        "2026-11-30T09:00:00-05:00",
+        "2026-12-07T09:00:00-05:00",
+    ]
+
+
+@pytest.mark.django_db
+class TestClaim:
+    def test_a_fire_time_is_claimed_once(self, make_schedule):
+        schedule = make_schedule()
+        first = Run.claim(schedule.pk, FIRE, Reason.SCHEDULED, **ME)
+        assert first.status == Status.RUNNING
+        assert (first.host, first.pid) == ("test-host", 4242)
+        assert first.command == "say"
+        assert first.args == ["hello"]
+        assert Run.claim(schedule.pk, FIRE, Reason.CATCH_UP, **ME) is None
+        assert Run.objects.count() == 1
+
+    def test_overlap_skip_records_a_skipped_run(self, make_schedule):
+        schedule = make_schedule()
+        Run.claim(schedule.pk, FIRE, Reason.SCHEDULED, **ME)
+        later = Run.claim(schedule.pk, FIRE + timedelta(minutes=1), Reason.SCHEDULED, **ME)
+        assert later.status == Status.SKIPPED
+        assert later.finished_at is not None
+        assert "still running" in later.stderr
+
+    def test_overlap_allow_starts_a_second_run(self, make_schedule):
+        schedule = make_schedule(overlap=Overlap.ALLOW)
+        Run.claim(schedule.pk, FIRE, Reason.SCHEDULED, **ME)
+        later = Run.claim(schedule.pk, FIRE + timedelta(minutes=1), Reason.SCHEDULED, **ME)
+        assert later.status == Status.RUNNING
+
+    def test_disabled_or_deleted_schedule_is_not_claimed(self, make_schedule):
+        schedule = make_schedule(enabled=False)
+        assert Run.claim(schedule.pk, FIRE, Reason.SCHEDULED, **ME) is None
+        assert Run.claim(987654, FIRE, Reason.SCHEDULED, **ME) is None
+
+    def test_manual_runs_do_not_take_a_fire_time(self, make_schedule):
+        schedule = make_schedule(overlap=Overlap.ALLOW)
+        manual = Run.enqueue_manual(schedule)
+        assert manual.status == Status.QUEUED
+        assert Run.enqueue_manual(schedule).pk != manual.pk
+        assert Run.claim(schedule.pk, manual.scheduled_for, Reason.SCHEDULED, **ME) is not None
+
+    def test_a_queued_run_starts_once(self, make_schedule):
+        run = Run.enqueue_manual(make_schedule())
+        assert run.start_queued(**ME) is True
+        assert Run.objects.get().status == Status.RUNNING
+        assert Run.objects.get().start_queued(**ME) is False
+
+    def test_a_queued_run_of_a_busy_schedule_is_skipped(self, make_schedule):
+        schedule = make_schedule()
+        Run.claim(schedule.pk, FIRE, Reason.SCHEDULED, **ME)
+        run = Run.enqueue_manual(schedule)
+        assert run.start_queued(**ME) is True
+        assert run.status == Status.SKIPPED
+
+    def test_history_outlives_its_schedule(self, make_schedule):
+        schedule = make_schedule()
+        Run.claim(schedule.pk, FIRE, Reason.SCHEDULED, **ME)
+        schedule.delete()
+        run = Run.objects.get()
+        assert run.schedule is None
+        assert run.command == "say"
