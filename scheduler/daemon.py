@@ -36,6 +36,7 @@ from .triggers import TimingTrigger
 logger = logging.getLogger("scheduler.daemon")
 
 JOB_FUNC = "scheduler.runner:run_schedule"
+JOBSTORE_RETRY_INTERVAL = 1.0
 
 
 def job_id(schedule_id: int) -> str:
@@ -43,14 +44,34 @@ def job_id(schedule_id: int) -> str:
 
 
 class ScheduleJobStore(DjangoJobStore):
-    """django-apscheduler's job store without its event listeners.
+    """django-apscheduler's job store, made safe to share and to lose the database under.
 
-    Run history is written by the code that runs the command, in the same place that
-    claims the fire time, not reconstructed from APScheduler events.
+    APScheduler's scheduler thread dies on an exception from ``update_job`` or
+    ``get_next_run_time``, silently ending all scheduling. Several daemons share this
+    store, so a job another daemon just removed is normal, and a database outage must
+    only delay the next wake-up. Run history is written where the command runs, so
+    django-apscheduler's event listeners are not registered.
     """
 
     def register_event_listeners(self) -> None:
         pass
+
+    def update_job(self, job) -> None:
+        try:
+            super().update_job(job)
+        except JobLookupError:
+            pass
+        except DatabaseError as exc:
+            # The stored fire time stays as it was, so the job comes due again and its
+            # missed fire times coalesce into one run once the database is back.
+            logger.warning("Could not store the next fire time of %s: %s", job.id, exc)
+
+    def get_next_run_time(self):
+        try:
+            return super().get_next_run_time()
+        except DatabaseError as exc:
+            logger.debug("Could not read the next fire time: %s", exc)
+            return timezone.now() + timedelta(seconds=JOBSTORE_RETRY_INTERVAL)
 
 
 class DispatchExecutor(BaseExecutor):
@@ -129,6 +150,7 @@ class SchedulerDaemon:
             executors={"default": DispatchExecutor(self)},
             job_defaults={"coalesce": True, "misfire_grace_time": None, "max_instances": 1},
             timezone=UTC,
+            jobstore_retry_interval=JOBSTORE_RETRY_INTERVAL,
         )
         self._futures: set[Future] = set()
         self._futures_lock = threading.Lock()
@@ -321,6 +343,12 @@ class SchedulerDaemon:
 
     @staticmethod
     def _call(func, *args, **kwargs) -> None:
+        """Run in a pool thread, with a fresh connection check before and after.
+
+        A command run in the thread executor uses this thread's connection too, so one it
+        broke or left behind is dealt with here.
+        """
+        close_old_connections()
         try:
             func(*args, **kwargs)
         except Exception:

@@ -29,7 +29,7 @@ from typing import TextIO
 
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.db import close_old_connections, connections
+from django.db import connections
 
 from .conf import conf
 from .models import Status
@@ -83,13 +83,8 @@ def run_in_thread(
     limit = output_limit or conf.OUTPUT_LIMIT
     out, err = CappedBuffer(limit), CappedBuffer(limit)
     sys_out, sys_err = routed_std_streams()
-    close_old_connections()
-    try:
-        with sys_out.routed_to(out), sys_err.routed_to(err):
-            exit_code = invoke(command, args, out, err)
-    finally:
-        for connection in connections.all(initialized_only=True):
-            connection.close()
+    with sys_out.routed_to(out), sys_err.routed_to(err):
+        exit_code = invoke(command, args, out, err)
     return ExecutionResult(status_for(exit_code), exit_code, out.getvalue(), err.getvalue())
 
 

@@ -15,7 +15,6 @@ import threading
 import traceback
 from datetime import datetime
 
-from django.db import close_old_connections
 from django.utils import timezone
 
 from .commands import CommandNotAllowed, check_allowed
@@ -39,7 +38,6 @@ def run_schedule(
     This is also the function APScheduler's job refers to; called without a fire time
     (by a stock APScheduler executor) it runs as if the schedule fired this instant.
     """
-    close_old_connections()
     if scheduled_for is None:
         scheduled_for = timezone.now()
     run = Run.claim(schedule_id, scheduled_for, reason, host=HOST, pid=os.getpid())
@@ -54,7 +52,6 @@ def run_schedule(
 
 def run_queued(run_id: int, *, stop: threading.Event | None = None) -> Run | None:
     """Start a run that was queued (e.g. "run now" in admin), unless another process did."""
-    close_old_connections()
     run = Run.objects.select_related("schedule").filter(pk=run_id).first()
     if run is None or not run.start_queued(host=HOST, pid=os.getpid()):
         return None
@@ -105,7 +102,6 @@ def execute_run(run: Run, *, stop: threading.Event | None = None) -> Run:
     except Exception:
         logger.exception("Run %s of %s could not be executed", run.pk, schedule)
         result = ExecutionResult(Status.FAILED, None, "", traceback.format_exc())
-    close_old_connections()
     run.finish(result)
     logger.info(
         "Run %s of %s %s in %.2f s (exit code %s)",

@@ -74,7 +74,7 @@ class Daemon:
             **extra_env,
         }
         self.log_path = log_path
-        self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self._log = open(log_path, "wb")
         self.process = subprocess.Popen(
             [sys.executable, str(ROOT / "manage.py"), "runscheduler", *args],
             cwd=ROOT,
@@ -93,8 +93,9 @@ class Daemon:
         return self.log_path.read_text(errors="replace")
 
     def wait_until_started(self, timeout: float = 20) -> None:
-        wait_for(lambda: "Scheduler started" in self.log or self.process.poll() is not None,
-                 timeout)
+        wait_for(
+            lambda: "Scheduler started" in self.log or self.process.poll() is not None, timeout
+        )
         assert self.process.poll() is None, f"daemon exited early:\n{self.log}"
 
     def alive(self) -> bool:

@@ -58,17 +58,44 @@ def main(argv: list[str]) -> int:
         shutil.chown(base, owner)
     port = free_port()
     subprocess.run(
-        [*as_owner(owner), str(bin_dir / "initdb"), "-D", str(data), "-U", "scheduler",
-         "--auth=trust", "-E", "UTF8", "--no-sync"],
+        [
+            *as_owner(owner),
+            str(bin_dir / "initdb"),
+            "-D",
+            str(data),
+            "-U",
+            "scheduler",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
+        ],
         check=True,
         stdout=subprocess.DEVNULL,
     )
     server = subprocess.Popen(
-        [*as_owner(owner), str(bin_dir / "postgres"), "-D", str(data), "-p", str(port),
-         "-h", "127.0.0.1", "-k", str(base), "-c", "fsync=off", "-c", "max_connections=200",
-         "-c", "synchronous_commit=off", "-c", "full_page_writes=off"],
+        [
+            *as_owner(owner),
+            str(bin_dir / "postgres"),
+            "-D",
+            str(data),
+            "-p",
+            str(port),
+            "-h",
+            "127.0.0.1",
+            "-k",
+            str(base),
+            "-c",
+            "fsync=off",
+            "-c",
+            "max_connections=200",
+            "-c",
+            "synchronous_commit=off",
+            "-c",
+            "full_page_writes=off",
+        ],
         stdout=subprocess.DEVNULL,
-        stderr=open(base / "server.log", "wb"),  # noqa: SIM115 - lives as long as the server
+        stderr=open(base / "server.log", "wb"),
         start_new_session=True,
     )
     try:
@@ -83,10 +110,15 @@ def main(argv: list[str]) -> int:
                     sys.exit("PostgreSQL did not start")
                 time.sleep(0.1)
         url = f"postgres://scheduler@127.0.0.1:{port}/postgres"
-        print(f"PostgreSQL {bin_dir.parent.name} on 127.0.0.1:{port} (pid {server.pid})",
-              flush=True)
-        env = {**os.environ, "DATABASE_URL": url, "SCHEDULER_TEST_PG_PID": str(server.pid),
-               "SCHEDULER_TEST_PG_DATA": str(data)}
+        print(
+            f"PostgreSQL {bin_dir.parent.name} on 127.0.0.1:{port} (pid {server.pid})", flush=True
+        )
+        env = {
+            **os.environ,
+            "DATABASE_URL": url,
+            "SCHEDULER_TEST_PG_PID": str(server.pid),
+            "SCHEDULER_TEST_PG_DATA": str(data),
+        }
         return subprocess.call(argv, env=env)
     finally:
         server.send_signal(signal.SIGINT)  # "fast" shutdown

@@ -17,8 +17,14 @@ def test_cron_in_words(expression, words):
 
 @pytest.mark.parametrize(
     ("seconds", "words"),
-    [(1, "Every second"), (15, "Every 15 seconds"), (60, "Every minute"), (7200, "Every 2 hours"),
-     (86400, "Every day"), (90, "Every 90 seconds")],
+    [
+        (1, "Every second"),
+        (15, "Every 15 seconds"),
+        (60, "Every minute"),
+        (7200, "Every 2 hours"),
+        (86400, "Every day"),
+        (90, "Every 90 seconds"),
+    ],
 )
 def test_interval_in_words(seconds, words):
     assert describe_interval(seconds) == words

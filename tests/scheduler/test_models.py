@@ -40,10 +40,14 @@ class TestValidation:
         assert "interval" in errors_of(interval=0)
 
     def test_unknown_timezone_is_refused(self):
-        assert "Unknown timezone" in errors_of(cron="@daily", timezone="Nowhere/City")["timezone"][0]
+        assert (
+            "Unknown timezone" in errors_of(cron="@daily", timezone="Nowhere/City")["timezone"][0]
+        )
 
     def test_unknown_command_is_refused(self):
-        assert "Unknown management command" in errors_of(command="no_such", interval=5)["command"][0]
+        assert (
+            "Unknown management command" in errors_of(command="no_such", interval=5)["command"][0]
+        )
 
     def test_dangerous_builtin_is_not_allowed_by_default(self):
         message = errors_of(command="flush", args=[], interval=5)["command"][0]

@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+import random
+import threading
+from datetime import UTC, datetime
+
+import pytest
+
+from scheduler.models import Reason, Run, Schedule, Status
+from scheduler.runner import run_queued, run_schedule
+
+FIRE = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)
+pytestmark = pytest.mark.django_db
+
+
+def test_a_fire_time_runs_and_is_recorded(make_schedule):
+    schedule = make_schedule(executor="thread")
+    run = run_schedule(schedule.pk, FIRE, Reason.SCHEDULED)
+    run.refresh_from_db()
+    assert (run.status, run.exit_code, run.reason) == (Status.SUCCEEDED, 0, Reason.SCHEDULED)
+    assert run.scheduled_for == FIRE
+    assert "stdout hello 0" in run.stdout
+    assert run.started_at <= run.finished_at
+
+
+def test_a_fire_time_already_taken_is_not_run_again(make_schedule):
+    schedule = make_schedule(executor="thread")
+    run_schedule(schedule.pk, FIRE, Reason.SCHEDULED)
+    assert run_schedule(schedule.pk, FIRE, Reason.CATCH_UP) is None
+    assert Run.objects.count() == 1
+
+
+def test_jitter_delays_the_start_but_not_the_fire_time(make_schedule):
+    schedule = make_schedule(executor="thread", jitter=1)
+    random.seed(7)
+    expected_delay = random.Random(7).uniform(0, 1)
+    run = run_schedule(schedule.pk, FIRE, Reason.SCHEDULED)
+    assert run.scheduled_for == FIRE
+    delay = (run.started_at - run.created_at).total_seconds()
+    assert expected_delay - 0.05 <= delay <= expected_delay + 0.5
+
+
+def test_shutdown_during_jitter_interrupts_without_running(make_schedule):
+    schedule = make_schedule(executor="thread", jitter=30)
+    stop = threading.Event()
+    stop.set()
+    run = run_schedule(schedule.pk, FIRE, Reason.SCHEDULED, stop=stop)
+    assert run.status == Status.INTERRUPTED
+    assert run.stdout == ""
+
+
+def test_a_row_written_behind_admins_back_with_a_forbidden_command_is_not_run(make_schedule):
+    schedule = make_schedule()
+    Schedule.objects.filter(pk=schedule.pk).update(command="flush", args=["--no-input"])
+    run = run_schedule(schedule.pk, FIRE, Reason.SCHEDULED)
+    run.refresh_from_db()
+    assert run.status == Status.FAILED
+    assert "not allowed" in run.stderr
+    assert run.exit_code is None
+
+
+def test_a_queued_manual_run_is_started_once(make_schedule):
+    run = Run.enqueue_manual(make_schedule(executor="thread"))
+    finished = run_queued(run.pk)
+    assert finished.status == Status.SUCCEEDED
+    assert run_queued(run.pk) is None
