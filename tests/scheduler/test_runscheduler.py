@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 
 import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
 
 from scheduler.models import Reason, Run, Schedule, Status
 from tests.conftest import wait_for
@@ -90,3 +92,9 @@ def test_sigterm_exits_cleanly(start_daemon, make_schedule):
     daemon = start_daemon()
     assert daemon.stop() == 0
     assert "Scheduler stopped" in daemon.log
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "soon"])
+def test_poll_interval_must_be_a_positive_number(value):
+    with pytest.raises(CommandError, match="--poll-interval"):
+        call_command("runscheduler", "--poll-interval", value)

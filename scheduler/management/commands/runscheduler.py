@@ -1,3 +1,4 @@
+import argparse
 import os
 import signal
 
@@ -6,13 +7,23 @@ from django.core.management.base import BaseCommand
 from scheduler.daemon import SchedulerDaemon
 
 
+def positive_seconds(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number of seconds") from None
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError("must be a positive number of seconds")
+    return seconds
+
+
 class Command(BaseCommand):
     help = "Run the scheduler daemon: execute the database's schedules until stopped."
 
     def add_arguments(self, parser):
         parser.add_argument(
             "--poll-interval",
-            type=float,
+            type=positive_seconds,
             help="Seconds between checks for schedule changes and queued runs.",
         )
 

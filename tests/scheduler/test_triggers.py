@@ -1,0 +1,30 @@
+import pickle
+from datetime import UTC, datetime, timedelta
+
+from scheduler.timing import Timing
+from scheduler.triggers import TimingTrigger
+
+ANCHOR = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
+
+
+def test_next_fire_follows_the_previous_one_even_when_it_is_already_past():
+    trigger = TimingTrigger(Timing(interval=60, anchor=ANCHOR))
+    late_now = ANCHOR + timedelta(minutes=10)
+    # APScheduler walks these past fire times and coalesces them into one late run
+    # instead of dropping them as misfires.
+    assert trigger.get_next_fire_time(ANCHOR + timedelta(minutes=1), late_now) == (
+        ANCHOR + timedelta(minutes=2)
+    )
+
+
+def test_first_fire_is_after_now():
+    trigger = TimingTrigger(Timing(cron="*/5 * * * *"))
+    now = datetime(2026, 11, 24, 10, 3, tzinfo=UTC)
+    assert trigger.get_next_fire_time(None, now) == datetime(2026, 11, 24, 10, 5, tzinfo=UTC)
+
+
+def test_trigger_survives_the_job_store_round_trip():
+    trigger = TimingTrigger(Timing(cron="30 2 * * *", timezone="Europe/Berlin"))
+    restored = pickle.loads(pickle.dumps(trigger))
+    assert restored.timing == trigger.timing
+    assert str(restored) == "cron[30 2 * * * Europe/Berlin]"
