@@ -6,6 +6,8 @@ a command, so a slow command cannot hold a web worker and runs are recorded one 
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.contrib import admin, messages
 from django.db.models import OuterRef, QuerySet, Subquery
 from django.http import HttpRequest
@@ -15,8 +17,9 @@ from django.utils.html import format_html, format_html_join
 from django.utils.timesince import timeuntil
 from django_apscheduler.models import DjangoJob, DjangoJobExecution
 
+from .conf import conf
 from .describe import describe_timing
-from .models import Run, Schedule, Status
+from .models import Heartbeat, Run, Schedule, Status
 from .timing import TimingError
 
 STATUS_COLOURS = {
@@ -296,3 +299,31 @@ def _preformatted(text: str) -> str:
     return format_html(
         '<pre style="white-space:pre-wrap;max-height:40em;overflow:auto;margin:0">{}</pre>', text
     )
+
+
+@admin.register(Heartbeat)
+class HeartbeatAdmin(admin.ModelAdmin):
+    """The scheduler processes that share this database, and whether they are alive."""
+
+    list_display = ("__str__", "state", "started_at", "last_beat", "stopped_at", "running_runs")
+    list_filter = ("host",)
+    readonly_fields = ("host", "pid", "started_at", "last_beat", "stopped_at")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Heartbeat | None = None) -> bool:
+        return False
+
+    @admin.display(description="State")
+    def state(self, obj: Heartbeat) -> str:
+        if obj.stopped_at:
+            return "stopped"
+        stale_after = timedelta(seconds=conf.HEARTBEAT_TIMEOUT)
+        if obj.is_fresh(timezone.now(), stale_after):
+            return format_html('<span style="color:{}">{}</span>', "#198754", "alive")
+        return format_html('<span style="color:{}">{}</span>', "#dc3545", "not heard from")
+
+    @admin.display(description="Running runs")
+    def running_runs(self, obj: Heartbeat) -> int:
+        return obj.runs.filter(status=Status.RUNNING).count()

@@ -10,7 +10,14 @@ from django.core.management import get_commands
 
 from .conf import DEFAULTS, EXECUTORS, SchedulerSettings
 
-_POSITIVE_NUMBERS = ("POLL_INTERVAL", "RESYNC_INTERVAL", "KILL_GRACE", "SHUTDOWN_GRACE")
+_POSITIVE_NUMBERS = (
+    "POLL_INTERVAL",
+    "RESYNC_INTERVAL",
+    "KILL_GRACE",
+    "SHUTDOWN_GRACE",
+    "HEARTBEAT_INTERVAL",
+    "HEARTBEAT_TIMEOUT",
+)
 
 
 @register(Tags.compatibility)
@@ -74,6 +81,27 @@ def check_settings(app_configs=None, **kwargs) -> list:
                     f'SCHEDULER["{key}"] must be a positive number of seconds.', id="scheduler.E005"
                 )
             )
+    beat, timeout = conf.HEARTBEAT_INTERVAL, conf.HEARTBEAT_TIMEOUT
+    if all(isinstance(v, Real) and not isinstance(v, bool) for v in (beat, timeout)) and (
+        timeout < 2 * beat
+    ):
+        errors.append(
+            Error(
+                'SCHEDULER["HEARTBEAT_TIMEOUT"] must be at least twice HEARTBEAT_INTERVAL, '
+                "or live daemons are taken for dead.",
+                id="scheduler.E007",
+            )
+        )
+    memory = conf.MEMORY_LIMIT
+    if memory is not None and (
+        not isinstance(memory, int) or isinstance(memory, bool) or memory < 64 * 1024 * 1024
+    ):
+        errors.append(
+            Error(
+                'SCHEDULER["MEMORY_LIMIT"] must be None or a number of bytes, at least 64 MiB.',
+                id="scheduler.E008",
+            )
+        )
     workers = conf.MAX_CONCURRENT_RUNS
     if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
         errors.append(

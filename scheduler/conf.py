@@ -21,6 +21,11 @@ DEFAULTS: dict[str, Any] = {
     "MAX_CONCURRENT_RUNS": 32,
     "KILL_GRACE": 5.0,
     "SHUTDOWN_GRACE": 30.0,
+    "HEARTBEAT_INTERVAL": 5.0,
+    # A daemon silent for this long is taken for dead and its running runs interrupted.
+    "HEARTBEAT_TIMEOUT": 30.0,
+    # Bytes of address space a process-executor run may use (RLIMIT_AS); None: no limit.
+    "MEMORY_LIMIT": None,
 }
 
 EXECUTORS = ("process", "thread")

@@ -11,7 +11,6 @@ catch-up for fire times that passed while nothing ran them.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from concurrent import futures
@@ -29,7 +28,8 @@ from django_apscheduler.jobstores import DjangoJobStore
 from . import runner
 from .conf import conf
 from .executor import start_fork_server
-from .models import Reason, Run, Schedule, Status
+from .liveness import dead_heartbeats, prune_heartbeats
+from .models import Heartbeat, Owner, Reason, Run, Schedule, Status
 from .timing import TimingError
 from .triggers import TimingTrigger
 
@@ -56,6 +56,13 @@ class ScheduleJobStore(DjangoJobStore):
     def register_event_listeners(self) -> None:
         pass
 
+    def get_due_jobs(self, now):
+        try:
+            return super().get_due_jobs(now)
+        except DatabaseError as exc:
+            logger.debug("Could not read due jobs: %s", exc)
+            return []
+
     def update_job(self, job) -> None:
         try:
             super().update_job(job)
@@ -75,11 +82,14 @@ class ScheduleJobStore(DjangoJobStore):
 
 
 class DispatchExecutor(BaseExecutor):
-    """Hands a due job's latest fire time to the daemon instead of calling the job.
+    """Hands a due job's fire time to the daemon instead of calling the job.
 
     APScheduler's own executors call ``job.func()`` without the fire time, which the run
-    needs for its exactly-once claim. Overlap is decided in the database, so APScheduler's
-    per-job instance counting is bypassed too.
+    needs for its exactly-once claim. Jobs do not coalesce inside APScheduler, so this
+    sees every fire time that came due at once: one is a normal (perhaps late) fire;
+    several mean the daemon could not fire for a while (database outage, suspended
+    process), and the catch-up rules decide what runs. Overlap is decided in the
+    database, so APScheduler's per-job instance counting is bypassed too.
     """
 
     def __init__(self, daemon: SchedulerDaemon) -> None:
@@ -87,7 +97,11 @@ class DispatchExecutor(BaseExecutor):
         self.daemon = daemon
 
     def submit_job(self, job, run_times: list[datetime]) -> None:
-        self.daemon.submit_fire(job.args[0], run_times[-1], Reason.SCHEDULED)
+        schedule_id = job.args[0]
+        if len(run_times) == 1:
+            self.daemon.submit_fire(schedule_id, run_times[0], Reason.SCHEDULED)
+        else:
+            self.daemon.submit_catch_up(schedule_id)
 
     def _do_submit_job(self, job, run_times):  # pragma: no cover - submit_job replaces it
         raise NotImplementedError
@@ -148,7 +162,7 @@ class SchedulerDaemon:
         self.scheduler = BackgroundScheduler(
             jobstores={"default": ScheduleJobStore()},
             executors={"default": DispatchExecutor(self)},
-            job_defaults={"coalesce": True, "misfire_grace_time": None, "max_instances": 1},
+            job_defaults={"coalesce": False, "misfire_grace_time": None, "max_instances": 1},
             timezone=UTC,
             jobstore_retry_interval=JOBSTORE_RETRY_INTERVAL,
         )
@@ -159,14 +173,22 @@ class SchedulerDaemon:
         self._fingerprint: tuple | None = None
         self._last_full_sync = 0.0
         self._db_down_since: datetime | None = None
+        self._last_beat = 0.0
+        self.heartbeat: Heartbeat | None = None
+        self.owner = Owner.this_process()
         self.unfinished = 0
+        # Its retry warnings would repeat every second of an outage; _guarded reports it.
+        logging.getLogger("django_apscheduler").setLevel(logging.ERROR)
 
     # -- life cycle ---------------------------------------------------------------------
 
     def run(self) -> None:
         start_fork_server()
+        self.heartbeat = Heartbeat.objects.create(host=self.owner.host, pid=self.owner.pid)
+        self.owner = Owner.this_process(self.heartbeat.pk)
         self.scheduler.start(paused=True)
         try:
+            self._guarded(self.check_liveness)
             self._guarded(self.sync, full=True)
             self._guarded(self._drop_orphan_jobs)
             self.scheduler.resume()
@@ -189,9 +211,26 @@ class SchedulerDaemon:
     def tick(self) -> None:
         close_old_connections()
         now = timezone.now()
+        if time.monotonic() - self._last_beat >= conf.HEARTBEAT_INTERVAL:
+            self.check_liveness()
         due_full = (now.timestamp() - self._last_full_sync) >= self.resync_interval
         self.sync(full=due_full)
         self.start_queued_runs()
+
+    def check_liveness(self) -> None:
+        """Beat, and resolve the running runs of daemons that are gone."""
+        assert self.heartbeat is not None
+        self.heartbeat.beat()
+        self._last_beat = time.monotonic()
+        now = timezone.now()
+        stale_after = timedelta(seconds=conf.HEARTBEAT_TIMEOUT)
+        dead = dead_heartbeats(now, stale_after=stale_after, me=self.heartbeat)
+        interrupted = Run.interrupt_orphans(
+            dead, message="Interrupted: the scheduler running it stopped or died."
+        )
+        if interrupted:
+            logger.warning("Resolved %d run(s) of gone daemon(s) as interrupted", interrupted)
+        prune_heartbeats(now, keep_for=timedelta(days=7))
 
     def _guarded(self, step, **kwargs) -> None:
         """Run a loop step; a database outage is logged once, not once per tick."""
@@ -208,6 +247,8 @@ class SchedulerDaemon:
         if self._db_down_since is not None:
             logger.warning("Database back after %s", timezone.now() - self._db_down_since)
             self._db_down_since = None
+            # Re-plan every schedule: fire times lost in the outage follow catch-up rules.
+            self._known = {}
             self._fingerprint = None
 
     def _shutdown(self) -> None:
@@ -231,16 +272,17 @@ class SchedulerDaemon:
         self.kill.set()
         still_running = futures.wait(running, timeout=conf.KILL_GRACE + 2).not_done
         self.unfinished = len(still_running)
-        if still_running:
-            # Only thread-executor runs cannot be stopped; the process exits under them.
-            interrupted = Run.objects.filter(
-                host=runner.HOST, pid=os.getpid(), status=Status.RUNNING
-            ).update(
-                status=Status.INTERRUPTED,
-                finished_at=timezone.now(),
-                stderr="[scheduler] The scheduler exited while this run was still going.",
-            )
-            logger.warning("Abandoned %d run(s) that could not be stopped", interrupted)
+        try:
+            if still_running:
+                # Only thread-executor runs cannot be stopped; the process exits under them.
+                interrupted = Run.interrupt_orphans(
+                    [self.heartbeat.pk],
+                    message="Interrupted: the scheduler exited while this run was going.",
+                )
+                logger.warning("Abandoned %d run(s) that could not be stopped", interrupted)
+            self.heartbeat.stop()
+        except DatabaseError as exc:
+            logger.error("Could not record the shutdown: %s", exc)
         logger.info("Scheduler stopped")
 
     # -- schedules -> jobs ----------------------------------------------------------------
@@ -318,8 +360,29 @@ class SchedulerDaemon:
         if self.stopping.is_set():
             return
         self._submit(
-            runner.run_schedule, schedule_id, scheduled_for=fire_time, reason=reason, stop=self.kill
+            runner.run_schedule,
+            schedule_id,
+            scheduled_for=fire_time,
+            reason=reason,
+            owner=self.owner,
+            stop=self.kill,
         )
+
+    def submit_catch_up(self, schedule_id: int) -> None:
+        if not self.stopping.is_set():
+            self._submit(self._catch_up, schedule_id)
+
+    def _catch_up(self, schedule_id: int) -> None:
+        schedule = Schedule.objects.filter(pk=schedule_id, enabled=True).first()
+        if schedule is None:
+            return
+        stamp = stamps_for([schedule_id]).get(schedule_id)
+        missed = catch_up_time(schedule, stamp, timezone.now())
+        if missed is not None:
+            logger.info("Schedule %s catches up its missed run of %s", schedule, missed)
+            runner.run_schedule(
+                schedule_id, missed, Reason.CATCH_UP, owner=self.owner, stop=self.kill
+            )
 
     def start_queued_runs(self) -> None:
         queued = Run.objects.filter(status=Status.QUEUED, reason=Reason.MANUAL)
@@ -327,7 +390,7 @@ class SchedulerDaemon:
             if run_id in self._queued_in_flight:
                 continue
             self._queued_in_flight.add(run_id)
-            future = self._submit(runner.run_queued, run_id, stop=self.kill)
+            future = self._submit(runner.run_queued, run_id, owner=self.owner, stop=self.kill)
             future.add_done_callback(lambda _f, rid=run_id: self._queued_in_flight.discard(rid))
 
     def _submit(self, func, *args, **kwargs) -> Future:
@@ -351,6 +414,9 @@ class SchedulerDaemon:
         close_old_connections()
         try:
             func(*args, **kwargs)
+        except DatabaseError as exc:
+            # Not claimed, so not lost: catch-up rules apply once the database is back.
+            logger.warning("Database unavailable for %s %s: %s", args, kwargs.get("reason"), exc)
         except Exception:
             logger.exception("Run of %s %s failed in the scheduler itself", args, kwargs)
         finally:

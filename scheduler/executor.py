@@ -14,9 +14,12 @@ Two ways to run it:
 
 from __future__ import annotations
 
+import ctypes
+import faulthandler
 import io
 import multiprocessing
 import os
+import resource
 import signal
 import sys
 import tempfile
@@ -36,6 +39,7 @@ from .models import Status
 from .output import CappedBuffer, read_capped, routed_std_streams
 
 _CONTEXT = multiprocessing.get_context("forkserver")
+_PR_SET_PDEATHSIG = 1
 _CONTEXT.set_forkserver_preload(["scheduler.forkserver_preload"])
 
 
@@ -89,17 +93,20 @@ def run_in_thread(
 
 
 def _child_main(
-    command: str, args: list[str], out_path: str, err_path: str, result_path: str
+    command: str,
+    args: list[str],
+    out_path: str,
+    err_path: str,
+    result_path: str,
+    memory_limit: int | None,
 ) -> None:
     """Entry point of the child process, forked from the fork server.
 
     File descriptors 1 and 2 become the capture files, so output written below Python
     (C extensions, grandchildren) is captured too; the child leads its own process group
-    so a timeout can stop everything it started.
+    so a timeout can stop everything it started, and dies with the fork server (which
+    exits with the daemon) so a ``kill -9`` of the daemon leaves no run going unrecorded.
     """
-    os.setpgid(0, 0)
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     for fd, path in ((1, out_path), (2, err_path)):
         target = os.open(path, os.O_WRONLY | os.O_APPEND)
         os.dup2(target, fd)
@@ -108,10 +115,28 @@ def _child_main(
     # is already in the file.
     sys.stdout = _unbuffered_text(1)
     sys.stderr = _unbuffered_text(2)
+    faulthandler.enable(file=sys.stderr)
+    os.setpgid(0, 0)
+    _die_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if memory_limit:
+        resource.setrlimit(resource.RLIMIT_AS, (memory_limit, memory_limit))
     exit_code = invoke(command, args, sys.stdout, sys.stderr)
     with open(result_path, "w") as result:
         result.write(str(exit_code))
     connections.close_all()
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to SIGKILL this process when its parent (the fork server) exits."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() == 1:  # the parent was already gone before prctl took effect
+        os._exit(1)
 
 
 def _unbuffered_text(fd: int) -> io.TextIOWrapper:
@@ -146,7 +171,7 @@ def run_in_process(
     ):
         child = _CONTEXT.Process(
             target=_child_main,
-            args=(command, args, out.name, err.name, result_file.name),
+            args=(command, args, out.name, err.name, result_file.name, conf.MEMORY_LIMIT),
         )
         child.start()
         deadline = None if timeout is None else time.monotonic() + timeout

@@ -7,6 +7,9 @@ life the same way, and the database, not process memory, decides who runs a fire
 
 from __future__ import annotations
 
+import os
+import socket
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -14,7 +17,8 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.management.base import CommandError
 from django.db import IntegrityError, models, transaction
-from django.db.models import Q
+from django.db.models import Q, Value
+from django.db.models.functions import Concat
 from django.utils import timezone as dj_timezone
 
 from .commands import CommandNotAllowed, check_allowed, check_arguments
@@ -163,6 +167,54 @@ class Schedule(models.Model):
             raise ValidationError(errors)
 
 
+class Heartbeat(models.Model):
+    """One row per daemon process: how other daemons tell a dead one from a busy one."""
+
+    host = models.CharField(max_length=255)
+    pid = models.PositiveIntegerField()
+    started_at = models.DateTimeField(default=dj_timezone.now)
+    last_beat = models.DateTimeField(default=dj_timezone.now, db_index=True)
+    stopped_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-last_beat"]
+        verbose_name = "daemon"
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.pid}"
+
+    def beat(self) -> None:
+        self.last_beat = dj_timezone.now()
+        Heartbeat.objects.filter(pk=self.pk).update(last_beat=self.last_beat)
+
+    def stop(self) -> None:
+        self.stopped_at = dj_timezone.now()
+        Heartbeat.objects.filter(pk=self.pk).update(stopped_at=self.stopped_at)
+
+    def is_fresh(self, now: datetime, stale_after: timedelta) -> bool:
+        return self.stopped_at is None and now - self.last_beat <= stale_after
+
+
+@dataclass(frozen=True)
+class Owner:
+    """The process that runs a command, recorded on its run.
+
+    A run whose owner's heartbeat went stale (or whose process is gone) is resolved as
+    ``interrupted`` by any live daemon, so no run stays ``running`` forever.
+    """
+
+    host: str
+    pid: int
+    heartbeat_id: int | None = None
+
+    @classmethod
+    def this_process(cls, heartbeat_id: int | None = None) -> Owner:
+        return cls(socket.gethostname(), os.getpid(), heartbeat_id)
+
+    def fields(self) -> dict:
+        return {"host": self.host, "pid": self.pid, "heartbeat_id": self.heartbeat_id}
+
+
 class Reason(models.TextChoices):
     SCHEDULED = "scheduled", "Scheduled"
     CATCH_UP = "catch_up", "Catch-up"
@@ -204,6 +256,9 @@ class Run(models.Model):
     executor = models.CharField(max_length=16, blank=True)
     host = models.CharField(max_length=255, blank=True)
     pid = models.PositiveIntegerField(null=True, blank=True)
+    heartbeat = models.ForeignKey(
+        Heartbeat, null=True, blank=True, on_delete=models.SET_NULL, related_name="runs"
+    )
 
     class Meta:
         ordering = ["-scheduled_for", "-id"]
@@ -232,8 +287,7 @@ class Run(models.Model):
         scheduled_for: datetime,
         reason: str,
         *,
-        host: str,
-        pid: int,
+        owner: Owner,
     ) -> Run | None:
         """Take the fire time ``scheduled_for`` of a schedule, or return None if it is taken.
 
@@ -256,8 +310,7 @@ class Run(models.Model):
                 scheduled_for=scheduled_for,
                 created_at=now,
                 executor=schedule.effective_executor(),
-                host=host,
-                pid=pid,
+                **owner.fields(),
             )
             if busy:
                 run.status = Status.SKIPPED
@@ -288,7 +341,7 @@ class Run(models.Model):
             executor=schedule.effective_executor(),
         )
 
-    def start_queued(self, *, host: str, pid: int) -> bool:
+    def start_queued(self, *, owner: Owner) -> bool:
         """Move a queued run to running (or skipped, by the overlap rule).
 
         Returns False if another process took it first: the conditional update is what
@@ -299,7 +352,7 @@ class Run(models.Model):
             busy = False
             if self.schedule_id is not None:
                 _, busy = _lock_schedule(self.schedule_id)
-            changes = {"host": host, "pid": pid}
+            changes = owner.fields()
             if busy:
                 changes.update(
                     status=Status.SKIPPED,
@@ -326,6 +379,17 @@ class Run(models.Model):
         self.stderr = result.stderr
         self.finished_at = dj_timezone.now()
         self.save(update_fields=["status", "exit_code", "stdout", "stderr", "finished_at"])
+
+    @classmethod
+    def interrupt_orphans(cls, heartbeat_ids: list[int], *, message: str) -> int:
+        """End the ``running`` runs of daemons known to be gone as ``interrupted``."""
+        if not heartbeat_ids:
+            return 0
+        return cls.objects.filter(heartbeat_id__in=heartbeat_ids, status=Status.RUNNING).update(
+            status=Status.INTERRUPTED,
+            finished_at=dj_timezone.now(),
+            stderr=Concat("stderr", Value(f"\n[scheduler] {message}\n")),
+        )
 
     def fail(self, message: str, *, status: str = Status.FAILED) -> None:
         """End a run that could not execute its command, with the reason in ``stderr``."""

@@ -8,22 +8,24 @@ same wherever a command runs.
 from __future__ import annotations
 
 import logging
-import os
 import random
-import socket
 import threading
+import time
 import traceback
+from collections.abc import Callable
 from datetime import datetime
 
+from django.db import DatabaseError, close_old_connections
 from django.utils import timezone
 
 from .commands import CommandNotAllowed, check_allowed
 from .executor import ExecutionResult, execute
-from .models import Reason, Run, Status
+from .models import Owner, Reason, Run, Status
 
 logger = logging.getLogger("scheduler.runner")
 
-HOST = socket.gethostname()
+# How long a finished run's result is retried while the database is unreachable.
+PERSIST_RETRY_FOR = 600.0
 
 
 def run_schedule(
@@ -31,6 +33,7 @@ def run_schedule(
     scheduled_for: datetime | None = None,
     reason: str = Reason.SCHEDULED,
     *,
+    owner: Owner | None = None,
     stop: threading.Event | None = None,
 ) -> Run | None:
     """Claim ``scheduled_for`` for the schedule and run it; None if it was not ours to run.
@@ -40,7 +43,7 @@ def run_schedule(
     """
     if scheduled_for is None:
         scheduled_for = timezone.now()
-    run = Run.claim(schedule_id, scheduled_for, reason, host=HOST, pid=os.getpid())
+    run = Run.claim(schedule_id, scheduled_for, reason, owner=owner or Owner.this_process())
     if run is None:
         logger.debug("Fire time %s of schedule %s already taken", scheduled_for, schedule_id)
         return None
@@ -50,10 +53,12 @@ def run_schedule(
     return execute_run(run, stop=stop)
 
 
-def run_queued(run_id: int, *, stop: threading.Event | None = None) -> Run | None:
+def run_queued(
+    run_id: int, *, owner: Owner | None = None, stop: threading.Event | None = None
+) -> Run | None:
     """Start a run that was queued (e.g. "run now" in admin), unless another process did."""
     run = Run.objects.select_related("schedule").filter(pk=run_id).first()
-    if run is None or not run.start_queued(host=HOST, pid=os.getpid()):
+    if run is None or not run.start_queued(owner=owner or Owner.this_process()):
         return None
     if run.status == Status.SKIPPED:
         return run
@@ -67,7 +72,8 @@ def execute_run(run: Run, *, stop: threading.Event | None = None) -> Run:
         check_allowed(run.command)
     except CommandNotAllowed as exc:
         logger.error("Run %s of %s refused: %s", run.pk, schedule, exc)
-        run.fail(f"Not executed: {exc}")
+        message = f"Not executed: {exc}"
+        persist(lambda: run.fail(message), run)
         return run
     jitter = schedule.jitter if schedule else None
     if jitter:
@@ -81,7 +87,7 @@ def execute_run(run: Run, *, stop: threading.Event | None = None) -> Run:
             return run
         if stop is None:
             threading.Event().wait(delay)
-        run.mark_started()
+        persist(run.mark_started, run)
     logger.info(
         "Run %s of %s started: %s %s (%s, %s)",
         run.pk,
@@ -102,7 +108,7 @@ def execute_run(run: Run, *, stop: threading.Event | None = None) -> Run:
     except Exception:
         logger.exception("Run %s of %s could not be executed", run.pk, schedule)
         result = ExecutionResult(Status.FAILED, None, "", traceback.format_exc())
-    run.finish(result)
+    persist(lambda: run.finish(result), run)
     logger.info(
         "Run %s of %s %s in %.2f s (exit code %s)",
         run.pk,
@@ -112,3 +118,33 @@ def execute_run(run: Run, *, stop: threading.Event | None = None) -> Run:
         run.exit_code,
     )
     return run
+
+
+def persist(write: Callable[[], None], run: Run) -> None:
+    """Write a run's state, waiting out a database outage rather than losing the result.
+
+    The command has already run; dropping its result because the database restarted
+    would leave the run ``running`` until a liveness check calls it interrupted.
+    """
+    deadline = time.monotonic() + PERSIST_RETRY_FOR
+    delay = 0.5
+    warned = False
+    while True:
+        try:
+            write()
+            if warned:
+                logger.warning("Run %s recorded after the database came back", run.pk)
+            return
+        except DatabaseError as exc:
+            if time.monotonic() + delay > deadline:
+                raise
+            if not warned:
+                logger.warning(
+                    "Run %s could not be recorded (%s); retrying until the database is back",
+                    run.pk,
+                    exc,
+                )
+                warned = True
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+            close_old_connections()

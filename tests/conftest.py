@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import signal
 import subprocess
@@ -118,8 +119,9 @@ def start_daemon(transactional_db, tmp_path) -> Iterator[Callable[..., Daemon]]:
     """Start real scheduler processes on the test database; all are stopped afterwards."""
     daemons: list[Daemon] = []
 
-    def start(*args: str, env: dict[str, str] | None = None, wait: bool = True) -> Daemon:
-        daemon = Daemon(tmp_path / f"daemon-{len(daemons)}.log", env or {}, list(args))
+    def start(*args: str, settings: dict[str, Any] | None = None, wait: bool = True) -> Daemon:
+        env = {"SCHEDULER_TEST_SETTINGS": json.dumps(settings)} if settings else {}
+        daemon = Daemon(tmp_path / f"daemon-{len(daemons)}.log", env, list(args))
         daemons.append(daemon)
         if wait:
             daemon.wait_until_started()
@@ -134,3 +136,44 @@ def start_daemon(transactional_db, tmp_path) -> Iterator[Callable[..., Daemon]]:
             os.killpg(daemon.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+
+
+class PostgresServer:
+    """The PostgreSQL server ``tests/postgres.py`` started, which a test may take away."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.config = config
+
+    def _pg_ctl(self, *args: str) -> None:
+        owner = self.config["owner"]
+        subprocess.run(
+            [
+                *(["runuser", "-u", owner, "--"] if owner else []),
+                f"{self.config['bin']}/pg_ctl",
+                "-D",
+                self.config["data"],
+                "-w",
+                *args,
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+
+    def stop(self) -> None:
+        self._pg_ctl("-m", "fast", "stop")
+
+    def start(self) -> None:
+        self._pg_ctl("-l", self.config["log"], "start")
+
+
+@pytest.fixture
+def postgres_server() -> Iterator[PostgresServer]:
+    """The suite's PostgreSQL server; the test is skipped on SQLite runs."""
+    config = os.environ.get("SCHEDULER_TEST_PG")
+    if not config or connection.vendor != "postgresql":
+        pytest.skip("needs the PostgreSQL server started by tests/postgres.py")
+    server = PostgresServer(json.loads(config))
+    yield server
+    if not Path(server.config["data"], "postmaster.pid").exists():
+        server.start()
+    connection.close()

@@ -3,20 +3,20 @@
 Installs Debian's ``postgresql`` package when the server binaries are missing (CI starts
 on a fresh machine), creates a cluster in a temporary folder, starts it on 127.0.0.1 on a
 free port, runs the command with ``DATABASE_URL`` pointing at it, and stops the server it
-started, by its PID, whatever the command did. Exits with the command's status.
+started (``pg_ctl stop`` signals the PID in the cluster's ``postmaster.pid``) whatever the
+command did. Exits with the command's status.
 """
 
 from __future__ import annotations
 
 import glob
+import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 
@@ -47,6 +47,14 @@ def as_owner(owner: str | None) -> list[str]:
     return ["runuser", "-u", owner, "--"] if owner else []
 
 
+def pg_ctl(bin_dir: Path, owner: str | None, data: Path, *args: str) -> None:
+    subprocess.run(
+        [*as_owner(owner), str(bin_dir / "pg_ctl"), "-D", str(data), "-w", "-t", "60", *args],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+
+
 def main(argv: list[str]) -> int:
     if not argv:
         sys.exit(__doc__)
@@ -73,60 +81,31 @@ def main(argv: list[str]) -> int:
         check=True,
         stdout=subprocess.DEVNULL,
     )
-    server = subprocess.Popen(
-        [
-            *as_owner(owner),
-            str(bin_dir / "postgres"),
-            "-D",
-            str(data),
-            "-p",
-            str(port),
-            "-h",
-            "127.0.0.1",
-            "-k",
-            str(base),
-            "-c",
-            "fsync=off",
-            "-c",
-            "max_connections=200",
-            "-c",
-            "synchronous_commit=off",
-            "-c",
-            "full_page_writes=off",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=open(base / "server.log", "wb"),
-        start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    sys.stderr.write((base / "server.log").read_text())
-                    sys.exit("PostgreSQL did not start")
-                time.sleep(0.1)
-        url = f"postgres://scheduler@127.0.0.1:{port}/postgres"
-        print(
-            f"PostgreSQL {bin_dir.parent.name} on 127.0.0.1:{port} (pid {server.pid})", flush=True
+    # In the cluster's own configuration, so a test can stop and start it identically.
+    with open(data / "postgresql.conf", "a") as config:
+        config.write(
+            f"port = {port}\nlisten_addresses = '127.0.0.1'\n"
+            f"unix_socket_directories = '{base}'\nmax_connections = 200\n"
+            "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n"
         )
+    log = base / "server.log"
+    try:
+        pg_ctl(bin_dir, owner, data, "-l", str(log), "start")
+        pid = (data / "postmaster.pid").read_text().split()[0]
+        url = f"postgres://scheduler@127.0.0.1:{port}/postgres"
+        print(f"PostgreSQL {bin_dir.parent.name} on 127.0.0.1:{port} (pid {pid})", flush=True)
         env = {
             **os.environ,
             "DATABASE_URL": url,
-            "SCHEDULER_TEST_PG_PID": str(server.pid),
-            "SCHEDULER_TEST_PG_DATA": str(data),
+            # For tests that take the server away and bring it back (tests/pg_control.py).
+            "SCHEDULER_TEST_PG": json.dumps(
+                {"bin": str(bin_dir), "owner": owner, "data": str(data), "log": str(log)}
+            ),
         }
         return subprocess.call(argv, env=env)
     finally:
-        server.send_signal(signal.SIGINT)  # "fast" shutdown
-        try:
-            server.wait(30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        if (data / "postmaster.pid").exists():
+            pg_ctl(bin_dir, owner, data, "-m", "fast", "stop")
         shutil.rmtree(base, ignore_errors=True)
 
 

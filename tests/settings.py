@@ -4,6 +4,7 @@ The SQLite test database is a file, not memory, so that real ``runscheduler`` pr
 started by end-to-end tests share it with the test process.
 """
 
+import json
 import os
 import tempfile
 
@@ -19,6 +20,5 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "NAME": os.path.join(tempfile.gettempdir(), f"scheduler-tests-{os.getpid()}.sqlite3"),
     }
 
-SCHEDULER = {
-    "ALLOWED_COMMANDS": None,
-}
+# End-to-end tests hand a daemon process its own SCHEDULER settings through this variable.
+SCHEDULER = json.loads(os.environ.get("SCHEDULER_TEST_SETTINGS", "{}"))

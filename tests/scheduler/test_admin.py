@@ -6,7 +6,7 @@ import pytest
 from django.contrib.auth.models import Permission, User
 from django.urls import reverse
 
-from scheduler.models import Reason, Run, Schedule, Status
+from scheduler.models import Owner, Reason, Run, Schedule, Status
 
 pytestmark = pytest.mark.django_db
 
@@ -16,7 +16,7 @@ FIRE = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)
 @pytest.fixture
 def finished_run(make_schedule):
     schedule = make_schedule(name="token cleanup", command="cleanup_tokens", args=["--days", "7"])
-    run = Run.claim(schedule.pk, FIRE, Reason.SCHEDULED, host="box", pid=1)
+    run = Run.claim(schedule.pk, FIRE, Reason.SCHEDULED, owner=Owner("box", 1))
     run.status, run.exit_code = Status.FAILED, 3
     run.stdout, run.stderr = "<b>line one</b>\nline two", "CommandError: boom"
     run.finished_at = run.started_at

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from scheduler.daemon import SchedulerDaemon, catch_up_time, job_id
-from scheduler.models import Reason, Run, Status
+from scheduler.models import Owner, Reason, Run, Status
 
 T0 = datetime(2026, 11, 24, 1, 0, tzinfo=UTC)
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -53,7 +53,7 @@ def test_downtime_across_many_fire_times_gives_one_catch_up_run(
     clock, daemon, make_schedule, missed
 ):
     schedule = thread_schedule(make_schedule, interval=60)
-    Run.claim(schedule.pk, T0 + timedelta(seconds=60), Reason.SCHEDULED, host="h", pid=1)
+    Run.claim(schedule.pk, T0 + timedelta(seconds=60), Reason.SCHEDULED, owner=Owner("h", 1))
     Run.objects.update(status=Status.SUCCEEDED)
     latest_missed = T0 + timedelta(seconds=60 * (1 + missed))
     clock(latest_missed + timedelta(seconds=20))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 
 import pytest
+from django.test import override_settings
 
 from scheduler.executor import run_in_process, run_in_thread
 from scheduler.models import Status
@@ -109,3 +110,53 @@ def test_process_undecodable_output_is_escaped():
 
 def test_marker_says_how_many_bytes_were_dropped():
     assert "123 bytes" in marker(123)
+
+
+class TestHostileCommandsInAProcess:
+    """Whatever the command does, the caller gets a truthful result and carries on."""
+
+    def test_segfault_is_reported_with_the_signal(self):
+        result = run_in_process("segfault", [])
+        assert (result.status, result.exit_code) == (Status.FAILED, -11)
+        assert "about to crash" in result.stdout
+        assert "SIGSEGV" in result.stderr
+        assert "Segmentation fault" in result.stderr  # faulthandler's Python traceback
+
+    def test_busy_loop_is_killed_at_the_timeout(self):
+        result = run_in_process("spin", [], timeout=0.5)
+        assert result.status == Status.TIMED_OUT
+        assert result.stdout == "spinning\n"
+
+    def test_keyboard_interrupt_inside_the_command_fails_the_run(self):
+        result = run_in_process("interrupt_self", [])
+        assert (result.status, result.exit_code) == (Status.FAILED, 1)
+        assert "KeyboardInterrupt" in result.stderr
+
+    def test_fifty_megabytes_of_output_are_capped(self):
+        result = run_in_process("flood", [str(50 * 1024 * 1024)])
+        assert result.status == Status.SUCCEEDED
+        assert result.stdout.startswith("FIRST LINE")
+        assert result.stdout.endswith("LAST LINE\n")
+        assert len(result.stdout) < 1024 * 1024 + 100
+
+    def test_a_child_process_left_behind_does_not_outlive_the_run(self):
+        result = run_in_process("spawn_child", ["60"])
+        assert result.status == Status.SUCCEEDED
+        child_pid = int(result.stdout.split()[-1])
+        assert not pid_running(child_pid)
+
+    @override_settings(SCHEDULER={"MEMORY_LIMIT": 512 * 1024 * 1024})
+    def test_allocating_until_failure_fails_the_run_not_the_caller(self):
+        result = run_in_process("allocate", [])
+        assert (result.status, result.exit_code) == (Status.FAILED, 1)
+        assert "MemoryError" in result.stderr
+        assert "holding 64 MiB" in result.stdout
+
+
+def pid_running(pid: int) -> bool:
+    """True if ``pid`` exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False

@@ -6,10 +6,10 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.test import override_settings
 
-from scheduler.models import Overlap, Reason, Run, Schedule, Status
+from scheduler.models import Overlap, Owner, Reason, Run, Schedule, Status
 
 FIRE = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)
-ME = {"host": "test-host", "pid": 4242}
+ME = {"owner": Owner("test-host", 4242)}
 
 
 def errors_of(**fields) -> dict[str, list[str]]:

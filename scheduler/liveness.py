@@ -1,0 +1,54 @@
+"""Which daemons are gone, so their ``running`` runs can be resolved by a live one.
+
+A daemon is gone when its heartbeat is stale or marked stopped, or, on this host, when
+its process no longer exists (a ``kill -9`` seen at once instead of after the timeout) or
+its pid is now this very process (a container restarted with the same pid).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from .models import Heartbeat, Run, Status
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def dead_heartbeats(
+    now: datetime,
+    *,
+    stale_after: timedelta,
+    me: Heartbeat,
+    is_alive: Callable[[int], bool] = pid_alive,
+) -> list[int]:
+    """Heartbeat ids of gone daemons that still own ``running`` runs."""
+    owners = Heartbeat.objects.filter(
+        pk__in=Run.objects.filter(status=Status.RUNNING, heartbeat__isnull=False)
+        .exclude(heartbeat=me)
+        .values("heartbeat_id")
+    )
+    dead = []
+    for heartbeat in owners:
+        if not heartbeat.is_fresh(now, stale_after):
+            dead.append(heartbeat.pk)
+        elif heartbeat.host == me.host and (heartbeat.pid == me.pid or not is_alive(heartbeat.pid)):
+            dead.append(heartbeat.pk)
+    return dead
+
+
+def prune_heartbeats(now: datetime, *, keep_for: timedelta) -> int:
+    """Forget daemons gone for longer than ``keep_for`` that own no running run."""
+    old = Heartbeat.objects.filter(last_beat__lt=now - keep_for).exclude(
+        runs__status=Status.RUNNING
+    )
+    return old.delete()[0]

@@ -1,0 +1,118 @@
+"""End to end: the daemon under kill -9, signals and a database outage."""
+
+from __future__ import annotations
+
+import signal
+import time
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from scheduler.models import Heartbeat, Reason, Run, Status
+from tests.conftest import wait_for
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+QUICK_STOP = {"SHUTDOWN_GRACE": 1.0, "KILL_GRACE": 1.0, "HEARTBEAT_INTERVAL": 1.0}
+
+
+def running(schedule) -> list[Run]:
+    return list(Run.objects.filter(schedule=schedule, status=Status.RUNNING))
+
+
+def test_kill_9_during_a_run_is_resolved_after_restart(start_daemon, make_schedule):
+    schedule = make_schedule(command="sleep_for", args=["30"], interval=2)
+    first = start_daemon(settings=QUICK_STOP)
+    orphan = wait_for(lambda: running(schedule), 5)[0]
+    first.stop(signal.SIGKILL)
+    killed_at = timezone.now()
+    time.sleep(4.5)  # two fire times pass with no daemon
+
+    start_daemon(settings=QUICK_STOP)
+    orphan = wait_for(
+        lambda: Run.objects.filter(pk=orphan.pk, status=Status.INTERRUPTED).first(), 5
+    )
+    assert "stopped or died" in orphan.stderr
+    assert Run.objects.filter(schedule=schedule, scheduled_for=orphan.scheduled_for).count() == 1
+    catch_up = wait_for(lambda: list(Run.objects.filter(reason=Reason.CATCH_UP)), 3)
+    assert len(catch_up) == 1
+    assert catch_up[0].scheduled_for > killed_at
+
+
+def test_sigterm_lets_a_running_command_finish_and_starts_nothing_new(start_daemon, make_schedule):
+    schedule = make_schedule(command="sleep_for", args=["2"], interval=1, overlap="allow")
+    daemon = start_daemon(settings={"SHUTDOWN_GRACE": 10.0})
+    wait_for(lambda: running(schedule), 5)
+    daemon.process.send_signal(signal.SIGTERM)
+    signalled_at = timezone.now()
+    assert daemon.stop() == 0
+
+    runs = Run.objects.filter(schedule=schedule)
+    assert not runs.filter(status=Status.RUNNING).exists()
+    assert runs.filter(status=Status.SUCCEEDED).exists()
+    assert not runs.filter(created_at__gt=signalled_at + timedelta(seconds=0.5)).exists()
+    assert Heartbeat.objects.get(pid=daemon.pid).stopped_at is not None
+
+
+def test_sigterm_interrupts_what_outlasts_the_grace_period(start_daemon, make_schedule):
+    schedule = make_schedule(command="sleep_for", args=["60"], interval=1)
+    daemon = start_daemon(settings=QUICK_STOP)
+    run = wait_for(lambda: running(schedule), 5)[0]
+    started = time.monotonic()
+    assert daemon.stop() == 0
+    assert time.monotonic() - started < 8
+    run.refresh_from_db()
+    assert run.status == Status.INTERRUPTED
+    assert "sleeping 60" in run.stdout
+
+
+def test_second_sigint_stops_running_commands_at_once(start_daemon, make_schedule):
+    schedule = make_schedule(command="sleep_for", args=["60"], interval=1)
+    daemon = start_daemon(settings={"SHUTDOWN_GRACE": 60.0, "KILL_GRACE": 1.0})
+    run = wait_for(lambda: running(schedule), 5)[0]
+    started = time.monotonic()
+    daemon.process.send_signal(signal.SIGINT)
+    time.sleep(0.5)
+    assert daemon.alive()  # still waiting for the run, as the grace period says
+    assert daemon.stop(signal.SIGINT) == 0
+    assert time.monotonic() - started < 8
+    run.refresh_from_db()
+    assert run.status == Status.INTERRUPTED
+
+
+def test_database_outage_is_survived_and_results_are_written_afterwards(
+    start_daemon, make_schedule, postgres_server
+):
+    ticking = make_schedule(command="say", args=["tick"], interval=2)
+    slow = make_schedule(command="sleep_for", args=["6"], interval=3600)
+    daemon = start_daemon(settings={"HEARTBEAT_INTERVAL": 1.0})
+    wait_for(lambda: Run.objects.filter(schedule=ticking).exists(), 5)
+    slow_run = Run.enqueue_manual(slow)
+    wait_for(lambda: running(slow), 5)
+    connection.close()
+
+    postgres_server.stop()
+    down_at = timezone.now()
+    time.sleep(30)
+    postgres_server.start()
+    up_at = timezone.now()
+    connection.close()
+
+    slow_run = wait_for(
+        lambda: Run.objects.filter(pk=slow_run.pk, status=Status.SUCCEEDED).first(), 20
+    )
+    assert "woke up" in slow_run.stdout
+    catch_up = wait_for(
+        lambda: list(Run.objects.filter(schedule=ticking, reason=Reason.CATCH_UP)), 10
+    )
+    assert len(catch_up) == 1
+    assert down_at < catch_up[0].scheduled_for <= up_at + timedelta(seconds=2)
+    wait_for(lambda: Run.objects.filter(schedule=ticking, created_at__gt=up_at).count() >= 3, 10)
+    assert daemon.alive()
+    fired = list(Run.objects.filter(schedule=ticking).values_list("scheduled_for", flat=True))
+    assert len(fired) == len(set(fired))
+    assert daemon.log.count("Database unavailable") == 1
+    assert "Traceback" not in daemon.log
+    wait_for(lambda: not Run.objects.filter(status=Status.RUNNING).exists(), 5)

@@ -1,0 +1,93 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from scheduler.liveness import dead_heartbeats, prune_heartbeats
+from scheduler.models import Heartbeat, Owner, Reason, Run, Status
+
+NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+STALE = timedelta(seconds=30)
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def me():
+    return Heartbeat.objects.create(host="here", pid=100, last_beat=NOW)
+
+
+@pytest.fixture
+def running_run_of(make_schedule):
+    """Give a heartbeat (daemon) a running run."""
+
+    def make(heartbeat: Heartbeat) -> Run:
+        schedule = make_schedule()
+        owner = Owner(heartbeat.host, heartbeat.pid, heartbeat.pk)
+        return Run.claim(schedule.pk, NOW, Reason.SCHEDULED, owner=owner)
+
+    return make
+
+
+def dead(me, alive_pids=()) -> list[int]:
+    return dead_heartbeats(NOW, stale_after=STALE, me=me, is_alive=lambda pid: pid in alive_pids)
+
+
+def test_a_daemon_on_another_host_with_a_stale_heartbeat_is_dead(me, running_run_of):
+    other = Heartbeat.objects.create(host="elsewhere", pid=7, last_beat=NOW - timedelta(minutes=5))
+    running_run_of(other)
+    assert dead(me) == [other.pk]
+
+
+def test_a_daemon_on_another_host_with_a_fresh_heartbeat_is_alive(me, running_run_of):
+    other = Heartbeat.objects.create(host="elsewhere", pid=7, last_beat=NOW - timedelta(seconds=5))
+    running_run_of(other)
+    assert dead(me) == []
+
+
+def test_a_local_daemon_whose_process_is_gone_is_dead_at_once(me, running_run_of):
+    killed = Heartbeat.objects.create(host="here", pid=55, last_beat=NOW)
+    alive = Heartbeat.objects.create(host="here", pid=56, last_beat=NOW)
+    running_run_of(killed)
+    running_run_of(alive)
+    assert dead(me, alive_pids={56}) == [killed.pk]
+
+
+def test_an_earlier_life_with_my_own_pid_is_dead(me, running_run_of):
+    earlier = Heartbeat.objects.create(host="here", pid=100, last_beat=NOW)
+    running_run_of(earlier)
+    assert dead(me, alive_pids={100}) == [earlier.pk]
+
+
+def test_my_own_runs_are_never_orphans(me, running_run_of):
+    running_run_of(me)
+    assert dead(me) == []
+
+
+def test_orphans_end_interrupted_and_other_runs_are_untouched(me, running_run_of):
+    other = Heartbeat.objects.create(host="elsewhere", pid=7, last_beat=NOW - timedelta(minutes=5))
+    orphan = running_run_of(other)
+    mine = running_run_of(me)
+    assert Run.interrupt_orphans(dead(me), message="gone") == 1
+    orphan.refresh_from_db()
+    mine.refresh_from_db()
+    assert orphan.status == Status.INTERRUPTED
+    assert orphan.finished_at is not None
+    assert "gone" in orphan.stderr
+    assert mine.status == Status.RUNNING
+
+
+def test_long_gone_daemons_without_running_runs_are_forgotten(me, running_run_of):
+    old = Heartbeat.objects.create(host="x", pid=1, last_beat=NOW - timedelta(days=8))
+    old_busy = Heartbeat.objects.create(host="x", pid=2, last_beat=NOW - timedelta(days=8))
+    running_run_of(old_busy)
+    prune_heartbeats(NOW, keep_for=timedelta(days=7))
+    assert set(Heartbeat.objects.values_list("pk", flat=True)) == {me.pk, old_busy.pk}
+    assert not Heartbeat.objects.filter(pk=old.pk).exists()
+
+
+def test_admin_lists_daemons_with_their_state(admin_client, me):
+    Heartbeat.objects.create(host="elsewhere", pid=7, last_beat=NOW - timedelta(days=1))
+    page = admin_client.get("/admin/scheduler/heartbeat/").content.decode()
+    assert "elsewhere:7" in page
+    assert "not heard from" in page
