@@ -7,11 +7,14 @@ a command, so a slow command cannot hold a web worker and runs are recorded one 
 from __future__ import annotations
 
 from datetime import timedelta
+from functools import partial
 
+from django import forms
 from django.contrib import admin, messages
+from django.db import models
 from django.db.models import OuterRef, QuerySet, Subquery
 from django.http import HttpRequest
-from django.urls import reverse
+from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.timesince import timeuntil
@@ -20,6 +23,7 @@ from django_apscheduler.models import DjangoJob, DjangoJobExecution
 from .conf import conf
 from .describe import describe_timing
 from .models import Heartbeat, Run, Schedule, Status
+from .timeline import timeline_view
 from .timing import TimingError
 
 STATUS_COLOURS = {
@@ -36,6 +40,14 @@ STATUS_COLOURS = {
 for model in (DjangoJob, DjangoJobExecution):
     if admin.site.is_registered(model):
         admin.site.unregister(model)
+
+
+def moment(value) -> str:
+    """Seconds and zone matter when telling a fire time from a start: show both."""
+    if value is None:
+        return "—"
+    local = timezone.localtime(value)
+    return f"{local:%Y-%m-%d %H:%M:%S}.{local.microsecond // 1000:03d} {local:%Z}"
 
 
 def status_badge(status: str | None) -> str:
@@ -59,6 +71,34 @@ def runs_url(schedule_id: int) -> str:
     return reverse("admin:scheduler_run_changelist") + f"?schedule__id__exact={schedule_id}"
 
 
+RECENT_RUNS = 20
+
+
+def annotate_last_run(queryset: QuerySet[Schedule]) -> QuerySet[Schedule]:
+    latest = Run.objects.filter(schedule=OuterRef("pk")).order_by("-scheduled_for", "-id")
+    return queryset.annotate(
+        last_status=Subquery(latest.values("status")[:1]),
+        last_run_at=Subquery(latest.values("scheduled_for")[:1]),
+    )
+
+
+class LastStatusFilter(admin.SimpleListFilter):
+    title = "last run"
+    parameter_name = "last_status"
+
+    def lookups(self, request: HttpRequest, model_admin):
+        return [("never", "Never ran"), *Status.choices]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Schedule]):
+        value = self.value()
+        if value is None:
+            return queryset
+        queryset = annotate_last_run(queryset)
+        if value == "never":
+            return queryset.filter(last_status__isnull=True)
+        return queryset.filter(last_status=value)
+
+
 @admin.register(Schedule)
 class ScheduleAdmin(admin.ModelAdmin):
     list_display = (
@@ -68,11 +108,22 @@ class ScheduleAdmin(admin.ModelAdmin):
         "enabled",
         "next_run_display",
         "last_run_display",
+        "success_rate_display",
     )
-    list_filter = ("enabled", "command")
+    list_filter = ("enabled", "command", LastStatusFilter, "defined_in_code")
     search_fields = ("name", "command")
     actions = ("enable", "disable", "run_now")
-    readonly_fields = ("next_runs_display", "recent_runs_display", "created_at", "updated_at")
+    formfield_overrides = {
+        models.JSONField: {"widget": forms.Textarea(attrs={"rows": 2, "cols": 60})},
+        models.URLField: {"assume_scheme": "https"},
+    }
+    readonly_fields = (
+        "next_runs_display",
+        "recent_runs_display",
+        "defined_in_code",
+        "created_at",
+        "updated_at",
+    )
     fieldsets = (
         (None, {"fields": ("name", "command", "args", "enabled")}),
         ("When", {"fields": ("cron", "interval", "timezone", "next_runs_display")}),
@@ -80,19 +131,37 @@ class ScheduleAdmin(admin.ModelAdmin):
             "How",
             {"fields": ("executor", "timeout", "overlap", "jitter", "catch_up", "catch_up_window")},
         ),
-        ("History", {"fields": ("recent_runs_display", "created_at", "updated_at")}),
+        ("Monitoring", {"fields": ("notify", "ping_url")}),
+        (
+            "History",
+            {
+                "fields": (
+                    "recent_runs_display",
+                    "keep_runs",
+                    "keep_days",
+                    "defined_in_code",
+                    "created_at",
+                    "updated_at",
+                )
+            },
+        ),
     )
 
+    def get_fieldsets(self, request: HttpRequest, obj: Schedule | None = None):
+        if obj is None:  # nothing to show in History before the first save
+            return [fieldset for fieldset in self.fieldsets if fieldset[0] != "History"]
+        return self.fieldsets
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Schedule | None = None):
+        """Fields that ``SCHEDULER["SCHEDULES"]`` sets are owned by code, not by admin."""
+        readonly = list(super().get_readonly_fields(request, obj))
+        if obj is not None and obj.defined_in_code:
+            owned = conf.SCHEDULES.get(obj.name, {}) if isinstance(conf.SCHEDULES, dict) else {}
+            readonly += ["name", *(field for field in owned if field not in readonly)]
+        return readonly
+
     def get_queryset(self, request: HttpRequest) -> QuerySet[Schedule]:
-        latest = Run.objects.filter(schedule=OuterRef("pk")).order_by("-scheduled_for", "-id")
-        return (
-            super()
-            .get_queryset(request)
-            .annotate(
-                last_status=Subquery(latest.values("status")[:1]),
-                last_run_at=Subquery(latest.values("scheduled_for")[:1]),
-            )
-        )
+        return annotate_last_run(super().get_queryset(request))
 
     @admin.display(description="Command")
     def command_display(self, obj: Schedule) -> str:
@@ -129,6 +198,18 @@ class ScheduleAdmin(admin.ModelAdmin):
             status_badge(status),
             obj.last_run_at.strftime("%Y-%m-%d %H:%M:%S %Z"),
         )
+
+    @admin.display(description="Success (last 20)")
+    def success_rate_display(self, obj: Schedule) -> str:
+        statuses = list(
+            obj.runs.exclude(status__in=[Status.RUNNING, Status.QUEUED, Status.SKIPPED])
+            .order_by("-scheduled_for")
+            .values_list("status", flat=True)[:RECENT_RUNS]
+        )
+        if not statuses:
+            return "—"
+        succeeded = statuses.count(Status.SUCCEEDED)
+        return f"{100 * succeeded // len(statuses)} % of {len(statuses)}"
 
     @admin.display(description="Next five fire times")
     def next_runs_display(self, obj: Schedule) -> str:
@@ -234,10 +315,10 @@ class RunAdmin(admin.ModelAdmin):
         "command_display",
         "reason",
         "status_display",
-        "scheduled_for",
-        "created_at",
-        "started_at",
-        "finished_at",
+        "scheduled_for_display",
+        "created_at_display",
+        "started_at_display",
+        "finished_at_display",
         "duration_display",
         "exit_code",
         "executor",
@@ -256,6 +337,41 @@ class RunAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Run | None = None) -> bool:
         return False
+
+    def get_urls(self):
+        # Before the default patterns, whose "<path:object_id>/" would catch "timeline/".
+        view = self.admin_site.admin_view(partial(timeline_view, model_admin=self))
+        return [path("timeline/", view, name="scheduler_run_timeline"), *super().get_urls()]
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {
+            **(extra_context or {}),
+            "timeline_url": reverse("admin:scheduler_run_timeline"),
+        }
+        return super().changelist_view(request, extra_context)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        """A run still going reloads itself, showing its output as the daemon stores it."""
+        run = self.get_object(request, object_id)
+        live = run is not None and run.status in (Status.RUNNING, Status.QUEUED)
+        extra_context = {**(extra_context or {}), "refresh_seconds": 2 if live else None}
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    @admin.display(description="Scheduled for")
+    def scheduled_for_display(self, obj: Run) -> str:
+        return moment(obj.scheduled_for)
+
+    @admin.display(description="Claimed")
+    def created_at_display(self, obj: Run) -> str:
+        return moment(obj.created_at)
+
+    @admin.display(description="Started")
+    def started_at_display(self, obj: Run) -> str:
+        return moment(obj.started_at)
+
+    @admin.display(description="Finished")
+    def finished_at_display(self, obj: Run) -> str:
+        return moment(obj.finished_at)
 
     @admin.display(description="Schedule", ordering="schedule__name")
     def schedule_link(self, obj: Run) -> str:

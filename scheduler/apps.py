@@ -8,3 +8,7 @@ class SchedulerConfig(AppConfig):
 
     def ready(self) -> None:
         from . import checks  # noqa: F401
+        from .notifications import mail_admins_about_run
+        from .signals import run_finished
+
+        run_finished.connect(mail_admins_about_run, dispatch_uid="scheduler.mail_admins")

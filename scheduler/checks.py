@@ -102,6 +102,15 @@ def check_settings(app_configs=None, **kwargs) -> list:
                 id="scheduler.E008",
             )
         )
+    errors.extend(_check_declared(conf.SCHEDULES))
+    for key in ("KEEP_RUNS", "KEEP_DAYS"):
+        value = getattr(conf, key)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            errors.append(
+                Error(
+                    f'SCHEDULER["{key}"] must be a whole number, at least 0.', id="scheduler.E010"
+                )
+            )
     workers = conf.MAX_CONCURRENT_RUNS
     if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
         errors.append(
@@ -111,3 +120,41 @@ def check_settings(app_configs=None, **kwargs) -> list:
             )
         )
     return errors
+
+
+def _check_declared(declared) -> list:
+    from django.core.exceptions import ValidationError
+
+    from .declared import declared_schedule
+
+    if not isinstance(declared, dict):
+        return [
+            Error(
+                'SCHEDULER["SCHEDULES"] must be a dict of schedule name to fields.',
+                id="scheduler.E009",
+            )
+        ]
+    errors = []
+    for name, fields in declared.items():
+        if not isinstance(fields, dict):
+            errors.append(
+                Error(f"Schedule {name!r} must be a dict of fields.", id="scheduler.E009")
+            )
+            continue
+        try:
+            declared_schedule(str(name), fields, None)
+        except ValidationError as exc:
+            details = "; ".join(
+                f"{field}: {' '.join(messages)}" for field, messages in _messages(exc).items()
+            )
+            errors.append(
+                Error(
+                    f'SCHEDULER["SCHEDULES"][{name!r}] is invalid: {details}',
+                    id="scheduler.E009",
+                )
+            )
+    return errors
+
+
+def _messages(exc) -> dict[str, list[str]]:
+    return exc.message_dict if hasattr(exc, "error_dict") else {"schedule": exc.messages}

@@ -26,6 +26,15 @@ DEFAULTS: dict[str, Any] = {
     "HEARTBEAT_TIMEOUT": 30.0,
     # Bytes of address space a process-executor run may use (RLIMIT_AS); None: no limit.
     "MEMORY_LIMIT": None,
+    # How often a running run's output so far is stored, for admin's live view.
+    "OUTPUT_FLUSH_INTERVAL": 2.0,
+    "PING_TIMEOUT": 5.0,
+    # History kept per schedule (a schedule's keep_runs/keep_days override them).
+    "KEEP_RUNS": 1000,
+    "KEEP_DAYS": 90,
+    "PRUNE_INTERVAL": 60.0,
+    # Schedules declared in code: {"name": {"command": …, "cron": …, …}}.
+    "SCHEDULES": {},
 }
 
 EXECUTORS = ("process", "thread")

@@ -25,11 +25,13 @@ from django.db.models import Count, Max
 from django.utils import timezone
 from django_apscheduler.jobstores import DjangoJobStore
 
-from . import runner
+from . import pings, runner
 from .conf import conf
+from .declared import sync_declared
 from .executor import start_fork_server
 from .liveness import dead_heartbeats, prune_heartbeats
 from .models import Heartbeat, Owner, Reason, Run, Schedule, Status
+from .retention import prune_runs
 from .timing import TimingError
 from .triggers import TimingTrigger
 
@@ -174,6 +176,7 @@ class SchedulerDaemon:
         self._last_full_sync = 0.0
         self._db_down_since: datetime | None = None
         self._last_beat = 0.0
+        self._last_prune = time.monotonic()
         self.heartbeat: Heartbeat | None = None
         self.owner = Owner.this_process()
         self.unfinished = 0
@@ -188,6 +191,7 @@ class SchedulerDaemon:
         self.owner = Owner.this_process(self.heartbeat.pk)
         self.scheduler.start(paused=True)
         try:
+            self._guarded(self.sync_declared)
             self._guarded(self.check_liveness)
             self._guarded(self.sync, full=True)
             self._guarded(self._drop_orphan_jobs)
@@ -216,6 +220,18 @@ class SchedulerDaemon:
         due_full = (now.timestamp() - self._last_full_sync) >= self.resync_interval
         self.sync(full=due_full)
         self.start_queued_runs()
+        if time.monotonic() - self._last_prune >= conf.PRUNE_INTERVAL:
+            self._last_prune = time.monotonic()
+            pruned = prune_runs(now)
+            if pruned:
+                logger.info("Pruned %d run(s) past the history limits", pruned)
+
+    def sync_declared(self) -> None:
+        """Create or update the schedules declared in ``SCHEDULER["SCHEDULES"]``."""
+        report = sync_declared(conf.SCHEDULES)
+        for change, names in report.items():
+            if names:
+                logger.info("Schedules in code %s: %s", change, ", ".join(names))
 
     def check_liveness(self) -> None:
         """Beat, and resolve the running runs of daemons that are gone."""
@@ -229,7 +245,9 @@ class SchedulerDaemon:
             dead, message="Interrupted: the scheduler running it stopped or died."
         )
         if interrupted:
-            logger.warning("Resolved %d run(s) of gone daemon(s) as interrupted", interrupted)
+            logger.warning("Resolved %d run(s) of gone daemon(s) as interrupted", len(interrupted))
+        for run in interrupted:
+            runner.finished(run)
         prune_heartbeats(now, keep_for=timedelta(days=7))
 
     def _guarded(self, step, **kwargs) -> None:
@@ -279,10 +297,13 @@ class SchedulerDaemon:
                     [self.heartbeat.pk],
                     message="Interrupted: the scheduler exited while this run was going.",
                 )
-                logger.warning("Abandoned %d run(s) that could not be stopped", interrupted)
+                logger.warning("Abandoned %d run(s) that could not be stopped", len(interrupted))
+                for run in interrupted:
+                    runner.finished(run)
             self.heartbeat.stop()
         except DatabaseError as exc:
             logger.error("Could not record the shutdown: %s", exc)
+        pings.drain(conf.PING_TIMEOUT)
         logger.info("Scheduler stopped")
 
     # -- schedules -> jobs ----------------------------------------------------------------

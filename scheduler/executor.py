@@ -14,6 +14,7 @@ Two ways to run it:
 
 from __future__ import annotations
 
+import codecs
 import ctypes
 import faulthandler
 import io
@@ -26,9 +27,10 @@ import tempfile
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import wait
-from typing import TextIO
+from typing import BinaryIO, TextIO
 
 from django.core.management import call_command
 from django.core.management.base import CommandError
@@ -80,16 +82,71 @@ def status_for(exit_code: int) -> str:
     return Status.SUCCEEDED if exit_code == 0 else Status.FAILED
 
 
+OutputCallback = Callable[[str, str], None]
+"""Called with ("stdout" or "stderr", text) as a command's output arrives."""
+
+
 def run_in_thread(
-    command: str, args: list[str], *, output_limit: int | None = None
+    command: str,
+    args: list[str],
+    *,
+    output_limit: int | None = None,
+    on_output: OutputCallback | None = None,
 ) -> ExecutionResult:
-    """Run the command in this thread, capturing ``print()`` apart from other threads' runs."""
+    """Run the command in this thread, capturing ``print()`` apart from other threads' runs.
+
+    ``on_output`` is called in the command's own thread, as it writes.
+    """
     limit = output_limit or conf.OUTPUT_LIMIT
     out, err = CappedBuffer(limit), CappedBuffer(limit)
     sys_out, sys_err = routed_std_streams()
-    with sys_out.routed_to(out), sys_err.routed_to(err):
-        exit_code = invoke(command, args, out, err)
+    out_stream = Tee(out, "stdout", on_output) if on_output else out
+    err_stream = Tee(err, "stderr", on_output) if on_output else err
+    with sys_out.routed_to(out_stream), sys_err.routed_to(err_stream):
+        exit_code = invoke(command, args, out_stream, err_stream)
     return ExecutionResult(status_for(exit_code), exit_code, out.getvalue(), err.getvalue())
+
+
+class Tee(io.TextIOBase):
+    """Writes to a capture buffer and reports each write to a callback."""
+
+    def __init__(self, buffer: CappedBuffer, name: str, callback: OutputCallback) -> None:
+        super().__init__()
+        self.buffer, self.name, self.callback = buffer, name, callback
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        self.buffer.write(text)
+        self.callback(self.name, text)
+        return len(text)
+
+
+class _Follower:
+    """Reads what a child appended to its capture files since the last look."""
+
+    def __init__(self, files: dict[str, BinaryIO], callback: OutputCallback) -> None:
+        self.files = files
+        self.callback = callback
+        self.offsets = dict.fromkeys(files, 0)
+        self.decoders = {
+            name: codecs.getincrementaldecoder("utf-8")(errors="backslashreplace") for name in files
+        }
+
+    def poll(self, *, final: bool = False) -> None:
+        for name, stream in self.files.items():
+            data = os.pread(stream.fileno(), 1 << 20, self.offsets[name])
+            while data:
+                self.offsets[name] += len(data)
+                text = self.decoders[name].decode(data)
+                if text:
+                    self.callback(name, text)
+                data = os.pread(stream.fileno(), 1 << 20, self.offsets[name])
+            if final:
+                rest = self.decoders[name].decode(b"", final=True)
+                if rest:
+                    self.callback(name, rest)
 
 
 def _child_main(
@@ -161,8 +218,13 @@ def run_in_process(
     timeout: float | None = None,
     stop: threading.Event | None = None,
     output_limit: int | None = None,
+    on_output: OutputCallback | None = None,
 ) -> ExecutionResult:
-    """Run the command in a forked child; stop it on ``timeout`` or when ``stop`` is set."""
+    """Run the command in a forked child; stop it on ``timeout`` or when ``stop`` is set.
+
+    ``on_output`` is called in this thread with the output as it arrives (a few times a
+    second), for live views and for echoing to a terminal.
+    """
     limit = output_limit or conf.OUTPUT_LIMIT
     with (
         tempfile.NamedTemporaryFile(prefix="scheduler-out-") as out,
@@ -174,12 +236,17 @@ def run_in_process(
             args=(command, args, out.name, err.name, result_file.name, conf.MEMORY_LIMIT),
         )
         child.start()
+        follower = _Follower({"stdout": out, "stderr": err}, on_output) if on_output else None
+        tick = 0.25 if follower else 0.5
         deadline = None if timeout is None else time.monotonic() + timeout
         ended_by = None
         try:
             while True:
-                wait_for = 0.5 if deadline is None else min(0.5, deadline - time.monotonic())
-                if wait([child.sentinel], max(wait_for, 0)):
+                wait_for = tick if deadline is None else min(tick, deadline - time.monotonic())
+                exited = wait([child.sentinel], max(wait_for, 0))
+                if follower:
+                    follower.poll(final=bool(exited))
+                if exited:
                     break
                 if stop is not None and stop.is_set():
                     ended_by = Status.INTERRUPTED
@@ -194,6 +261,8 @@ def run_in_process(
                 _stop_child(child)
             # Grandchildren the command left behind die with the run.
             _signal_group(child.pid, signal.SIGKILL)
+        if follower:
+            follower.poll(final=True)
         stdout = read_capped(out, limit)
         stderr = read_capped(err, limit)
         reported = result_file.read().decode().strip()
@@ -242,7 +311,8 @@ def execute(
     *,
     timeout: float | None = None,
     stop: threading.Event | None = None,
+    on_output: OutputCallback | None = None,
 ) -> ExecutionResult:
     if executor == "thread":
-        return run_in_thread(command, args)
-    return run_in_process(command, args, timeout=timeout, stop=stop)
+        return run_in_thread(command, args, on_output=on_output)
+    return run_in_process(command, args, timeout=timeout, stop=stop, on_output=on_output)

@@ -39,9 +39,15 @@ class Overlap(models.TextChoices):
 
 
 class Executor(models.TextChoices):
-    DEFAULT = "", "Settings default"
+    DEFAULT = "", 'Settings default (SCHEDULER["EXECUTOR"], normally process)'
     PROCESS = "process", "Child process (can be timed out and killed)"
     THREAD = "thread", "Thread inside the daemon (tiny, frequent commands)"
+
+
+class Notify(models.TextChoices):
+    FAILURES = "failures", "When a run fails, times out or is interrupted"
+    ALWAYS = "always", "After every run"
+    NEVER = "never", "Never"
 
 
 class Schedule(models.Model):
@@ -65,23 +71,47 @@ class Schedule(models.Model):
     )
     enabled = models.BooleanField(default=True)
     catch_up = models.BooleanField(
+        "catch-up",
         default=True,
         help_text="Run once at start-up if fire times were missed while nothing ran them.",
     )
     catch_up_window = models.PositiveIntegerField(
+        "catch-up window",
         null=True,
         blank=True,
         help_text="Seconds: a missed fire time older than this is not caught up. Empty: no limit.",
     )
     overlap = models.CharField(max_length=5, choices=Overlap.choices, default=Overlap.SKIP)
     timeout = models.PositiveIntegerField(
-        null=True, blank=True, help_text="Seconds after which a run is stopped."
+        null=True, blank=True, help_text="Seconds after which a run is stopped; empty: no limit."
     )
     jitter = models.PositiveIntegerField(
-        null=True, blank=True, help_text="Start each run after a random delay up to this."
+        null=True, blank=True, help_text="Seconds: start each run after a random delay up to this."
     )
     executor = models.CharField(
         max_length=16, choices=Executor.choices, default=Executor.DEFAULT, blank=True
+    )
+    notify = models.CharField(
+        max_length=10,
+        choices=Notify.choices,
+        default=Notify.FAILURES,
+        help_text="When to mail ADMINS about a run of this schedule.",
+    )
+    ping_url = models.URLField(
+        max_length=500,
+        blank=True,
+        help_text="Dead-man monitor (healthchecks.io style): /start, then the URL or /fail.",
+    )
+    keep_runs = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Runs kept in history; empty: the settings default."
+    )
+    keep_days = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Days runs are kept; empty: the settings default."
+    )
+    defined_in_code = models.BooleanField(
+        default=False,
+        editable=False,
+        help_text='Created from SCHEDULER["SCHEDULES"]; the fields it sets are read-only.',
     )
     created_at = models.DateTimeField(default=dj_timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
@@ -233,6 +263,8 @@ class Status(models.TextChoices):
 
 SKIPPED_MESSAGE = "Skipped: the previous run of this schedule was still running."
 
+PROBLEM_STATUSES = frozenset({Status.FAILED, Status.TIMED_OUT, Status.INTERRUPTED})
+
 TERMINAL_STATUSES = frozenset(
     {Status.SUCCEEDED, Status.FAILED, Status.TIMED_OUT, Status.INTERRUPTED, Status.SKIPPED}
 )
@@ -255,10 +287,11 @@ class Run(models.Model):
     stderr = models.TextField(blank=True)
     executor = models.CharField(max_length=16, blank=True)
     host = models.CharField(max_length=255, blank=True)
-    pid = models.PositiveIntegerField(null=True, blank=True)
+    pid = models.PositiveIntegerField("PID", null=True, blank=True)
     heartbeat = models.ForeignKey(
         Heartbeat, null=True, blank=True, on_delete=models.SET_NULL, related_name="runs"
     )
+    notified_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["-scheduled_for", "-id"]
@@ -272,7 +305,9 @@ class Run(models.Model):
         indexes = [models.Index(fields=["schedule", "status"], name="scheduler_run_sched_status")]
 
     def __str__(self) -> str:
-        return f"{self.command} @ {self.scheduled_for:%Y-%m-%d %H:%M:%S} ({self.status})"
+        line = " ".join([self.command, *self.args])
+        when = f"{self.scheduled_for:%Y-%m-%d %H:%M:%S}"
+        return f"#{self.pk} {line} @ {when} ({self.get_status_display()})"
 
     @property
     def duration(self) -> timedelta | None:
@@ -381,15 +416,36 @@ class Run(models.Model):
         self.save(update_fields=["status", "exit_code", "stdout", "stderr", "finished_at"])
 
     @classmethod
-    def interrupt_orphans(cls, heartbeat_ids: list[int], *, message: str) -> int:
-        """End the ``running`` runs of daemons known to be gone as ``interrupted``."""
+    def interrupt_orphans(cls, heartbeat_ids: list[int], *, message: str) -> list[Run]:
+        """End the ``running`` runs of daemons known to be gone as ``interrupted``.
+
+        Returns the runs this call ended (not those another daemon ended meanwhile).
+        """
         if not heartbeat_ids:
-            return 0
-        return cls.objects.filter(heartbeat_id__in=heartbeat_ids, status=Status.RUNNING).update(
-            status=Status.INTERRUPTED,
-            finished_at=dj_timezone.now(),
-            stderr=Concat("stderr", Value(f"\n[scheduler] {message}\n")),
-        )
+            return []
+        orphans = cls.objects.filter(heartbeat_id__in=heartbeat_ids, status=Status.RUNNING)
+        ended = []
+        for run_id in orphans.values_list("pk", flat=True):
+            if cls.objects.filter(pk=run_id, status=Status.RUNNING).update(
+                status=Status.INTERRUPTED,
+                finished_at=dj_timezone.now(),
+                stderr=Concat("stderr", Value(f"\n[scheduler] {message}\n")),
+            ):
+                ended.append(run_id)
+        return list(cls.objects.select_related("schedule").filter(pk__in=ended))
+
+    def claim_notification(self) -> bool:
+        """Take the right to notify about this run; True only once, across processes."""
+        now = dj_timezone.now()
+        taken = Run.objects.filter(pk=self.pk, notified_at__isnull=True).update(notified_at=now)
+        if taken:
+            self.notified_at = now
+        return bool(taken)
+
+    def save_output(self, stdout: str, stderr: str) -> None:
+        """Store the output so far of a run still going, for admin's live view."""
+        self.stdout, self.stderr = stdout, stderr
+        Run.objects.filter(pk=self.pk, status=Status.RUNNING).update(stdout=stdout, stderr=stderr)
 
     def fail(self, message: str, *, status: str = Status.FAILED) -> None:
         """End a run that could not execute its command, with the reason in ``stderr``."""

@@ -19,8 +19,12 @@ from django.db import DatabaseError, close_old_connections
 from django.utils import timezone
 
 from .commands import CommandNotAllowed, check_allowed
-from .executor import ExecutionResult, execute
+from .conf import conf
+from .executor import ExecutionResult, OutputCallback, execute
 from .models import Owner, Reason, Run, Status
+from .output import CappedBuffer
+from .pings import ping
+from .signals import run_finished
 
 logger = logging.getLogger("scheduler.runner")
 
@@ -65,25 +69,31 @@ def run_queued(
     return execute_run(run, stop=stop)
 
 
-def execute_run(run: Run, *, stop: threading.Event | None = None) -> Run:
-    """Run a claimed ``Run``'s command and record how it ended."""
+def execute_run(
+    run: Run, *, stop: threading.Event | None = None, echo: OutputCallback | None = None
+) -> Run:
+    """Run a claimed ``Run``'s command and record how it ended.
+
+    ``echo`` also receives the output as it arrives (the command line's ``run``).
+    """
     schedule = run.schedule
+    ping_base = schedule.ping_url if schedule else ""
     try:
         check_allowed(run.command)
     except CommandNotAllowed as exc:
         logger.error("Run %s of %s refused: %s", run.pk, schedule, exc)
         message = f"Not executed: {exc}"
         persist(lambda: run.fail(message), run)
+        finished(run)
         return run
     jitter = schedule.jitter if schedule else None
     if jitter:
         delay = random.uniform(0, jitter)
         logger.debug("Run %s of %s waits %.1f s of jitter", run.pk, schedule, delay)
         if stop is not None and stop.wait(delay):
-            run.fail(
-                "Not started: the scheduler shut down during the jitter delay.",
-                status=Status.INTERRUPTED,
-            )
+            message = "Not started: the scheduler shut down during the jitter delay."
+            persist(lambda: run.fail(message, status=Status.INTERRUPTED), run)
+            finished(run)
             return run
         if stop is None:
             threading.Event().wait(delay)
@@ -97,6 +107,8 @@ def execute_run(run: Run, *, stop: threading.Event | None = None) -> Run:
         run.reason,
         run.executor,
     )
+    ping(ping_base, "start")
+    live = LiveOutput(run) if run.executor != "thread" else None
     try:
         result = execute(
             run.command,
@@ -104,6 +116,7 @@ def execute_run(run: Run, *, stop: threading.Event | None = None) -> Run:
             run.executor,
             timeout=schedule.timeout if schedule else None,
             stop=stop,
+            on_output=_fan_out(live, echo),
         )
     except Exception:
         logger.exception("Run %s of %s could not be executed", run.pk, schedule)
@@ -117,7 +130,57 @@ def execute_run(run: Run, *, stop: threading.Event | None = None) -> Run:
         run.duration.total_seconds(),
         run.exit_code,
     )
+    ping(ping_base, "success" if run.status == Status.SUCCEEDED else "failure", run.exit_code)
+    finished(run)
     return run
+
+
+def finished(run: Run) -> None:
+    """Tell the project a run ended; a receiver's error never affects the daemon."""
+    for receiver, response in run_finished.send_robust(sender=Run, run=run):
+        if isinstance(response, Exception):
+            logger.error("run_finished receiver %r failed: %r", receiver, response)
+
+
+class LiveOutput:
+    """Keeps a running run's output so far in the database for admin's live view.
+
+    Written at most every ``OUTPUT_FLUSH_INTERVAL`` seconds, and only when there is new
+    output; a failed write is only skipped, the final result is recorded regardless.
+    """
+
+    def __init__(self, run: Run) -> None:
+        self.run = run
+        self.buffers = {
+            "stdout": CappedBuffer(conf.OUTPUT_LIMIT),
+            "stderr": CappedBuffer(conf.OUTPUT_LIMIT),
+        }
+        self.flushed_at = time.monotonic()
+
+    def __call__(self, stream: str, text: str) -> None:
+        self.buffers[stream].write(text)
+        if time.monotonic() - self.flushed_at >= conf.OUTPUT_FLUSH_INTERVAL:
+            self.flushed_at = time.monotonic()
+            try:
+                self.run.save_output(
+                    self.buffers["stdout"].getvalue(), self.buffers["stderr"].getvalue()
+                )
+            except DatabaseError as exc:
+                logger.debug("Output of run %s not stored yet: %s", self.run.pk, exc)
+
+
+def _fan_out(*callbacks: OutputCallback | None) -> OutputCallback | None:
+    present = [callback for callback in callbacks if callback is not None]
+    if not present:
+        return None
+    if len(present) == 1:
+        return present[0]
+
+    def both(stream: str, text: str) -> None:
+        for callback in present:
+            callback(stream, text)
+
+    return both
 
 
 def persist(write: Callable[[], None], run: Run) -> None:

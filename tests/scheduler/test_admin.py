@@ -149,3 +149,32 @@ def test_run_output_needs_view_permission_on_runs(client, staff, finished_run):
     staff("view_schedule")
     response = client.get(reverse("admin:scheduler_run_change", args=[finished_run.pk]))
     assert response.status_code == 403
+
+
+def test_a_running_run_page_refreshes_itself_and_a_finished_one_does_not(
+    admin_client, make_schedule, finished_run
+):
+    running = Run.claim(make_schedule().pk, FIRE, Reason.SCHEDULED, owner=Owner("box", 1))
+    live = admin_client.get(reverse("admin:scheduler_run_change", args=[running.pk]))
+    done = admin_client.get(reverse("admin:scheduler_run_change", args=[finished_run.pk]))
+    assert '<meta http-equiv="refresh" content="2">' in live.content.decode()
+    assert "http-equiv" not in done.content.decode()
+
+
+def test_schedules_filter_by_last_run_status_and_show_success_rate(
+    admin_client, finished_run, make_schedule
+):
+    make_schedule(name="never ran")
+    url = reverse("admin:scheduler_schedule_changelist")
+    failed = admin_client.get(url + "?last_status=failed").context["cl"]
+    never = admin_client.get(url + "?last_status=never").context["cl"]
+    assert [s.name for s in failed.result_list] == ["token cleanup"]
+    assert [s.name for s in never.result_list] == ["never ran"]
+    assert "0 % of 1" in admin_client.get(url).content.decode()
+
+
+def test_timeline_is_linked_from_the_run_list(admin_client, finished_run):
+    page = admin_client.get(reverse("admin:scheduler_run_changelist")).content.decode()
+    timeline = reverse("admin:scheduler_run_timeline")
+    assert timeline in page
+    assert "<svg" in admin_client.get(timeline).content.decode()

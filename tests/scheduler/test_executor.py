@@ -10,6 +10,7 @@ from django.test import override_settings
 from scheduler.executor import run_in_process, run_in_thread
 from scheduler.models import Status
 from scheduler.output import marker
+from tests.conftest import wait_for
 
 EXECUTORS = [run_in_process, run_in_thread]
 
@@ -143,7 +144,7 @@ class TestHostileCommandsInAProcess:
         result = run_in_process("spawn_child", ["60"])
         assert result.status == Status.SUCCEEDED
         child_pid = int(result.stdout.split()[-1])
-        assert not pid_running(child_pid)
+        wait_for(lambda: not pid_running(child_pid), 2)  # SIGKILL lands asynchronously
 
     @override_settings(SCHEDULER={"MEMORY_LIMIT": 512 * 1024 * 1024})
     def test_allocating_until_failure_fails_the_run_not_the_caller(self):

@@ -68,7 +68,7 @@ def test_orphans_end_interrupted_and_other_runs_are_untouched(me, running_run_of
     other = Heartbeat.objects.create(host="elsewhere", pid=7, last_beat=NOW - timedelta(minutes=5))
     orphan = running_run_of(other)
     mine = running_run_of(me)
-    assert Run.interrupt_orphans(dead(me), message="gone") == 1
+    assert Run.interrupt_orphans(dead(me), message="gone") == [orphan]
     orphan.refresh_from_db()
     mine.refresh_from_db()
     assert orphan.status == Status.INTERRUPTED

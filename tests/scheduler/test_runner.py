@@ -6,8 +6,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from scheduler.models import Reason, Run, Schedule, Status
-from scheduler.runner import run_queued, run_schedule
+from scheduler.models import Owner, Reason, Run, Schedule, Status
+from scheduler.runner import execute_run, run_queued, run_schedule
+from tests.conftest import wait_for
 
 FIRE = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)
 pytestmark = pytest.mark.django_db
@@ -64,3 +65,31 @@ def test_a_queued_manual_run_is_started_once(make_schedule):
     finished = run_queued(run.pk)
     assert finished.status == Status.SUCCEEDED
     assert run_queued(run.pk) is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_output_of_a_process_run_is_stored_while_it_runs(make_schedule, settings):
+    settings.SCHEDULER = {"OUTPUT_FLUSH_INTERVAL": 0.2}
+    schedule = make_schedule(args=["live", "--repeat", "30", "--pause", "0.1"])
+    worker = threading.Thread(target=run_schedule, args=(schedule.pk, FIRE, Reason.SCHEDULED))
+    worker.start()
+    try:
+        partial = wait_for(
+            lambda: Run.objects.filter(status=Status.RUNNING, stdout__contains="live 3").first(),
+            5,
+        )
+        assert "live 29" not in partial.stdout
+    finally:
+        worker.join()
+    run = Run.objects.get()
+    assert run.status == Status.SUCCEEDED
+    assert "stdout live 29" in run.stdout
+
+
+def test_echo_receives_the_output_as_it_arrives(make_schedule):
+    run = Run.enqueue_manual(make_schedule(args=["echoed"]))
+    run.start_queued(owner=Owner.this_process())
+    chunks = []
+    execute_run(run, echo=lambda stream, text: chunks.append((stream, text)))
+    assert "".join(text for stream, text in chunks if stream == "stdout") == run.stdout
+    assert "".join(text for stream, text in chunks if stream == "stderr") == run.stderr

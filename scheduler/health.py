@@ -1,0 +1,60 @@
+"""Is a scheduler alive? One answer for the health command and the health URL."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from .conf import conf
+from .models import Heartbeat, Run, Status
+
+
+@dataclass(frozen=True)
+class Health:
+    status: str  # "ok": a fresh heartbeat; "stale": daemons, none fresh; "none": no daemon
+    daemons: list[dict] = field(default_factory=list)
+    queued: int = 0
+    oldest_queued_seconds: float | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def as_dict(self) -> dict:
+        return {
+            "status": self.status,
+            "daemons": self.daemons,
+            "queued": self.queued,
+            "oldest_queued_seconds": self.oldest_queued_seconds,
+        }
+
+
+def check_health(now: datetime, *, host: str | None = None) -> Health:
+    """Judge the daemons (those on ``host`` only, if given) by their heartbeats."""
+    stale_after = timedelta(seconds=conf.HEARTBEAT_TIMEOUT)
+    beats = Heartbeat.objects.filter(stopped_at__isnull=True)
+    if host is not None:
+        beats = beats.filter(host=host)
+    daemons = [
+        {
+            "host": beat.host,
+            "pid": beat.pid,
+            "started_at": beat.started_at.isoformat(),
+            "last_beat": beat.last_beat.isoformat(),
+            "seconds_since_beat": round((now - beat.last_beat).total_seconds(), 1),
+            "fresh": beat.is_fresh(now, stale_after),
+        }
+        for beat in beats.order_by("-last_beat")[:50]
+    ]
+    if any(daemon["fresh"] for daemon in daemons):
+        status = "ok"
+    else:
+        status = "stale" if daemons else "none"
+    queued = Run.objects.filter(status=Status.QUEUED)
+    oldest = queued.order_by("created_at").values_list("created_at", flat=True).first()
+    return Health(
+        status=status,
+        daemons=daemons,
+        queued=queued.count(),
+        oldest_queued_seconds=round((now - oldest).total_seconds(), 1) if oldest else None,
+    )

@@ -1,0 +1,61 @@
+"""Dead-man monitor pings (healthchecks.io style), sent beside the run, never in its way.
+
+A slow or unreachable monitor must neither delay nor fail a run, so pings go through a
+small pool of background threads with a short timeout, and their failures are only logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import urllib.request
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+
+from .conf import conf
+
+logger = logging.getLogger("scheduler.pings")
+
+_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="scheduler-ping")
+_pending: set[Future] = set()
+_lock = threading.Lock()
+
+
+def ping_url(base: str, event: str, exit_code: int | None = None) -> str:
+    """``start`` → ``…/start``; ``success`` → the URL itself; a failure → ``…/<exit code>``
+    when there is one, else ``…/fail``."""
+    base = base.rstrip("/")
+    if event == "start":
+        return f"{base}/start"
+    if event == "success":
+        return base
+    return f"{base}/{exit_code}" if exit_code not in (None, 0) and exit_code > 0 else f"{base}/fail"
+
+
+def send(url: str) -> None:
+    try:
+        request = urllib.request.Request(url, headers={"User-Agent": "runscheduler"})
+        with urllib.request.urlopen(request, timeout=conf.PING_TIMEOUT) as response:
+            response.read(1024)
+    except Exception as exc:
+        logger.warning("Ping %s failed: %s", url, exc)
+
+
+def ping(base: str, event: str, exit_code: int | None = None) -> None:
+    if not base:
+        return
+    future = _pool.submit(send, ping_url(base, event, exit_code))
+    with _lock:
+        _pending.add(future)
+    future.add_done_callback(_forget)
+
+
+def _forget(future: Future) -> None:
+    with _lock:
+        _pending.discard(future)
+
+
+def drain(timeout: float) -> None:
+    """Give pings still on their way up to ``timeout`` seconds (at daemon shutdown)."""
+    with _lock:
+        pending = list(_pending)
+    wait(pending, timeout=timeout)

@@ -1,0 +1,69 @@
+"""Keep run history bounded without operator work.
+
+Each schedule keeps its newest ``keep_runs`` runs and none older than ``keep_days`` days
+(``KEEP_RUNS``/``KEEP_DAYS`` when the schedule leaves them empty); runs of deleted
+schedules follow ``KEEP_DAYS``. Rows go in small batches, each its own short transaction,
+so pruning never holds a long lock over the table the daemons write to.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from django.db.models import Count, Q
+
+from .conf import conf
+from .models import Run, Schedule, Status
+
+UNFINISHED = (Status.RUNNING, Status.QUEUED)
+
+
+def prune_runs(now: datetime, *, batch: int = 500, max_batches: int = 20) -> int:
+    """Delete up to ``batch * max_batches`` runs past their limits; return how many went."""
+    budget = batch * max_batches
+    deleted = 0
+    for query in _expired(now):
+        while deleted < budget:
+            ids = list(query.values_list("pk", flat=True)[: min(batch, budget - deleted)])
+            if not ids:
+                break
+            deleted += Run.objects.filter(pk__in=ids).delete()[0]
+    return deleted
+
+
+def _expired(now: datetime):
+    """Querysets of runs past a limit, oldest first; checked lazily, one at a time."""
+    finished = Run.objects.exclude(status__in=UNFINISHED).order_by("scheduled_for", "id")
+    default_cutoff = now - timedelta(days=conf.KEEP_DAYS)
+    yield finished.filter(
+        Q(schedule__isnull=True) | Q(schedule__keep_days__isnull=True),
+        scheduled_for__lt=default_cutoff,
+    )
+    for schedule_id, days in Schedule.objects.filter(keep_days__isnull=False).values_list(
+        "id", "keep_days"
+    ):
+        yield finished.filter(schedule_id=schedule_id, scheduled_for__lt=now - timedelta(days=days))
+    limits = dict(Schedule.objects.filter(keep_runs__isnull=False).values_list("id", "keep_runs"))
+    smallest = min([conf.KEEP_RUNS, *limits.values()])
+    crowded = (
+        Run.objects.exclude(schedule__isnull=True)
+        .values("schedule_id")
+        .annotate(runs=Count("id"))
+        .filter(runs__gt=smallest)
+    )
+    for row in crowded:
+        keep = limits.get(row["schedule_id"], conf.KEEP_RUNS)
+        if row["runs"] <= keep:
+            continue
+        newest = Run.objects.filter(schedule_id=row["schedule_id"]).order_by(
+            "-scheduled_for", "-id"
+        )
+        boundary = (
+            newest.values_list("scheduled_for", "id")[keep - 1 : keep].first() if keep else None
+        )
+        older = finished.filter(schedule_id=row["schedule_id"])
+        if boundary is not None:
+            older = older.filter(
+                Q(scheduled_for__lt=boundary[0]) | Q(scheduled_for=boundary[0], id__lt=boundary[1])
+            )
+        yield older

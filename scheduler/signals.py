@@ -1,0 +1,7 @@
+"""Signals for projects that want their own alerting or bookkeeping around runs."""
+
+from django.dispatch import Signal
+
+# Sent after every run ends (succeeded, failed, timed out, interrupted or skipped), from
+# the process that recorded it, with ``run`` (a ``scheduler.models.Run``).
+run_finished = Signal()

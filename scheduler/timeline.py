@@ -1,0 +1,385 @@
+"""A picture of the scheduler's last and next day for the admin: runs as bars, fire times as marks.
+
+The SVG is built on the server from plain rows so the page needs no JavaScript and no
+chart library, and so that ``render_timeline`` can be tested without a browser or a
+database. Every piece of text that reaches the SVG (schedule names, commands) comes from
+people editing schedules, so all of it goes through :func:`escape`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+
+from django.core.exceptions import PermissionDenied
+from django.db.models import Q
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import escape
+from django.utils.safestring import mark_safe
+
+from .models import Run, Schedule, Status
+from .timing import TimingError
+
+if TYPE_CHECKING:
+    from django.contrib.admin import ModelAdmin
+
+WINDOW = timedelta(hours=24)
+RUN_LIMIT = 5000
+FIRE_LIMIT = 200
+
+WIDTH = 1100
+LABEL_WIDTH = 190
+RIGHT_PAD = 16
+AXIS_HEIGHT = 40
+LANE_HEIGHT = 22
+BAR_HEIGHT = 14
+LEGEND_HEIGHT = 30
+MIN_BAR_WIDTH = 2.0
+LABEL_CHARS = 28
+FIRE_COLOUR = "#495057"
+DELETED_LANE = "(deleted schedules)"
+TIME_FORMAT = "%Y-%m-%d %H:%M:%S %Z"
+
+
+class _Lane:
+    def __init__(self, label: str, href: str | None = None, muted: bool = False) -> None:
+        self.label = label
+        self.href = href
+        self.muted = muted
+        self.runs: list[Run] = []
+        self.fires: list[datetime] = []
+
+
+def render_timeline(
+    schedules: Sequence[Schedule],
+    runs: Sequence[Run],
+    fire_times: Mapping[int, Sequence[datetime]],
+    *,
+    now: datetime,
+    past: timedelta = WINDOW,
+    future: timedelta = WINDOW,
+) -> str:
+    """Return an SVG of one lane per schedule, from ``now - past`` to ``now + future``.
+
+    Runs are bars from their start (or fire time, if they never started) as long as they
+    took; a running run reaches ``now``. Runs outside the window are left out, so callers
+    may pass a generous query. A run of a schedule missing from ``schedules`` gets a lane
+    of its own when its schedule was loaded with it (``select_related``), and runs whose
+    schedule was deleted share a last lane. Colours are the admin's status colours, so a
+    bar here and a badge in the run list mean the same thing.
+    """
+    from .admin import STATUS_COLOURS
+
+    start, end = now - past, now + future
+    plot_left, plot_right = LABEL_WIDTH, WIDTH - RIGHT_PAD
+    span = (end - start).total_seconds()
+    scale = (plot_right - plot_left) / span
+
+    def x(moment: datetime) -> float:
+        seconds = (moment - start).total_seconds()
+        return plot_left + min(max(seconds, 0.0), span) * scale
+
+    lanes: dict[int | None, _Lane] = {}
+    for schedule in schedules:
+        lanes[schedule.pk] = _Lane(
+            schedule.name,
+            reverse("admin:scheduler_schedule_change", args=[schedule.pk]),
+            muted=not schedule.enabled,
+        )
+        lanes[schedule.pk].fires = [
+            fire for fire in fire_times.get(schedule.pk, ()) if now < fire <= end
+        ]
+    deleted = _Lane(DELETED_LANE, muted=True)
+    schedule_field = Run._meta.get_field("schedule")
+    for run in runs:
+        run_start, run_end = _extent(run, now)
+        if run_end < start or run_start > end:
+            continue
+        if run.schedule_id is None:
+            lane = deleted
+        elif run.schedule_id in lanes:
+            lane = lanes[run.schedule_id]
+        else:
+            name = (
+                run.schedule.name
+                if schedule_field.is_cached(run)
+                else f"schedule #{run.schedule_id}"
+            )
+            lane = lanes[run.schedule_id] = _Lane(
+                name, reverse("admin:scheduler_schedule_change", args=[run.schedule_id])
+            )
+        lane.runs.append(run)
+    ordered = list(lanes.values())
+    if deleted.runs:
+        ordered.append(deleted)
+
+    lanes_height = max(len(ordered), 1) * LANE_HEIGHT
+    height = AXIS_HEIGHT + lanes_height + LEGEND_HEIGHT
+    lanes_bottom = AXIS_HEIGHT + lanes_height
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="scheduler-timeline" '
+        f'width="{WIDTH}" height="{height}" viewBox="0 0 {WIDTH} {height}" '
+        f'font-family="sans-serif" font-size="11" role="img" '
+        f'aria-label="Runs of the last {_hours(past)} and fire times of the next '
+        f'{_hours(future)}">',
+        f'<rect x="0" y="0" width="{WIDTH}" height="{height}" fill="#ffffff"/>',
+        f'<rect x="{x(now):.1f}" y="{AXIS_HEIGHT}" width="{plot_right - x(now):.1f}" '
+        f'height="{lanes_height}" fill="#f1f3f5"/>',
+    ]
+    for index in range(len(ordered)):
+        top = AXIS_HEIGHT + index * LANE_HEIGHT
+        if index % 2:
+            parts.append(
+                f'<rect x="0" y="{top}" width="{plot_left}" height="{LANE_HEIGHT}" fill="#f8f9fa"/>'
+            )
+        parts.append(
+            f'<line x1="0" y1="{top + LANE_HEIGHT}" x2="{plot_right}" '
+            f'y2="{top + LANE_HEIGHT}" stroke="#dee2e6"/>'
+        )
+    parts.extend(_axis(start, end, x, plot_left, plot_right, lanes_bottom))
+    if not ordered:
+        parts.append(
+            f'<text x="{plot_left + 8}" y="{AXIS_HEIGHT + 15}" fill="#6c757d">'
+            f"No enabled schedules and no runs in this period.</text>"
+        )
+    for index, lane in enumerate(ordered):
+        top = AXIS_HEIGHT + index * LANE_HEIGHT
+        parts.append(_lane_label(lane, top))
+        bar_top = top + (LANE_HEIGHT - BAR_HEIGHT) / 2
+        for run in sorted(lane.runs, key=lambda run: _extent(run, now)[0]):
+            parts.append(_bar(run, now, x, plot_right, bar_top, STATUS_COLOURS))
+        for fire in lane.fires:
+            parts.append(_fire_mark(lane.label, fire, x(fire), top + LANE_HEIGHT / 2))
+    parts.append(
+        f'<line class="now" x1="{x(now):.1f}" y1="{AXIS_HEIGHT - 6}" x2="{x(now):.1f}" '
+        f'y2="{lanes_bottom}" stroke="#212529" stroke-width="1.5"><title>now: '
+        f"{escape(_local(now))}</title></line>"
+    )
+    parts.append(
+        f'<text x="{x(now):.1f}" y="{AXIS_HEIGHT - 9}" text-anchor="middle" '
+        f'font-size="10" font-weight="bold" fill="#212529">now</text>'
+    )
+    parts.extend(_legend(lanes_bottom + 18, STATUS_COLOURS))
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _extent(run: Run, now: datetime) -> tuple[datetime, datetime]:
+    """Where a run's bar starts and ends: a run that never started is a point."""
+    if run.started_at is None:
+        return run.scheduled_for, run.scheduled_for
+    if run.finished_at is not None:
+        return run.started_at, max(run.finished_at, run.started_at)
+    if run.status == Status.RUNNING:
+        return run.started_at, max(now, run.started_at)
+    return run.started_at, run.started_at
+
+
+def _axis(start, end, x, plot_left, plot_right, lanes_bottom) -> list[str]:
+    """Hour ticks in the current timezone, labelled every three hours."""
+    zone = timezone.get_current_timezone()
+    parts = [
+        f'<line x1="{plot_left}" y1="{AXIS_HEIGHT}" x2="{plot_right}" y2="{AXIS_HEIGHT}" '
+        f'stroke="#adb5bd"/>'
+    ]
+    tick = start.astimezone(zone).replace(minute=0, second=0, microsecond=0)
+    if tick < start:
+        tick += timedelta(hours=1)
+    while tick <= end:
+        local = tick.astimezone(zone)
+        at = x(tick)
+        if local.hour % 3 == 0:
+            label = local.strftime("%a %d %b") if local.hour == 0 else local.strftime("%H:%M")
+            parts.append(
+                f'<line x1="{at:.1f}" y1="{AXIS_HEIGHT - 5}" x2="{at:.1f}" y2="{lanes_bottom}" '
+                f'stroke="#dee2e6" stroke-dasharray="2,3"/>'
+                f'<text class="tick" x="{at:.1f}" y="{AXIS_HEIGHT - 27}" text-anchor="middle" '
+                f'fill="#495057">{escape(label)}</text>'
+            )
+        else:
+            parts.append(
+                f'<line x1="{at:.1f}" y1="{AXIS_HEIGHT - 3}" x2="{at:.1f}" y2="{AXIS_HEIGHT}" '
+                f'stroke="#adb5bd"/>'
+            )
+        tick = (tick.astimezone(UTC) + timedelta(hours=1)).astimezone(zone)
+    return parts
+
+
+def _lane_label(lane: _Lane, top: float) -> str:
+    short = lane.label
+    if len(short) > LABEL_CHARS:
+        short = short[: LABEL_CHARS - 1] + "…"
+    style = ' fill="#6c757d" font-style="italic"' if lane.muted else ' fill="#212529"'
+    text = (
+        f'<text class="lane" x="8" y="{top + LANE_HEIGHT / 2 + 4:.1f}"{style}>'
+        f"<title>{escape(lane.label)}</title>{escape(short)}</text>"
+    )
+    if lane.href:
+        return f'<a href="{escape(lane.href)}">{text}</a>'
+    return text
+
+
+def _bar(run, now, x, plot_right, top, colours) -> str:
+    run_start, run_end = _extent(run, now)
+    left = min(x(run_start), plot_right - MIN_BAR_WIDTH)
+    width = max(x(run_end) - left, MIN_BAR_WIDTH)
+    colour = colours.get(run.status, "#6c757d")
+    href = reverse("admin:scheduler_run_change", args=[run.pk])
+    return (
+        f'<a href="{escape(href)}"><rect class="run run-{escape(run.status)}" '
+        f'data-run="{run.pk}" x="{left:.2f}" y="{top:.1f}" width="{width:.2f}" '
+        f'height="{BAR_HEIGHT}" rx="2" fill="{escape(colour)}">'
+        f"<title>{escape(_run_summary(run, now))}</title></rect></a>"
+    )
+
+
+def _run_summary(run: Run, now: datetime) -> str:
+    status = Status(run.status).label if run.status in Status.values else run.status
+    exit_code = "—" if run.exit_code is None else str(run.exit_code)
+    if run.started_at is None:
+        when = f"not started (fire time {_local(run.scheduled_for)})"
+        duration = "—"
+    else:
+        when = f"started {_local(run.started_at)}"
+        if run.finished_at is not None:
+            duration = _duration(run.finished_at - run.started_at)
+        elif run.status == Status.RUNNING:
+            duration = f"{_duration(now - run.started_at)} so far"
+        else:
+            duration = "—"
+    return f"#{run.pk} {run.command} {status}, {when}, duration {duration}, exit code {exit_code}"
+
+
+def _fire_mark(label: str, fire: datetime, at: float, middle: float) -> str:
+    return (
+        f'<path class="fire" d="M{at:.1f} {middle - 5:.1f}l4 5l-4 5l-4-5z" '
+        f'fill="#ffffff" stroke="{FIRE_COLOUR}" stroke-width="1.2">'
+        f"<title>{escape(label)}: next run {escape(fire.strftime(TIME_FORMAT))}</title></path>"
+    )
+
+
+def _legend(top: float, colours) -> list[str]:
+    parts = []
+    left = 8.0
+    for status in Status:
+        parts.append(
+            f'<rect x="{left:.0f}" y="{top - 9}" width="10" height="10" rx="2" '
+            f'fill="{escape(colours.get(status, "#6c757d"))}"/>'
+            f'<text x="{left + 14:.0f}" y="{top}" fill="#495057">{escape(status.label)}</text>'
+        )
+        left += 22 + 6.5 * len(status.label)
+    parts.append(
+        f'<path d="M{left + 4:.0f} {top - 9}l4 5l-4 5l-4-5z" fill="#ffffff" '
+        f'stroke="{FIRE_COLOUR}" stroke-width="1.2"/>'
+        f'<text x="{left + 14:.0f}" y="{top}" fill="#495057">Next fire time</text>'
+    )
+    return parts
+
+
+def _local(moment: datetime) -> str:
+    return timezone.localtime(moment).strftime(TIME_FORMAT)
+
+
+def _duration(span: timedelta) -> str:
+    seconds = max(span.total_seconds(), 0.0)
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    if seconds < 3600:
+        return f"{int(seconds // 60)} min {int(seconds % 60)} s"
+    return f"{int(seconds // 3600)} h {int(seconds % 3600 // 60)} min"
+
+
+def _hours(span: timedelta) -> str:
+    return f"{span.total_seconds() / 3600:g} hours"
+
+
+def upcoming_fire_times(schedule: Schedule, now: datetime, until: datetime) -> list[datetime]:
+    """Fire times of ``schedule`` in ``(now, until]``, at most ``FIRE_LIMIT`` of them.
+
+    The cap keeps a schedule that fires every few seconds from costing thousands of
+    marks that would overlap into one black stripe anyway.
+    """
+    fires: list[datetime] = []
+    after = now
+    while len(fires) < FIRE_LIMIT:
+        batch = schedule.next_fire_times(after, min(50, FIRE_LIMIT - len(fires)))
+        if not batch:
+            break
+        for fire in batch:
+            if fire > until:
+                return fires
+            fires.append(fire)
+        after = batch[-1]
+    return fires
+
+
+def timeline_view(request: HttpRequest, model_admin: ModelAdmin) -> HttpResponse:
+    """Admin page with the timeline of the last and next 24 hours.
+
+    It is a function rather than a ModelAdmin method so it can live outside admin.py;
+    wire it in ``RunAdmin.get_urls()`` (``admin_view`` adds the staff login check, CSRF
+    and no-cache)::
+
+        def get_urls(self):
+            view = self.admin_site.admin_view(partial(timeline_view, model_admin=self))
+            return [
+                path("timeline/", view, name="scheduler_run_timeline"),
+                *super().get_urls(),
+            ]
+
+    The page shows run history, so it needs the same ``scheduler.view_run`` permission
+    as the run list; without it the request is refused with 403.
+    """
+    if not request.user.has_perm("scheduler.view_run"):
+        raise PermissionDenied
+    now = timezone.now()
+    start, end = now - WINDOW, now + WINDOW
+    runs = list(
+        Run.objects.filter(
+            Q(scheduled_for__gte=start) | Q(started_at__gte=start) | Q(status=Status.RUNNING)
+        )
+        .select_related("schedule")
+        .only(
+            "id",
+            "command",
+            "status",
+            "scheduled_for",
+            "started_at",
+            "finished_at",
+            "exit_code",
+            "schedule",
+            "schedule__name",
+            "schedule__enabled",
+        )
+        .order_by("-scheduled_for", "-id")[:RUN_LIMIT]
+    )
+    schedule_ids = {run.schedule_id for run in runs if run.schedule_id is not None}
+    schedules = list(
+        Schedule.objects.filter(Q(enabled=True) | Q(pk__in=schedule_ids)).only(
+            "id", "name", "enabled", "cron", "interval", "timezone", "created_at"
+        )
+    )
+    fire_times: dict[int, list[datetime]] = {}
+    for schedule in schedules:
+        if not schedule.enabled:
+            continue
+        try:
+            fire_times[schedule.pk] = upcoming_fire_times(schedule, now, end)
+        except TimingError:
+            continue
+    svg = render_timeline(schedules, runs, fire_times, now=now)
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "title": "Runs: last 24 hours and next 24 hours",
+        "opts": Run._meta,
+        "svg": mark_safe(svg),  # render_timeline escapes every user-provided string
+        "run_count": len(runs),
+        "run_limit": RUN_LIMIT if len(runs) >= RUN_LIMIT else None,
+        "fire_limit": FIRE_LIMIT,
+        "timezone_name": timezone.get_current_timezone_name(),
+    }
+    return render(request, "admin/scheduler/timeline.html", context)

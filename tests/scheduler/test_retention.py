@@ -1,0 +1,93 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.test import override_settings
+
+from scheduler.models import Reason, Run, Status
+from scheduler.retention import prune_runs
+
+NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def history():
+    """Give a schedule runs ``ages`` (in days) before NOW, all finished unless told."""
+
+    def make(schedule, ages, status=Status.SUCCEEDED) -> list[Run]:
+        return [
+            Run.objects.create(
+                schedule=schedule,
+                command=schedule.command if schedule else "say",
+                reason=Reason.SCHEDULED,
+                status=status,
+                scheduled_for=NOW - timedelta(days=age),
+            )
+            for age in ages
+        ]
+
+    return make
+
+
+def ages_left(schedule) -> list[float]:
+    return sorted(
+        (NOW - when).days
+        for when in Run.objects.filter(schedule=schedule).values_list("scheduled_for", flat=True)
+    )
+
+
+@override_settings(SCHEDULER={"KEEP_RUNS": 3, "KEEP_DAYS": 90})
+def test_only_the_newest_runs_are_kept(make_schedule, history):
+    schedule = make_schedule()
+    history(schedule, [1, 2, 3, 4, 5])
+    assert prune_runs(NOW) == 2
+    assert ages_left(schedule) == [1, 2, 3]
+
+
+@override_settings(SCHEDULER={"KEEP_RUNS": 100, "KEEP_DAYS": 10})
+def test_runs_older_than_the_age_limit_go(make_schedule, history):
+    schedule = make_schedule()
+    history(schedule, [1, 9, 11, 400])
+    prune_runs(NOW)
+    assert ages_left(schedule) == [1, 9]
+
+
+@override_settings(SCHEDULER={"KEEP_RUNS": 100, "KEEP_DAYS": 100})
+def test_a_schedules_own_limits_override_the_settings(make_schedule, history):
+    strict = make_schedule(keep_runs=1)
+    short = make_schedule(keep_days=2)
+    default = make_schedule()
+    for schedule in (strict, short, default):
+        history(schedule, [1, 3, 5])
+    prune_runs(NOW)
+    assert ages_left(strict) == [1]
+    assert ages_left(short) == [1]
+    assert ages_left(default) == [1, 3, 5]
+
+
+@override_settings(SCHEDULER={"KEEP_RUNS": 1, "KEEP_DAYS": 1})
+def test_running_and_queued_runs_are_never_pruned(make_schedule, history):
+    schedule = make_schedule()
+    history(schedule, [5], status=Status.RUNNING)
+    history(schedule, [6], status=Status.QUEUED)
+    history(schedule, [7])
+    prune_runs(NOW)
+    assert set(Run.objects.values_list("status", flat=True)) == {Status.RUNNING, Status.QUEUED}
+
+
+@override_settings(SCHEDULER={"KEEP_DAYS": 30})
+def test_runs_of_deleted_schedules_follow_the_age_limit(history):
+    history(None, [1, 40])
+    prune_runs(NOW)
+    assert Run.objects.count() == 1
+
+
+@override_settings(SCHEDULER={"KEEP_RUNS": 0, "KEEP_DAYS": 1000})
+def test_pruning_goes_in_bounded_batches(make_schedule, history):
+    schedule = make_schedule()
+    history(schedule, range(1, 26))
+    assert prune_runs(NOW, batch=4, max_batches=3) == 12
+    assert prune_runs(NOW, batch=4, max_batches=3) == 12
+    assert prune_runs(NOW, batch=4, max_batches=3) == 1

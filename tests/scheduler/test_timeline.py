@@ -1,0 +1,235 @@
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from functools import partial
+
+import pytest
+from django.contrib import admin
+from django.contrib.auth.models import Permission, User
+from django.core.handlers.exception import convert_exception_to_response
+from django.test import RequestFactory
+from django.urls import reverse
+from django.utils import timezone
+
+from scheduler.admin import STATUS_COLOURS
+from scheduler.models import Reason, Run, Schedule, Status
+from scheduler.timeline import (
+    AXIS_HEIGHT,
+    FIRE_LIMIT,
+    LABEL_WIDTH,
+    LANE_HEIGHT,
+    MIN_BAR_WIDTH,
+    RIGHT_PAD,
+    WIDTH,
+    render_timeline,
+    timeline_view,
+    upcoming_fire_times,
+)
+
+pytestmark = pytest.mark.django_db
+
+NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+
+
+def make_run(schedule: Schedule | None, status: str, **fields) -> Run:
+    fields.setdefault("scheduled_for", fields.get("started_at") or NOW - timedelta(hours=1))
+    return Run.objects.create(
+        schedule=schedule,
+        command=fields.pop("command", schedule.command if schedule else "say"),
+        reason=Reason.SCHEDULED,
+        status=status,
+        **fields,
+    )
+
+
+def bar(svg: str, run: Run) -> dict[str, str]:
+    """The attributes of the bar drawn for ``run``."""
+    match = re.search(rf'<rect [^>]*data-run="{run.pk}"[^>]*>', svg)
+    assert match, f"no bar for run #{run.pk}"
+    return dict(re.findall(r'([\w-]+)="([^"]*)"', match.group(0)))
+
+
+def x_of(moment: datetime) -> float:
+    """Where ``moment`` lies on the default 48-hour axis around NOW."""
+    seconds = (moment - (NOW - timedelta(hours=24))).total_seconds()
+    return LABEL_WIDTH + seconds * (WIDTH - LABEL_WIDTH - RIGHT_PAD) / (48 * 3600)
+
+
+def lane_labels(svg: str) -> list[str]:
+    return re.findall(r'<text class="lane"[^>]*><title>([^<]*)</title>', svg)
+
+
+def test_each_schedule_gets_a_lane_labelled_with_its_name(make_schedule):
+    first = make_schedule(name="Expire tokens")
+    second = make_schedule(name="Nightly batch", enabled=False)
+    svg = render_timeline([first, second], [], {}, now=NOW)
+    assert svg.startswith("<svg")
+    assert svg.endswith("</svg>")
+    assert lane_labels(svg) == ["Expire tokens", "Nightly batch"]
+    assert reverse("admin:scheduler_schedule_change", args=[first.pk]) in svg
+
+
+def test_each_run_is_a_bar_in_its_status_colour_linking_to_its_run_page(make_schedule):
+    schedule = make_schedule()
+    runs = [
+        make_run(
+            schedule,
+            status,
+            scheduled_for=NOW - timedelta(hours=hours),
+            started_at=NOW - timedelta(hours=hours),
+            finished_at=NOW - timedelta(hours=hours) + timedelta(seconds=30),
+            exit_code=exit_code,
+        )
+        for hours, status, exit_code in [(3, Status.SUCCEEDED, 0), (2, Status.FAILED, 3)]
+    ]
+    svg = render_timeline([schedule], runs, {}, now=NOW)
+    for run in runs:
+        assert bar(svg, run)["fill"] == STATUS_COLOURS[run.status]
+        link = reverse("admin:scheduler_run_change", args=[run.pk])
+        assert re.search(rf'<a href="{link}"><rect [^>]*data-run="{run.pk}"', svg)
+    assert f"<title>#{runs[1].pk} say Failed, started 2026-11-24 10:00:00 UTC" in svg
+    assert "duration 30.0 s, exit code 3</title>" in svg
+
+
+def test_bar_width_is_proportional_to_the_run_duration(make_schedule):
+    schedule = make_schedule()
+    short, long = (
+        make_run(
+            schedule,
+            Status.SUCCEEDED,
+            started_at=NOW - timedelta(hours=hours),
+            finished_at=NOW - timedelta(hours=hours) + timedelta(minutes=minutes),
+        )
+        for hours, minutes in [(6, 30), (4, 120)]
+    )
+    svg = render_timeline([schedule], [short, long], {}, now=NOW)
+    short_width, long_width = float(bar(svg, short)["width"]), float(bar(svg, long)["width"])
+    assert long_width / short_width == pytest.approx(4, rel=0.01)
+    assert float(bar(svg, short)["x"]) == pytest.approx(x_of(short.started_at), abs=0.01)
+
+
+def test_a_run_without_duration_is_still_a_visible_bar(make_schedule):
+    schedule = make_schedule()
+    queued = make_run(schedule, Status.QUEUED, scheduled_for=NOW - timedelta(minutes=1))
+    svg = render_timeline([schedule], [queued], {}, now=NOW)
+    assert float(bar(svg, queued)["width"]) == MIN_BAR_WIDTH
+    assert float(bar(svg, queued)["x"]) == pytest.approx(x_of(queued.scheduled_for), abs=0.01)
+    assert "not started (fire time 2026-11-24 11:59:00 UTC)" in svg
+
+
+def test_a_running_run_extends_to_now(make_schedule):
+    schedule = make_schedule()
+    running = make_run(schedule, Status.RUNNING, started_at=NOW - timedelta(hours=2))
+    svg = render_timeline([schedule], [running], {}, now=NOW)
+    attrs = bar(svg, running)
+    assert float(attrs["x"]) + float(attrs["width"]) == pytest.approx(x_of(NOW), abs=0.01)
+    assert attrs["fill"] == STATUS_COLOURS[Status.RUNNING]
+    assert "duration 2 h 0 min so far" in svg
+    assert re.search(rf'<line class="now" x1="{x_of(NOW):.1f}"', svg)
+
+
+def test_runs_older_than_24_hours_are_left_out(make_schedule):
+    schedule = make_schedule()
+    old = make_run(
+        schedule,
+        Status.SUCCEEDED,
+        started_at=NOW - timedelta(hours=25),
+        finished_at=NOW - timedelta(hours=25) + timedelta(minutes=5),
+    )
+    recent = make_run(
+        schedule,
+        Status.SUCCEEDED,
+        started_at=NOW - timedelta(hours=23),
+        finished_at=NOW - timedelta(hours=23) + timedelta(minutes=5),
+    )
+    svg = render_timeline([schedule], [old, recent], {}, now=NOW)
+    assert f'data-run="{old.pk}"' not in svg
+    assert f'data-run="{recent.pk}"' in svg
+
+
+def test_next_fire_times_are_marks_with_their_time_in_a_title(make_schedule):
+    schedule = make_schedule(name="hourly", cron="0 * * * *", timezone="Europe/Berlin")
+    fires = upcoming_fire_times(schedule, NOW, NOW + timedelta(hours=24))
+    assert len(fires) == 24
+    svg = render_timeline([schedule], [], {schedule.pk: fires}, now=NOW)
+    marks = re.findall(r'<path class="fire"[^>]*><title>([^<]*)</title>', svg)
+    assert len(marks) == 24
+    assert marks[0] == "hourly: next run 2026-11-24 14:00:00 CET"
+    assert marks[-1] == "hourly: next run 2026-11-25 13:00:00 CET"
+
+
+def test_fire_times_are_capped_per_schedule(make_schedule):
+    schedule = make_schedule(interval=60)
+    fires = upcoming_fire_times(schedule, NOW, NOW + timedelta(hours=24))
+    assert len(fires) == FIRE_LIMIT
+    assert all(NOW < fire <= NOW + timedelta(hours=24) for fire in fires)
+
+
+def test_axis_has_hour_labels_and_a_legend_of_status_colours(make_schedule):
+    svg = render_timeline([make_schedule()], [], {}, now=NOW)
+    ticks = re.findall(r'<text class="tick"[^>]*>([^<]*)</text>', svg)
+    assert ticks[:3] == ["12:00", "15:00", "18:00"]
+    assert "Tue 24 Nov" in ticks
+    for status in Status:
+        assert f">{status.label}</text>" in svg
+        assert f'fill="{STATUS_COLOURS[status]}"/>' in svg
+
+
+def test_text_is_escaped(make_schedule):
+    schedule = make_schedule(name="<script>alert(1)</script>")
+    run = make_run(schedule, Status.FAILED, command='<b>"x"</b>', started_at=NOW)
+    fires = {schedule.pk: [NOW + timedelta(hours=1)]}
+    svg = render_timeline([schedule], [run], fires, now=NOW)
+    assert "<script>" not in svg
+    assert "<b>" not in svg
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in svg
+    assert "&lt;b&gt;&quot;x&quot;&lt;/b&gt;" in svg
+
+
+def test_runs_of_deleted_schedules_get_their_own_last_lane(make_schedule):
+    kept, gone = make_schedule(name="kept"), make_schedule(name="gone")
+    run = make_run(gone, Status.SUCCEEDED, started_at=NOW - timedelta(hours=1))
+    gone.delete()
+    run.refresh_from_db()
+    svg = render_timeline([kept], [run], {}, now=NOW)
+    assert lane_labels(svg) == ["kept", "(deleted schedules)"]
+    deleted_lane_top = AXIS_HEIGHT + LANE_HEIGHT
+    assert deleted_lane_top < float(bar(svg, run)["y"]) < deleted_lane_top + LANE_HEIGHT
+
+
+@pytest.fixture
+def wired_view():
+    """The view as a RunAdmin.get_urls() would wire it, called without URL routing."""
+    return convert_exception_to_response(
+        admin.site.admin_view(partial(timeline_view, model_admin=admin.site.get_model_admin(Run)))
+    )
+
+
+def get(view, user: User):
+    request = RequestFactory().get("/admin/scheduler/run/timeline/")
+    request.user = user
+    return view(request)
+
+
+def test_view_shows_the_timeline_inside_the_admin_page(wired_view, make_schedule):
+    schedule = make_schedule(name="Expire tokens")
+    make_run(schedule, Status.SUCCEEDED, started_at=timezone.now() - timedelta(hours=1))
+    broken = make_schedule(name="broken timing")
+    Schedule.objects.filter(pk=broken.pk).update(cron="61 * * * *", interval=None)
+    user = User.objects.create_superuser("root", "root@example.com", "pw")
+    response = get(wired_view, user)
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "<svg" in page
+    assert "Runs: last 24 hours and next 24 hours" in page
+    assert 'class="breadcrumbs"' in page
+    assert "Expire tokens" in page
+    assert "broken timing" in page
+    assert 'class="fire"' in page
+
+
+def test_view_needs_view_permission_on_runs(wired_view):
+    user = User.objects.create_user("staff", password="pw", is_staff=True)
+    user.user_permissions.set(Permission.objects.filter(codename="view_schedule"))
+    assert get(wired_view, user).status_code == 403
