@@ -17,11 +17,10 @@ from django.http import HttpRequest
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
-from django.utils.timesince import timeuntil
 from django_apscheduler.models import DjangoJob, DjangoJobExecution
 
 from .conf import conf
-from .describe import describe_timing
+from .describe import describe_timing, relative
 from .models import Heartbeat, Run, Schedule, Status
 from .timeline import timeline_view
 from .timing import TimingError
@@ -184,7 +183,7 @@ class ScheduleAdmin(admin.ModelAdmin):
         return format_html(
             "{}<br><small>in {}</small>",
             fires[0].strftime("%Y-%m-%d %H:%M:%S %Z"),
-            timeuntil(fires[0]),
+            relative((fires[0] - timezone.now()).total_seconds()),
         )
 
     @admin.display(description="Last run", ordering="last_run_at")

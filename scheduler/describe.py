@@ -39,3 +39,17 @@ def describe_timing(schedule: Schedule) -> str:
     if schedule.interval is not None:
         return describe_interval(schedule.interval)
     return f"{describe_cron(schedule.cron)} ({schedule.timezone})"
+
+
+def relative(seconds: float) -> str:
+    """A short "how soon": ``42 s``, ``5 min``, ``2 h 10 min``, ``3 days``."""
+    seconds = max(int(seconds), 0)
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min"
+    if seconds < 86400:
+        hours, minutes = divmod(seconds // 60, 60)
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    days = seconds // 86400
+    return "1 day" if days == 1 else f"{days} days"

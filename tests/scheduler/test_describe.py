@@ -1,6 +1,6 @@
 import pytest
 
-from scheduler.describe import describe_cron, describe_interval
+from scheduler.describe import describe_cron, describe_interval, relative
 
 
 @pytest.mark.parametrize(
@@ -28,3 +28,19 @@ def test_cron_in_words(expression, words):
 )
 def test_interval_in_words(seconds, words):
     assert describe_interval(seconds) == words
+
+
+@pytest.mark.parametrize(
+    ("seconds", "words"),
+    [
+        (-3, "0 s"),
+        (42, "42 s"),
+        (300, "5 min"),
+        (7800, "2 h 10 min"),
+        (7200, "2 h"),
+        (86400, "1 day"),
+        (3 * 86400 + 5, "3 days"),
+    ],
+)
+def test_relative_time_is_short(seconds, words):
+    assert relative(seconds) == words

@@ -1,0 +1,139 @@
+"""What the ``schedules`` command shows and does, kept apart from argument parsing.
+
+Rows are plain dicts so the same data prints as a table for people and as JSON for
+scripts.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+
+from django.core.management.base import CommandError
+
+from .conf import conf
+from .describe import describe_cron, describe_timing, relative
+from .models import Heartbeat, Owner, Run, Schedule, Status
+from .timing import Timing, TimingError, get_zone
+
+
+def find_schedule(name: str) -> Schedule:
+    schedule = Schedule.objects.filter(name=name).first()
+    if schedule is None:
+        raise CommandError(f"No schedule named {name!r}; `manage.py schedules list` shows them.")
+    return schedule
+
+
+def schedule_rows(now: datetime) -> list[dict]:
+    rows = []
+    for schedule in Schedule.objects.all():
+        last = schedule.runs.order_by("-scheduled_for", "-id").first()
+        try:
+            fires = schedule.next_fire_times(now, 1) if schedule.enabled else []
+        except TimingError:
+            fires = []
+        rows.append(
+            {
+                "name": schedule.name,
+                "command": " ".join([schedule.command, *schedule.args]),
+                "when": describe_timing(schedule),
+                "enabled": schedule.enabled,
+                "next_run": fires[0].isoformat() if fires else None,
+                "next_run_in": relative((fires[0] - now).total_seconds()) if fires else None,
+                "last_status": last.status if last else None,
+                "last_run": last.scheduled_for.isoformat() if last else None,
+            }
+        )
+    return rows
+
+
+def run_rows(schedule: Schedule, limit: int) -> list[dict]:
+    return [
+        {
+            "id": run.pk,
+            "scheduled_for": run.scheduled_for.isoformat(),
+            "reason": run.reason,
+            "status": run.status,
+            "exit_code": run.exit_code,
+            "duration": round(run.duration.total_seconds(), 3) if run.duration else None,
+            "host": run.host,
+        }
+        for run in schedule.runs.order_by("-scheduled_for", "-id")[:limit]
+    ]
+
+
+def preview(expression: str, zone: str, after: datetime, count: int) -> dict:
+    try:
+        timing = Timing(cron=expression, timezone=zone)
+    except TimingError as exc:
+        raise CommandError(str(exc)) from None
+    local = [fire.astimezone(get_zone(zone)) for fire in timing.next_fire_times(after, count)]
+    return {
+        "expression": timing.cron,
+        "description": describe_cron(expression),
+        "timezone": zone,
+        "next": [moment.isoformat() for moment in local],
+    }
+
+
+def table(rows: list[dict], columns: list[tuple[str, str]]) -> str:
+    """Columns sized to their content, the widest squeezed to fit the terminal."""
+    if not rows:
+        return "(none)"
+    cells = [[_cell(row[key]) for key, _ in columns] for row in rows]
+    headers = [title for _, title in columns]
+    widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(headers)]
+    room = shutil.get_terminal_size((120, 24)).columns - 2 * (len(columns) - 1)
+    while sum(widths) > room and max(widths) > 12:
+        widest = widths.index(max(widths))
+        widths[widest] -= 1
+    lines = [_line(headers, widths), _line(["-" * w for w in widths], widths)]
+    lines += [_line(row, widths) for row in cells]
+    return "\n".join(lines)
+
+
+def _cell(value) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
+
+
+def _line(values: list[str], widths: list[int]) -> str:
+    parts = [
+        value if len(value) <= width else value[: width - 1] + "…"
+        for value, width in zip(values, widths, strict=True)
+    ]
+    return "  ".join(part.ljust(width) for part, width in zip(parts, widths, strict=True)).rstrip()
+
+
+@contextmanager
+def cli_owner() -> Iterator[Owner]:
+    """A heartbeat for a run started from the terminal, so daemons know it is alive."""
+    me = Owner.this_process()
+    heartbeat = Heartbeat.objects.create(host=me.host, pid=me.pid)
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(conf.HEARTBEAT_INTERVAL):
+            heartbeat.beat()
+
+    beating = threading.Thread(target=beat, daemon=True)
+    beating.start()
+    try:
+        yield Owner(me.host, me.pid, heartbeat.pk)
+    finally:
+        stop.set()
+        beating.join()
+        heartbeat.stop()
+
+
+def exit_status(run: Run) -> int:
+    """The command's own exit code; 1 when it has none (refused, stopped, skipped)."""
+    if run.status == Status.SUCCEEDED:
+        return 0
+    return run.exit_code if run.exit_code not in (None, 0) and run.exit_code > 0 else 1

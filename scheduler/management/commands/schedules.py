@@ -1,0 +1,124 @@
+import json
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+from django.utils import timezone
+
+from scheduler import cli
+from scheduler.executor import execute
+from scheduler.models import Run, Status
+from scheduler.runner import execute_run
+
+
+class Command(BaseCommand):
+    help = "List schedules, show their runs, run or test one now, preview an expression."
+
+    def add_arguments(self, parser):
+        verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+        listing = verbs.add_parser("list", help="Every schedule with its next and last run.")
+        listing.add_argument("--json", action="store_true")
+        runs = verbs.add_parser("runs", help="A schedule's recent runs.")
+        runs.add_argument("name")
+        runs.add_argument("--limit", type=int, default=20)
+        runs.add_argument("--json", action="store_true")
+        run = verbs.add_parser(
+            "run", help="Run a schedule now, recorded as manual; exits with its exit code."
+        )
+        run.add_argument("name")
+        test = verbs.add_parser(
+            "test", help="Run a schedule's command now without recording a run."
+        )
+        test.add_argument("name")
+        preview = verbs.add_parser("preview", help="Next fire times of a cron expression.")
+        preview.add_argument("expression", help='e.g. "30 3 * * 1-5" or @daily')
+        preview.add_argument("--timezone", dest="zone", default=settings.TIME_ZONE)
+        preview.add_argument("--count", type=int, default=10)
+        preview.add_argument("--json", action="store_true")
+
+    def handle(self, *args, verb, **options):
+        return getattr(self, f"do_{verb}")(**options)
+
+    def emit(self, data, as_json: bool, render) -> None:
+        self.stdout.write(json.dumps(data, indent=2) if as_json else render(data))
+
+    def do_list(self, json, **options):
+        rows = cli.schedule_rows(timezone.now())
+        columns = [
+            ("name", "NAME"),
+            ("when", "WHEN"),
+            ("next_run_in", "NEXT IN"),
+            ("last_status", "LAST"),
+            ("enabled", "ON"),
+            ("command", "COMMAND"),
+        ]
+        self.emit(rows, json, lambda data: cli.table(data, columns))
+
+    def do_runs(self, name, limit, json, **options):
+        rows = cli.run_rows(cli.find_schedule(name), limit)
+        columns = [
+            ("id", "RUN"),
+            ("scheduled_for", "SCHEDULED FOR"),
+            ("reason", "REASON"),
+            ("status", "STATUS"),
+            ("exit_code", "EXIT"),
+            ("duration", "SECONDS"),
+            ("host", "HOST"),
+        ]
+        self.emit(rows, json, lambda data: cli.table(data, columns))
+
+    def do_preview(self, expression, zone, count, json, **options):
+        data = cli.preview(expression, zone, timezone.now(), count)
+        self.emit(
+            data,
+            json,
+            lambda d: "\n".join(
+                [f"{d['expression']}: {d['description']} ({d['timezone']})", *d["next"]]
+            ),
+        )
+
+    def do_run(self, name, **options):
+        schedule = cli.find_schedule(name)
+        with stop_on_ctrl_c() as stop, cli.cli_owner() as owner:
+            run = Run.enqueue_manual(schedule)
+            run.start_queued(owner=owner)
+            if run.status == Status.SKIPPED:
+                self.stderr.write(f"Run #{run.pk} skipped: {run.stderr}")
+            else:
+                run = execute_run(run, stop=stop, echo=self.echo)
+        self.stderr.write(f"Run #{run.pk}: {run.get_status_display()} (exit code {run.exit_code})")
+        sys.exit(cli.exit_status(run))
+
+    def do_test(self, name, **options):
+        schedule = cli.find_schedule(name)
+        with stop_on_ctrl_c() as stop:
+            result = execute(
+                schedule.command,
+                schedule.args,
+                schedule.effective_executor(),
+                timeout=schedule.timeout,
+                stop=stop,
+                on_output=self.echo,
+            )
+        self.stderr.write(f"Not recorded: {result.status} (exit code {result.exit_code})")
+        sys.exit(0 if result.status == Status.SUCCEEDED else (result.exit_code or 1))
+
+    def echo(self, stream: str, text: str) -> None:
+        target = self.stdout if stream == "stdout" else self.stderr
+        target.write(text, ending="")
+        target.flush()
+
+
+@contextmanager
+def stop_on_ctrl_c() -> Iterator[threading.Event]:
+    """Ctrl-C stops the command's process and still records the run as interrupted."""
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: stop.set())
+    try:
+        yield stop
+    finally:
+        signal.signal(signal.SIGINT, previous)
