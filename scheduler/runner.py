@@ -15,7 +15,7 @@ import traceback
 from collections.abc import Callable
 from datetime import datetime
 
-from django.db import DatabaseError, close_old_connections
+from django.db import DatabaseError, connections
 from django.utils import timezone
 
 from .commands import CommandNotAllowed, check_allowed
@@ -210,4 +210,6 @@ def persist(write: Callable[[], None], run: Run) -> None:
                 warned = True
             time.sleep(delay)
             delay = min(delay * 2, 5.0)
-            close_old_connections()
+            # A connection broken by the outage is not always flagged as unusable, so
+            # drop this thread's connections outright; the next write opens a new one.
+            connections.close_all()

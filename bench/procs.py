@@ -1,0 +1,133 @@
+"""The benchmark's subprocesses (daemons, the peer) and what /proc says about them.
+
+Each is started in its own session with its output in a log file, and stopped by its PID:
+SIGTERM, then SIGKILL to its process group if it has not exited within the timeout.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+_PR_SET_PDEATHSIG = 1
+
+
+def _end_with_the_bench() -> None:
+    """In the child before exec: get SIGTERM if the benchmark dies without stopping it."""
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+class Service:
+    """``manage.py <argv>`` on the benchmark's database, counting its SQL statements."""
+
+    def __init__(self, name: str, argv: list[str], workdir: Path) -> None:
+        self.name = name
+        self.log_path = workdir / f"{name}.log"
+        self.query_log = workdir / f"{name}.queries.json"
+        self._log = open(self.log_path, "wb")
+        env = {**os.environ, "BENCH_QUERY_LOG": str(self.query_log), "PYTHONUNBUFFERED": "1"}
+        self.spawned_at = time.time()
+        self._spawned = time.monotonic()
+        self.process = subprocess.Popen(
+            [sys.executable, str(ROOT / "manage.py"), *argv],
+            cwd=ROOT,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_end_with_the_bench,
+        )
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_for_line(self, text: str, timeout: float) -> float:
+        """Seconds from spawn until ``text`` appears in the log (checked every 5 ms)."""
+        deadline = self._spawned + timeout
+        while text not in self.log():
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited early:\n{self.log()[-3000:]}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{self.name}: no {text!r} within {timeout} s")
+            time.sleep(0.005)
+        return time.monotonic() - self._spawned
+
+    def queries(self, timeout: float = 5.0) -> dict:
+        """The process's statement counts as written after this call (within a second)."""
+        asked = time.time()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                counts = json.loads(self.query_log.read_text())
+            except FileNotFoundError:
+                counts = {"at": 0.0}
+            if counts["at"] >= asked:
+                return counts
+            time.sleep(0.02)
+        raise RuntimeError(f"{self.name} wrote no statement counts for {timeout} s")
+
+    def stop(self, timeout: float = 40.0) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.pid, signal.SIGKILL)
+                self.process.wait()
+        try:  # whatever its children left behind (the session is ours alone)
+            os.killpg(self.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self._log.close()
+
+    def __enter__(self) -> Service:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def _stat_fields(pid: int) -> list[str]:
+    """/proc/<pid>/stat from field 3 (state) on; the command name may contain spaces."""
+    text = Path(f"/proc/{pid}/stat").read_text()
+    return text[text.rindex(")") + 2 :].split()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time the process has used so far."""
+    fields = _stat_fields(pid)
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def children(pid: int) -> dict[int, str]:
+    """Direct children of ``pid`` with their command lines."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if int(_stat_fields(int(entry.name))[1]) == pid:
+                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+                found[int(entry.name)] = cmdline.strip()
+        except (OSError, ValueError, IndexError):
+            continue
+    return found

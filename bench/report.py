@@ -1,0 +1,315 @@
+"""One table of all measurements, with the targets next to the figures.
+
+The table is Markdown so it reads in a terminal and pastes into the README as it is. A
+project cell's ratio is its median over the best (lowest) peer median of the same row,
+only where the peers do the same work.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+COLUMNS = {
+    "thread": "This project, thread",
+    "process": "This project, process",
+    "peer": "django-apscheduler pattern",
+    "fresh": "Fresh process (cron)",
+    "bare": "Bare call_command",
+}
+SHORT = {"peer": "django-apscheduler", "fresh": "fresh process", "bare": "bare call_command"}
+PROJECT = ("thread", "process")
+PEERS = ("peer", "fresh", "bare")
+SAME = "(same daemon)"
+NONE = "—"
+
+
+@dataclass
+class Row:
+    key: str
+    title: str
+    cells: dict[str, str]
+    target: str = NONE
+    verdict: str = NONE
+    # Medians for the ratio column, only in rows where the peers are comparable.
+    medians: dict[str, float] = field(default_factory=dict)
+
+    def ratio(self) -> str:
+        peers = {name: self.medians[name] for name in PEERS if name in self.medians}
+        mine = {name: self.medians[name] for name in PROJECT if name in self.medians}
+        if not peers or not mine:
+            return NONE
+        best = min(peers, key=peers.get)
+        if peers[best] <= 0:
+            return f"{NONE} (best peer: 0)"
+        parts = [f"{value / peers[best]:.2g}x" for value in mine.values()]
+        return f"{' / '.join(parts)} {SHORT[best]}"
+
+
+def num(value: float) -> str:
+    if value >= 100:
+        return f"{value:.0f}"
+    if value >= 10:
+        return f"{value:.1f}"
+    return f"{value:.2f}"
+
+
+def spread(stats: dict | None, unit: str = "ms", scale: float = 1.0) -> str:
+    """ "median / p99 unit" for a summary from :func:`bench.measure.summary`."""
+    if not stats or not stats.get("n"):
+        return NONE
+    return f"{num(stats['median'] * scale)} / {num(stats['p99'] * scale)} {unit}"
+
+
+def verdict(checks: dict[str, bool]) -> str:
+    """ "met", "missed", or per column when they differ."""
+    if not checks:
+        return NONE
+    values = set(checks.values())
+    if len(values) == 1:
+        return "met" if values.pop() else "missed"
+    return "; ".join(f"{name}: {'met' if ok else 'missed'}" for name, ok in checks.items())
+
+
+def with_misses(text: str, stats: dict) -> str:
+    missed = stats.get("missed") or 0
+    return f"{text} ({missed} missed)" if missed > 0 else text
+
+
+def overhead_rows(m: dict) -> list[Row]:
+    fresh = m["fresh"]["median"]
+    rows = []
+    for suffix, title in (
+        ("", "Overhead per no-op run, fire → recorded finish (`run_schedule`)"),
+        ("_reconnecting", "… in the daemon's pool wrapper (new connection per run)"),
+    ):
+        cells = {mode: spread(m[mode + suffix]) for mode in PROJECT}
+        medians = {mode: m[mode + suffix]["median"] for mode in PROJECT}
+        share = medians["process"] / fresh * 100
+        cells["process"] += f" ({share:.1f} % of fresh)"
+        if not suffix:
+            cells.update(fresh=spread(m["fresh"]), bare=spread(m["bare"]))
+            medians.update(fresh=fresh, bare=m["bare"]["median"])
+        rows.append(
+            Row(
+                f"overhead_per_run{suffix}",
+                title,
+                cells,
+                "median: thread ≤ 2 ms, process ≤ 5 % of fresh",
+                verdict({"thread": medians["thread"] <= 2, "process": share <= 5}),
+                medians,
+            )
+        )
+    return rows
+
+
+def lateness_row(key: str, title: str, m: dict, limit_ms: float) -> Row:
+    cells = {kind: with_misses(spread(m[kind]), m[kind]) for kind in m}
+    medians = {kind: m[kind]["median"] for kind in m if m[kind].get("n")}
+    checks = {kind: m[kind].get("n", 0) > 0 and m[kind]["p99"] <= limit_ms for kind in PROJECT}
+    return Row(key, title, cells, f"p99 ≤ {limit_ms:g} ms", verdict(checks), medians)
+
+
+def burst_row(m: dict, count: int) -> Row:
+    cells, medians, checks = {}, {}, {}
+    for kind, data in m.items():
+        recorded = data["recorded"]
+        if not recorded.get("n"):
+            cells[kind] = NONE
+            continue
+        text = f"{num(recorded['median'] / 1000)} / {num(recorded['max'] / 1000)} s"
+        cells[kind] = with_misses(text, data)
+        if not data["ready_before_fire"]:
+            cells[kind] += " (not up before the fire time)"
+        medians[kind] = recorded["max"]
+        if kind in PROJECT:
+            checks[kind] = (
+                data["complete"] and data["ready_before_fire"] and recorded["max"] <= 2000
+            )
+    return Row(
+        "same_second_burst",
+        f"{count:,} due in the same second: fire → recorded finish, median / max (= all)",
+        cells,
+        "all recorded ≤ 2 s",
+        verdict(checks),
+        medians,
+    )
+
+
+def idle_rows(m: dict, count: int) -> list[Row]:
+    project, peer = m["project"], m["peer"]
+
+    def each(render) -> dict[str, str]:
+        return {"thread": render(project), "process": SAME, "peer": render(peer)}
+
+    def startup(d: dict) -> str:
+        return f"{d['startup_s']:.2f} s (restart {d['restart_s']:.2f} s)"
+
+    def memory(d: dict) -> str:
+        text = f"{d['rss_mb']:.0f} MB"
+        return text + (
+            f" + {d['forkserver_rss_mb']:.0f} MB fork server" if d["forkserver_rss_mb"] else ""
+        )
+
+    def queries(d: dict) -> str:
+        s = d["statements"]
+        return f"{s['per_s'] * 60:.0f}/min ({s['db_ms_per_s'] * 60:.0f} ms DB time/min)"
+
+    total_mb = project["rss_mb"] + project["forkserver_rss_mb"]
+    statements = project["statements"]
+    per_statement_ms = statements["db_ms_per_s"] / max(statements["per_s"], 1e-9)
+    return [
+        Row(
+            "idle_startup",
+            f'{count:,} schedules: start-up, spawn → "Scheduler started"',
+            each(startup),
+            "≤ 2 s",
+            verdict({"thread": max(project["startup_s"], project["restart_s"]) <= 2}),
+            {"thread": project["startup_s"], "peer": peer["startup_s"]},
+        ),
+        Row(
+            "idle_rss",
+            f"{count:,} schedules: resident memory (VmRSS)",
+            each(memory),
+            "≤ 100 MB (with fork server)",
+            verdict({"thread": total_mb <= 100}),
+            {"thread": total_mb, "peer": peer["rss_mb"] + peer["forkserver_rss_mb"]},
+        ),
+        Row(
+            "idle_cpu",
+            f"{count:,} schedules: CPU while nothing is due (% of one core)",
+            each(lambda d: f"{d['cpu_percent']:.2f} %"),
+            "< 0.5 %",
+            verdict({"thread": project["cpu_percent"] < 0.5}),
+            {"thread": project["cpu_percent"], "peer": peer["cpu_percent"]},
+        ),
+        Row(
+            "idle_queries",
+            f"{count:,} schedules: SQL statements while idle",
+            each(queries),
+            "a few cheap per second: ≤ 5/s, < 1 ms each",
+            verdict({"thread": statements["per_s"] <= 5 and per_statement_ms < 1}),
+            {"thread": statements["per_s"], "peer": peer["statements"]["per_s"]},
+        ),
+    ]
+
+
+def pickup_row(stats: dict) -> Row:
+    text = spread(stats)
+    if stats.get("timeouts"):
+        text += f" ({stats['timeouts']} never)"
+    ok = stats.get("n", 0) > 0 and not stats.get("timeouts") and stats["max"] <= 1000
+    return Row(
+        "pickup_latency",
+        "Pick-up of a schedule committed by another process → job scheduled",
+        {"thread": text, "process": SAME, "peer": "never (until restart)"},
+        "≤ 1 s (max)",
+        verdict({"thread": ok}),
+    )
+
+
+def catch_up_row(m: dict, count: int) -> Row:
+    cells, checks = {}, {}
+    for kind in PROJECT:
+        d = m[kind]
+        if d["all_recorded_s"] is None:
+            cells[kind] = f"incomplete: {d['runs']} of {d['of']}"
+        else:
+            once = "each exactly once" if d["exactly_once"] else "NOT exactly once"
+            cells[kind] = f"{d['all_recorded_s']:.2f} s, {once}"
+        checks[kind] = bool(
+            d["complete"] and d["exactly_once"] and (d["all_recorded_s"] or 1e9) <= 5
+        )
+    cells["peer"] = f"{m['peer']['runs']} of {m['peer']['of']:,} run"
+    return Row(
+        "catch_up",
+        f"Catch-up of {count:,} after a 24 h outage: spawn → all recorded",
+        cells,
+        "≤ 5 s, each exactly once",
+        verdict(checks),
+    )
+
+
+def statements_rows(per_run: dict, single: dict) -> list[Row]:
+    def breakdown(d: dict) -> str:
+        verbs = dict(d["verbs"])
+        data = [
+            f"{verbs.pop(verb)} {verb}" for verb in ("SELECT", "INSERT", "UPDATE") if verb in verbs
+        ]
+        if verbs:
+            data.append(f"{sum(verbs.values())} transaction control")
+        return f"{d['median']:g} ({', '.join(data)})"
+
+    def rate(d: dict) -> str:
+        s = d["statements"]
+        db_ms, connections = s["db_ms_per_s"], s["connections_per_s"]
+        return f"{s['per_s']:.1f}/s ({db_ms:.1f} ms in DB, {connections:.1f} connections)"
+
+    return [
+        Row(
+            "statements_per_run",
+            "SQL statements per run, claim + finish",
+            {mode: breakdown(per_run[mode]) for mode in PROJECT},
+        ),
+        Row(
+            "statements_per_second",
+            "SQL statements per second, whole scheduler, 1 run/s",
+            {kind: rate(single[kind]) for kind in single},
+            medians={kind: single[kind]["statements"]["per_s"] for kind in single},
+        ),
+    ]
+
+
+def build(m: dict, sizes) -> list[Row]:
+    return [
+        *overhead_rows(m["overhead_per_run"]),
+        lateness_row(
+            "lateness_one_schedule",
+            f"Start lateness, 1 schedule every 1 s ({sizes.single_window:g} s)",
+            m["lateness_one_schedule"],
+            5,
+        ),
+        lateness_row(
+            "lateness_load",
+            f"Start lateness, {sizes.load_schedules:,} schedules at "
+            f"~{sizes.load_schedules / sizes.load_period:.0f} fires/s ({sizes.load_window:g} s)",
+            m["lateness_load"],
+            50,
+        ),
+        burst_row(m["same_second_burst"], sizes.burst_schedules),
+        pickup_row(m["pickup_latency"]),
+        *idle_rows(m["idle"], sizes.idle_schedules),
+        catch_up_row(m["catch_up"], sizes.catch_up_schedules),
+        *statements_rows(m["statements_per_run"], m["lateness_one_schedule"]),
+    ]
+
+
+def markdown(rows: list[Row]) -> str:
+    header = ["Measurement", *COLUMNS.values(), "Ratio to best peer", "Target", "Verdict"]
+    body = [
+        [
+            row.title,
+            *(row.cells.get(key, NONE) for key in COLUMNS),
+            row.ratio(),
+            row.target,
+            row.verdict,
+        ]
+        for row in rows
+    ]
+    widths = [max(len(line[i]) for line in [header, *body]) for i in range(len(header))]
+
+    def line(cells: list[str]) -> str:
+        return "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)) + " |"
+
+    rule = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
+    return "\n".join([line(header), rule, *(line(cells) for cells in body)])
+
+
+def legend(meta: dict) -> str:
+    machine = meta["machine"]
+    return (
+        "Cells: median / p99 (p99 is the maximum below 100 samples); warm-up runs excluded; "
+        "ratio: this project's median over the best peer's.\n"
+        f"{meta['database']}; {machine['nproc']} CPUs ({machine['cpu']}), {machine['ram_gb']} GB "
+        f"RAM; load average {' '.join(machine['loadavg_at_start'])} at start, "
+        f"{' '.join(machine['loadavg_at_end'])} at end; {meta['seconds']:.0f} s in all."
+    )
