@@ -307,6 +307,7 @@ class RunAdmin(admin.ModelAdmin):
     )
     list_filter = ("status", "reason", "schedule", ("scheduled_for", admin.DateFieldListFilter))
     date_hierarchy = "scheduled_for"
+    show_full_result_count = False  # a second COUNT(*) over a long history per page
     search_fields = ("command", "stdout", "stderr")
     list_select_related = ("schedule",)
     fields = (
@@ -420,15 +421,34 @@ def _preformatted(text: str) -> str:
 class HeartbeatAdmin(admin.ModelAdmin):
     """The scheduler processes that share this database, and whether they are alive."""
 
-    list_display = ("__str__", "state", "started_at", "last_beat", "stopped_at", "running_runs")
+    list_display = (
+        "__str__",
+        "kind",
+        "state",
+        "started_at",
+        "last_beat",
+        "stopped_at",
+        "running_runs",
+    )
     list_filter = ("host",)
-    readonly_fields = ("host", "pid", "started_at", "last_beat", "stopped_at")
+    readonly_fields = (
+        "host",
+        "pid",
+        "pid_namespace",
+        "kind",
+        "started_at",
+        "last_beat",
+        "stopped_at",
+    )
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
     def has_change_permission(self, request: HttpRequest, obj: Heartbeat | None = None) -> bool:
         return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Heartbeat | None = None) -> bool:
+        return False  # a live daemon's claims refer to its row; old rows are pruned
 
     @admin.display(description="State")
     def state(self, obj: Heartbeat) -> str:

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from datetime import datetime
 
 from django.core.management.base import CommandError
+from django.db import DatabaseError, close_old_connections
 
 from .conf import conf
 from .describe import describe_cron, describe_timing, relative
@@ -115,12 +116,15 @@ def _line(values: list[str], widths: list[int]) -> str:
 def cli_owner() -> Iterator[Owner]:
     """A heartbeat for a run started from the terminal, so daemons know it is alive."""
     me = Owner.this_process()
-    heartbeat = Heartbeat.objects.create(host=me.host, pid=me.pid)
+    heartbeat = Heartbeat.objects.create(host=me.host, pid=me.pid, kind="cli")
     stop = threading.Event()
 
     def beat() -> None:
         while not stop.wait(conf.HEARTBEAT_INTERVAL):
-            heartbeat.beat()
+            try:
+                heartbeat.beat()
+            except DatabaseError:
+                close_old_connections()  # beat again next time round
 
     beating = threading.Thread(target=beat, daemon=True)
     beating.start()

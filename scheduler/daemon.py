@@ -124,9 +124,11 @@ class DispatchExecutor(BaseExecutor):
 
     def submit_job(self, job, run_times: list[datetime]) -> None:
         schedule_id = job.args[0]
-        if len(run_times) == 1:
+        late = timezone.now() - run_times[-1]
+        if len(run_times) == 1 and late <= self.daemon.late_fire:
             self.daemon.submit_fire(schedule_id, run_times[0], Reason.SCHEDULED)
         else:
+            # Fire times the daemon could not fire when due (suspended, database away).
             self.daemon.submit_catch_up(schedule_id)
 
     def _do_submit_job(self, job, run_times):  # pragma: no cover - submit_job replaces it
@@ -182,6 +184,9 @@ class SchedulerDaemon:
     ) -> None:
         self.poll_interval = poll_interval if poll_interval is not None else conf.POLL_INTERVAL
         self.resync_interval = conf.RESYNC_INTERVAL
+        # A fire handed over later than this was not merely queued behind others: the
+        # daemon could not fire it in time, and the catch-up rules decide.
+        self.late_fire = timedelta(seconds=max(5.0, 3 * self.poll_interval))
         self.stopping = threading.Event()
         self.kill = threading.Event()
         self.pool = ThreadPoolExecutor(
@@ -199,12 +204,16 @@ class SchedulerDaemon:
         self._futures: set[Future] = set()
         self._futures_lock = threading.Lock()
         self._queued_in_flight: set[int] = set()
-        self._known: dict[int, datetime] = {}
+        self._known: dict[int, tuple] = {}
+        self._replan: set[int] = set()
         self._fingerprint: tuple | None = None
         self._last_full_sync = 0.0
         self._db_down_since: datetime | None = None
         self._last_beat = 0.0
         self._last_prune = time.monotonic()
+        self._pruning = False
+        self._judge_stale_after = 0.0
+        self._judge_stale_after = 0.0
         self.heartbeat: Heartbeat | None = None
         self.owner = Owner.this_process()
         self.unfinished = 0
@@ -248,11 +257,19 @@ class SchedulerDaemon:
         due_full = (now.timestamp() - self._last_full_sync) >= self.resync_interval
         self.sync(full=due_full)
         self.start_queued_runs()
-        if time.monotonic() - self._last_prune >= conf.PRUNE_INTERVAL:
+        if time.monotonic() - self._last_prune >= conf.PRUNE_INTERVAL and not self._pruning:
             self._last_prune = time.monotonic()
+            self._pruning = True
+            self._submit(self._prune, now)
+
+    def _prune(self, now: datetime) -> None:
+        """In a pool thread: a long prune must not delay heartbeats and pick-ups."""
+        try:
             pruned = prune_runs(now)
             if pruned:
                 logger.info("Pruned %d run(s) past the history limits", pruned)
+        finally:
+            self._pruning = False
 
     def sync_declared(self) -> None:
         """Create or update the schedules declared in ``SCHEDULER["SCHEDULES"]``."""
@@ -268,14 +285,19 @@ class SchedulerDaemon:
         self._last_beat = time.monotonic()
         now = timezone.now()
         stale_after = timedelta(seconds=conf.HEARTBEAT_TIMEOUT)
-        dead = dead_heartbeats(now, stale_after=stale_after, me=self.heartbeat)
+        dead = dead_heartbeats(
+            now,
+            stale_after=stale_after,
+            me=self.heartbeat,
+            judge_stale=time.monotonic() >= self._judge_stale_after,
+        )
         interrupted = Run.interrupt_orphans(
             dead, message="Interrupted: the scheduler running it stopped or died."
         )
         if interrupted:
             logger.warning("Resolved %d run(s) of gone daemon(s) as interrupted", len(interrupted))
         for run in interrupted:
-            runner.finished(run)
+            self._submit(runner.finished, run)  # mail may be slow; the loop must not wait
         prune_heartbeats(now, keep_for=timedelta(days=7))
 
     def _guarded(self, step, **kwargs) -> None:
@@ -296,6 +318,8 @@ class SchedulerDaemon:
             # Re-plan every schedule: fire times lost in the outage follow catch-up rules.
             self._known = {}
             self._fingerprint = None
+            # Other daemons were cut off as well; give them time to beat again.
+            self._judge_stale_after = time.monotonic() + conf.HEARTBEAT_TIMEOUT
 
     def _shutdown(self) -> None:
         """Let running runs finish within ``SHUTDOWN_GRACE``, then stop them.
@@ -348,14 +372,24 @@ class SchedulerDaemon:
                 count=Count("id"), latest=Max("updated_at"), ids=Max("id")
             ).values()
         )
-        if not full and fingerprint == self._fingerprint:
+        replan, self._replan = self._replan, set()
+        if not full and not replan and fingerprint == self._fingerprint:
             return
         now = timezone.now()
-        current = dict(Schedule.objects.filter(enabled=True).values_list("id", "updated_at"))
+        for schedule_id in replan:
+            self._known.pop(schedule_id, None)
+        # What planning depends on, so an edit that does not move updated_at
+        # (QuerySet.update(), raw SQL) is still seen at the next full sync.
+        current = {
+            row[0]: row[1:]
+            for row in Schedule.objects.filter(enabled=True).values_list(
+                "id", "updated_at", "cron", "interval", "timezone", "created_at"
+            )
+        }
         for schedule_id in self._known.keys() - current.keys():
             self._remove_job(schedule_id)
             logger.info("Schedule %s removed or disabled", schedule_id)
-        changed = [sid for sid, updated in current.items() if self._known.get(sid) != updated]
+        changed = [sid for sid, version in current.items() if self._known.get(sid) != version]
         for start in range(0, len(changed), 500):
             # One transaction per chunk: the job store's writes commit together instead
             # of one by one (on SQLite, one fsync per chunk rather than per schedule).
@@ -420,16 +454,16 @@ class SchedulerDaemon:
     # -- running ------------------------------------------------------------------------
 
     def submit_fire(self, schedule_id: int, fire_time: datetime, reason: str) -> None:
-        if self.stopping.is_set():
-            return
-        self._submit(
-            runner.run_schedule,
-            schedule_id,
-            scheduled_for=fire_time,
-            reason=reason,
-            owner=self.owner,
-            stop=self.kill,
-        )
+        if not self.stopping.is_set():
+            self._submit(self._fire, schedule_id, fire_time, reason)
+
+    def _fire(self, schedule_id: int, fire_time: datetime, reason: str) -> None:
+        try:
+            runner.run_schedule(schedule_id, fire_time, reason, owner=self.owner, stop=self.kill)
+        except DatabaseError as exc:
+            # Not claimed, so re-planned with catch-up at the next tick instead of lost.
+            logger.warning("Could not claim %s of schedule %s: %s", fire_time, schedule_id, exc)
+            self._replan.add(schedule_id)
 
     def submit_catch_up(self, schedule_id: int) -> None:
         if not self.stopping.is_set():

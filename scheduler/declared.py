@@ -36,6 +36,10 @@ def declared_schedule(name: str, fields: dict[str, Any], existing: Schedule | No
         raise ValidationError(f"Unknown field(s): {', '.join(sorted(unknown))}.")
     schedule = existing or Schedule(name=name)
     values = dict(fields)
+    if existing is not None and not existing.defined_in_code:
+        # Declared (again) in code: the code wants it running unless it says otherwise,
+        # even if an earlier deploy without it disabled it.
+        values.setdefault("enabled", True)
     if "cron" in values and values["cron"] is None:
         values["cron"] = ""
     if values.get("cron"):

@@ -202,13 +202,11 @@ def _unbuffered_text(fd: int) -> io.TextIOWrapper:
 
 
 def _signal_group(pid: int, signum: int) -> None:
+    """Signal the run's process group (the child leads it, see ``_child_main``)."""
     try:
         os.killpg(pid, signum)
     except (ProcessLookupError, PermissionError):
-        try:
-            os.kill(pid, signum)
-        except ProcessLookupError:
-            pass
+        pass
 
 
 def run_in_process(
@@ -279,11 +277,17 @@ def run_in_process(
 
 
 def _stop_child(child: multiprocessing.process.BaseProcess) -> None:
-    """SIGTERM the child's process group, then SIGKILL after the grace period."""
+    """SIGTERM the child's process group, then SIGKILL after the grace period.
+
+    The child itself is signalled too, through multiprocessing (which knows whether it
+    was reaped), in case it had not yet made itself a group leader.
+    """
     _signal_group(child.pid, signal.SIGTERM)
+    child.terminate()
     child.join(conf.KILL_GRACE)
     if child.exitcode is None:
         _signal_group(child.pid, signal.SIGKILL)
+        child.kill()
         child.join()
 
 

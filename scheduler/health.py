@@ -32,7 +32,7 @@ class Health:
 def check_health(now: datetime, *, host: str | None = None) -> Health:
     """Judge the daemons (those on ``host`` only, if given) by their heartbeats."""
     stale_after = timedelta(seconds=conf.HEARTBEAT_TIMEOUT)
-    beats = Heartbeat.objects.filter(stopped_at__isnull=True)
+    beats = Heartbeat.objects.filter(stopped_at__isnull=True, kind="daemon")
     if host is not None:
         beats = beats.filter(host=host)
     daemons = [

@@ -30,8 +30,13 @@ def dead_heartbeats(
     stale_after: timedelta,
     me: Heartbeat,
     is_alive: Callable[[int], bool] = pid_alive,
+    judge_stale: bool = True,
 ) -> list[int]:
-    """Heartbeat ids of gone daemons that still own ``running`` runs."""
+    """Heartbeat ids of gone daemons that still own ``running`` runs.
+
+    ``judge_stale=False`` holds back the stale-heartbeat rule: just after a database
+    outage every other daemon's heartbeat looks stale, though they were only cut off too.
+    """
     owners = Heartbeat.objects.filter(
         pk__in=Run.objects.filter(status=Status.RUNNING, heartbeat__isnull=False)
         .exclude(heartbeat=me)
@@ -39,9 +44,10 @@ def dead_heartbeats(
     )
     dead = []
     for heartbeat in owners:
-        if not heartbeat.is_fresh(now, stale_after):
+        same_pids = heartbeat.host == me.host and heartbeat.pid_namespace == me.pid_namespace
+        if same_pids and (heartbeat.pid == me.pid or not is_alive(heartbeat.pid)):
             dead.append(heartbeat.pk)
-        elif heartbeat.host == me.host and (heartbeat.pid == me.pid or not is_alive(heartbeat.pid)):
+        elif judge_stale and not heartbeat.is_fresh(now, stale_after):
             dead.append(heartbeat.pk)
     return dead
 

@@ -197,11 +197,23 @@ class Schedule(models.Model):
             raise ValidationError(errors)
 
 
+def local_pid_namespace() -> str:
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return ""
+
+
 class Heartbeat(models.Model):
     """One row per daemon process: how other daemons tell a dead one from a busy one."""
 
     host = models.CharField(max_length=255)
-    pid = models.PositiveIntegerField()
+    pid = models.PositiveIntegerField("PID")
+    # Containers sharing a host name (network_mode: host) can reuse each other's pids.
+    pid_namespace = models.CharField(max_length=64, blank=True, default=local_pid_namespace)
+    kind = models.CharField(
+        max_length=8, default="daemon", help_text='"daemon", or "cli" for a terminal run.'
+    )
     started_at = models.DateTimeField(default=dj_timezone.now)
     last_beat = models.DateTimeField(default=dj_timezone.now, db_index=True)
     stopped_at = models.DateTimeField(null=True, blank=True)
@@ -302,7 +314,14 @@ class Run(models.Model):
                 name="scheduler_run_once_per_fire_time",
             ),
         ]
-        indexes = [models.Index(fields=["schedule", "status"], name="scheduler_run_sched_status")]
+        indexes = [
+            models.Index(fields=["schedule", "status"], name="scheduler_run_sched_status"),
+            # Latest runs of a schedule (admin's last run, success rate; catch-up stamps).
+            models.Index(
+                fields=["schedule", "-scheduled_for", "-id"], name="scheduler_run_sched_latest"
+            ),
+            models.Index(fields=["-scheduled_for", "-id"], name="scheduler_run_latest"),
+        ]
 
     def __str__(self) -> str:
         line = " ".join([self.command, *self.args])
@@ -376,6 +395,32 @@ class Run(models.Model):
             executor=schedule.effective_executor(),
         )
 
+    @classmethod
+    def start_manual(cls, schedule: Schedule, *, owner: Owner) -> Run:
+        """A manual run taken by ``owner`` at once (the command line's "run now").
+
+        Never ``queued``, so no daemon can pick it up as well.
+        """
+        now = dj_timezone.now()
+        with transaction.atomic():
+            _, busy = _lock_schedule(schedule.pk)
+            run = cls(
+                schedule=schedule,
+                command=schedule.command,
+                args=schedule.args,
+                reason=Reason.MANUAL,
+                scheduled_for=now,
+                created_at=now,
+                executor=schedule.effective_executor(),
+                **owner.fields(),
+            )
+            if busy:
+                run.status, run.finished_at, run.stderr = Status.SKIPPED, now, SKIPPED_MESSAGE
+            else:
+                run.status, run.started_at = Status.RUNNING, now
+            run.save(force_insert=True)
+        return run
+
     def start_queued(self, *, owner: Owner) -> bool:
         """Move a queued run to running (or skipped, by the overlap rule).
 
@@ -447,12 +492,18 @@ class Run(models.Model):
         self.stdout, self.stderr = stdout, stderr
         Run.objects.filter(pk=self.pk, status=Status.RUNNING).update(stdout=stdout, stderr=stderr)
 
-    def fail(self, message: str, *, status: str = Status.FAILED) -> None:
-        """End a run that could not execute its command, with the reason in ``stderr``."""
-        self.status = status
-        self.stderr = message
-        self.finished_at = dj_timezone.now()
-        self.save(update_fields=["status", "stderr", "finished_at"])
+    def fail(self, message: str, *, status: str = Status.FAILED) -> bool:
+        """End a run that could not execute its command, with the reason in ``stderr``.
+
+        Only a run still ``running`` is changed; returns whether this call ended it.
+        """
+        now = dj_timezone.now()
+        ended = Run.objects.filter(pk=self.pk, status=Status.RUNNING).update(
+            status=status, stderr=message, finished_at=now
+        )
+        if ended:
+            self.status, self.stderr, self.finished_at = status, message, now
+        return bool(ended)
 
 
 def _lock_schedule(schedule_id: int) -> tuple[Schedule | None, bool]:

@@ -1,19 +1,20 @@
 """Keep run history bounded without operator work.
 
 Each schedule keeps its newest ``keep_runs`` runs and none older than ``keep_days`` days
-(``KEEP_RUNS``/``KEEP_DAYS`` when the schedule leaves them empty); runs of deleted
-schedules follow ``KEEP_DAYS``. Rows go in small batches, each its own short transaction,
-so pruning never holds a long lock over the table the daemons write to.
+(``KEEP_RUNS``/``KEEP_DAYS`` when the schedule leaves them empty), but always its latest
+claimed fire time; runs of deleted schedules follow ``KEEP_DAYS``. Rows go in small
+batches, each its own short transaction, so pruning never holds a long lock over the
+table the daemons write to.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from django.db.models import Count, Q
+from django.db.models import Count, OuterRef, Q, Subquery
 
 from .conf import conf
-from .models import Run, Schedule, Status
+from .models import Reason, Run, Schedule, Status
 
 UNFINISHED = (Status.RUNNING, Status.QUEUED)
 
@@ -23,6 +24,8 @@ def prune_runs(now: datetime, *, batch: int = 500, max_batches: int = 20) -> int
     budget = batch * max_batches
     deleted = 0
     for query in _expired(now):
+        if deleted >= budget:
+            break
         while deleted < budget:
             ids = list(query.values_list("pk", flat=True)[: min(batch, budget - deleted)])
             if not ids:
@@ -33,7 +36,23 @@ def prune_runs(now: datetime, *, batch: int = 500, max_batches: int = 20) -> int
 
 def _expired(now: datetime):
     """Querysets of runs past a limit, oldest first; checked lazily, one at a time."""
-    finished = Run.objects.exclude(status__in=UNFINISHED).order_by("scheduled_for", "id")
+    latest_fire = (
+        Run.objects.filter(schedule=OuterRef("schedule"))
+        .exclude(reason=Reason.MANUAL)
+        .order_by("-scheduled_for")
+        .values("scheduled_for")[:1]
+    )
+    # A schedule's latest claimed fire time is its catch-up stamp and, through the unique
+    # constraint, what stops that fire time from running again: it is never pruned.
+    finished = (
+        Run.objects.exclude(status__in=UNFINISHED)
+        .exclude(
+            Q(schedule__isnull=False)
+            & ~Q(reason=Reason.MANUAL)
+            & Q(scheduled_for=Subquery(latest_fire))
+        )
+        .order_by("scheduled_for", "id")
+    )
     default_cutoff = now - timedelta(days=conf.KEEP_DAYS)
     yield finished.filter(
         Q(schedule__isnull=True) | Q(schedule__keep_days__isnull=True),

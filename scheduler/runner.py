@@ -74,8 +74,25 @@ def execute_run(
 ) -> Run:
     """Run a claimed ``Run``'s command and record how it ended.
 
-    ``echo`` also receives the output as it arrives (the command line's ``run``).
+    ``echo`` also receives the output as it arrives (the command line's ``run``). Should
+    the scheduler's own code fail on the way, the run is still ended as ``failed`` with
+    the traceback: a run left ``running`` by a live daemon would never be resolved, and
+    would make an ``overlap="skip"`` schedule skip for ever.
     """
+    try:
+        return _execute_run(run, stop=stop, echo=echo)
+    except BaseException:
+        logger.exception("Run %s of %s broke in the scheduler", run.pk, run.schedule)
+        message = f"[scheduler] The scheduler failed while running this:\n{traceback.format_exc()}"
+        try:
+            if run.fail(message):
+                finished(run)
+        except DatabaseError:
+            pass
+        raise
+
+
+def _execute_run(run: Run, *, stop: threading.Event | None, echo: OutputCallback | None) -> Run:
     schedule = run.schedule
     ping_base = schedule.ping_url if schedule else ""
     try:
@@ -103,7 +120,7 @@ def execute_run(
         run.pk,
         schedule,
         run.command,
-        " ".join(run.args),
+        " ".join(map(str, run.args)),
         run.reason,
         run.executor,
     )

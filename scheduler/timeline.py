@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 WINDOW = timedelta(hours=24)
 RUN_LIMIT = 5000
 FIRE_LIMIT = 200
+LANE_LIMIT = 100
 
 WIDTH = 1100
 LABEL_WIDTH = 190
@@ -358,10 +359,20 @@ def timeline_view(request: HttpRequest, model_admin: ModelAdmin) -> HttpResponse
         .order_by("-scheduled_for", "-id")[:RUN_LIMIT]
     )
     schedule_ids = {run.schedule_id for run in runs if run.schedule_id is not None}
-    schedules = list(
-        Schedule.objects.filter(Q(enabled=True) | Q(pk__in=schedule_ids)).only(
-            "id", "name", "enabled", "cron", "interval", "timezone", "created_at"
-        )
+    fields = ("id", "name", "enabled", "cron", "interval", "timezone", "created_at")
+    # Lanes for schedules that ran first, then the other enabled ones, up to LANE_LIMIT:
+    # with thousands of schedules the picture (and its fire-time arithmetic) must stay small.
+    schedules = list(Schedule.objects.filter(pk__in=schedule_ids).only(*fields)[:LANE_LIMIT])
+    schedules += (
+        Schedule.objects.filter(enabled=True)
+        .exclude(pk__in=schedule_ids)
+        .only(*fields)
+        .order_by("name")[: max(LANE_LIMIT - len(schedules), 0)]
+    )
+    shown = {schedule.pk for schedule in schedules}
+    runs = [run for run in runs if run.schedule_id is None or run.schedule_id in shown]
+    lanes_cut = Schedule.objects.filter(Q(enabled=True) | Q(pk__in=schedule_ids)).count() > len(
+        schedules
     )
     fire_times: dict[int, list[datetime]] = {}
     for schedule in schedules:
@@ -380,6 +391,7 @@ def timeline_view(request: HttpRequest, model_admin: ModelAdmin) -> HttpResponse
         "run_count": len(runs),
         "run_limit": RUN_LIMIT if len(runs) >= RUN_LIMIT else None,
         "fire_limit": FIRE_LIMIT,
+        "lane_limit": LANE_LIMIT if lanes_cut else None,
         "timezone_name": timezone.get_current_timezone_name(),
     }
     return render(request, "admin/scheduler/timeline.html", context)

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from scheduler.daemon import SchedulerDaemon, catch_up_time, job_id
+from scheduler.daemon import DispatchExecutor, SchedulerDaemon, catch_up_time, job_id
 from scheduler.models import Owner, Reason, Run, Status
 
 T0 = datetime(2026, 11, 24, 1, 0, tzinfo=UTC)
@@ -126,3 +126,37 @@ def test_sync_follows_edits_and_removals(clock, daemon, make_schedule):
     schedule.delete()
     daemon.sync()
     assert daemon.scheduler.get_jobs() == []
+
+
+class FakeJob:
+    def __init__(self, schedule_id: int) -> None:
+        self.args = [schedule_id]
+
+
+@pytest.mark.parametrize(
+    ("late", "catch_up", "expected"),
+    [
+        (timedelta(seconds=0.5), False, [Reason.SCHEDULED]),
+        (timedelta(minutes=10), True, [Reason.CATCH_UP]),
+        (timedelta(minutes=10), False, []),
+    ],
+)
+def test_a_fire_handed_over_late_follows_the_catch_up_rules(
+    clock, daemon, make_schedule, late, catch_up, expected
+):
+    schedule = thread_schedule(make_schedule, interval=60, catch_up=catch_up)
+    fire = T0 + timedelta(minutes=30)
+    clock(fire + late)
+    DispatchExecutor(daemon).submit_job(FakeJob(schedule.pk), [fire])
+    settle(daemon)
+    assert [run.reason for run in Run.objects.filter(schedule=schedule)] == expected
+
+
+def test_several_due_fire_times_at_once_are_one_catch_up_run(clock, daemon, make_schedule):
+    schedule = thread_schedule(make_schedule, interval=60)
+    clock(T0 + timedelta(minutes=5, seconds=1))
+    fires = [T0 + timedelta(minutes=minute) for minute in (3, 4, 5)]
+    DispatchExecutor(daemon).submit_job(FakeJob(schedule.pk), fires)
+    settle(daemon)
+    [run] = Run.objects.filter(schedule=schedule)
+    assert (run.reason, run.scheduled_for) == (Reason.CATCH_UP, fires[-1])

@@ -78,3 +78,12 @@ def test_admin_shows_the_fields_code_owns_as_read_only(admin_client):
     assert "command" not in fields
     assert "name" not in fields
     assert "jitter" in fields
+
+
+def test_a_schedule_declared_again_after_removal_is_enabled_again():
+    sync_declared({"Nightly": NIGHTLY})
+    sync_declared({})
+    sync_declared({"Nightly": NIGHTLY})
+    schedule = Schedule.objects.get()
+    assert schedule.enabled
+    assert schedule.defined_in_code

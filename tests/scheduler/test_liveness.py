@@ -91,3 +91,16 @@ def test_admin_lists_daemons_with_their_state(admin_client, me):
     page = admin_client.get("/admin/scheduler/heartbeat/").content.decode()
     assert "elsewhere:7" in page
     assert "not heard from" in page
+
+
+def test_just_after_an_outage_stale_heartbeats_are_not_judged(me, running_run_of):
+    other = Heartbeat.objects.create(host="elsewhere", pid=7, last_beat=NOW - timedelta(minutes=5))
+    running_run_of(other)
+    held_back = dead_heartbeats(NOW, stale_after=STALE, me=me, judge_stale=False)
+    assert held_back == []
+
+
+def test_same_host_name_in_another_pid_namespace_is_judged_by_heartbeat(me, running_run_of):
+    twin = Heartbeat.objects.create(host="here", pid=55, last_beat=NOW, pid_namespace="pid:[1]")
+    running_run_of(twin)
+    assert dead(me, alive_pids=set()) == []

@@ -90,4 +90,17 @@ def test_pruning_goes_in_bounded_batches(make_schedule, history):
     history(schedule, range(1, 26))
     assert prune_runs(NOW, batch=4, max_batches=3) == 12
     assert prune_runs(NOW, batch=4, max_batches=3) == 12
-    assert prune_runs(NOW, batch=4, max_batches=3) == 1
+    assert prune_runs(NOW, batch=4, max_batches=3) == 0
+    assert ages_left(schedule) == [1]  # the latest claimed fire time
+
+
+@override_settings(SCHEDULER={"KEEP_RUNS": 0, "KEEP_DAYS": 1})
+def test_the_latest_claimed_fire_time_is_always_kept(make_schedule, history):
+    schedule = make_schedule()
+    history(schedule, [400, 500])
+    Run.enqueue_manual(schedule)
+    Run.objects.filter(reason=Reason.MANUAL).update(
+        status=Status.SUCCEEDED, scheduled_for=NOW - timedelta(days=30)
+    )
+    prune_runs(NOW)
+    assert ages_left(schedule) == [400]

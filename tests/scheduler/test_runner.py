@@ -93,3 +93,21 @@ def test_echo_receives_the_output_as_it_arrives(make_schedule):
     execute_run(run, echo=lambda stream, text: chunks.append((stream, text)))
     assert "".join(text for stream, text in chunks if stream == "stdout") == run.stdout
     assert "".join(text for stream, text in chunks if stream == "stderr") == run.stderr
+
+
+def test_a_run_broken_by_the_scheduler_itself_ends_failed_not_running(make_schedule, monkeypatch):
+    def broken(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("scheduler.runner.execute", broken)
+    schedule = make_schedule(executor="thread")
+    with pytest.raises(KeyboardInterrupt):
+        run_schedule(schedule.pk, FIRE, Reason.SCHEDULED)
+    run = Run.objects.get()
+    assert run.status == Status.FAILED
+    assert "KeyboardInterrupt" in run.stderr
+
+
+def test_a_terminal_run_is_started_directly_so_no_daemon_takes_it(make_schedule):
+    run = Run.start_manual(make_schedule(), owner=Owner("cli-host", 9))
+    assert (run.status, run.reason, run.host) == (Status.RUNNING, Reason.MANUAL, "cli-host")

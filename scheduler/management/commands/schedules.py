@@ -6,10 +6,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from scheduler import cli
+from scheduler.commands import CommandNotAllowed, check_allowed
 from scheduler.executor import execute
 from scheduler.models import Run, Status
 from scheduler.runner import execute_run
@@ -84,8 +85,7 @@ class Command(BaseCommand):
     def do_run(self, name, **options):
         schedule = cli.find_schedule(name)
         with stop_on_ctrl_c() as stop, cli.cli_owner() as owner:
-            run = Run.enqueue_manual(schedule)
-            run.start_queued(owner=owner)
+            run = Run.start_manual(schedule, owner=owner)
             if run.status == Status.SKIPPED:
                 self.stderr.write(f"Run #{run.pk} skipped: {run.stderr}")
             else:
@@ -95,6 +95,10 @@ class Command(BaseCommand):
 
     def do_test(self, name, **options):
         schedule = cli.find_schedule(name)
+        try:
+            check_allowed(schedule.command)
+        except CommandNotAllowed as exc:
+            raise CommandError(str(exc)) from None
         with stop_on_ctrl_c() as stop:
             result = execute(
                 schedule.command,
