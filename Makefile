@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint install
+.PHONY: run test lint install bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,3 +27,9 @@ lint: install
 test: lint
 	$(BIN)/pytest
 	$(BIN)/python -m tests.postgres $(BIN)/pytest
+
+# One table of this scheduler against cron-style fresh processes and django-apscheduler's
+# recommended pattern (also bench/results.json), on its own SQLite file or on a throwaway
+# database bench_<pid> on the PostgreSQL server DATABASE_URL points at. About 7 minutes.
+bench: install
+	$(BIN)/python -m bench

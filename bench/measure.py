@@ -199,7 +199,9 @@ def overhead(sizes: Sizes) -> dict:
     ``run_schedule`` is what a daemon's pool thread calls per fire: claim (insert the run),
     execute, record the finish. The daemon wraps it in ``close_old_connections`` before
     and after, which with ``CONN_MAX_AGE=0`` means a new connection per run; that variant
-    is measured separately. Peers: a fresh ``manage.py noop`` process (what cron or a
+    is measured separately. (Here it is the only connection, so on SQLite each close also
+    checkpoints the WAL: the daemon's worst case, when no other thread holds a connection.)
+    Peers: a fresh ``manage.py noop`` process (what cron or a
     systemd timer pays per run, recording nothing) and a bare ``call_command('noop')``.
     """
     reset()
@@ -345,36 +347,40 @@ def burst(kind: str, count: int, lead: float, workdir: Path) -> dict:
     Reports per run the time from that fire time to its start and to its recorded finish;
     the maximum of the latter is "all started and recorded". The fire time must come
     after the scheduler is up (otherwise the catch-up path would be measured instead);
-    ``ready_before_fire`` says whether it did.
+    ``ready_before_fire`` says whether it did. For the peer, fire times it gave up on
+    (``misfire_grace_time``) are counted as missed, and ``all_handled_ms`` is when the last
+    fire time was recorded either way. Waits at most a minute.
     """
     reset()
     fire = time.time() + lead
     if kind == "peer":
         service = peer(f"peer-burst-{count}", workdir, {"interval": 3600, "starts": [fire] * count})
+        final = [DjangoJobExecution.SUCCESS, DjangoJobExecution.MISSED, DjangoJobExecution.ERROR]
+        done = DjangoJobExecution.objects.filter(status__in=final)
     else:
         make_schedules([{"interval": 3600, "created_at": at(fire - 3600)}] * count, kind)
         service = daemon(f"daemon-{kind}-burst-{count}", workdir)
+        done = Run.objects.filter(scheduled_for=at(fire), finished_at__isnull=False)
     with service:
         ready = service.wait_for_line(READY, 300)
+        sleep_until(fire - 1.5)  # the count read next is then written before the fire time
+        before = service.queries()
         sleep_until(fire)
-        if kind == "peer":
-            done = DjangoJobExecution.objects.filter(
-                status__in=[
-                    DjangoJobExecution.SUCCESS,
-                    DjangoJobExecution.MISSED,
-                    DjangoJobExecution.ERROR,
-                ]
-            )
-        else:
-            done = Run.objects.filter(scheduled_for=at(fire), finished_at__isnull=False)
-        complete = wait_until(lambda: done.count() >= count, timeout=120)
+        cpu_before, began = cpu_seconds(service.pid), time.monotonic()
+        complete = wait_until(lambda: done.count() >= count, timeout=60)
+        cpu_used, elapsed = cpu_seconds(service.pid) - cpu_before, time.monotonic() - began
+        after = service.queries()
     result = {
         "ready_s": ready,
         "ready_before_fire": service.spawned_at + ready < fire,
         "complete": complete,
+        # Near 100 % means one core's worth, i.e. the work is bound by Python (the GIL).
+        "cpu_percent_of_one_core": cpu_used / elapsed * 100,
+        "statements_per_fire": (after["count"] - before["count"]) / count,
+        "connections_per_fire": (after["connections"] - before["connections"]) / count,
     }
     if kind == "peer":
-        executions = DjangoJobExecution.objects.values_list("status", "finished")
+        executions = list(DjangoJobExecution.objects.values_list("status", "finished"))
         finished = [
             (float(done_at) - fire) * 1000
             for status, done_at in executions
@@ -382,6 +388,8 @@ def burst(kind: str, count: int, lead: float, workdir: Path) -> dict:
         ]
         started = [(epoch - fire) * 1000 for _, epoch in peer_starts(service)]
         result["missed"] = sum(status == DjangoJobExecution.MISSED for status, _ in executions)
+        handled = [float(done_at) for _, done_at in executions if done_at is not None]
+        result["all_handled_ms"] = (max(handled) - fire) * 1000 if handled else None
         result["finish_resolution_ms"] = 10  # DjangoJobExecution.finished has 2 decimals
     else:
         rows = Run.objects.filter(scheduled_for=at(fire)).values_list("started_at", "finished_at")
@@ -476,8 +484,8 @@ def catch_up(kind: str, count: int, workdir: Path, peer_wait: float) -> dict:
 
     The last missed fire of each is one to 1,700 s ago, so no regular fire comes due
     while this runs. This project must run each once (``catch_up``); the time is from
-    spawn to the last one recorded. The peer re-adds its jobs at start, as its pattern
-    does, and is watched for ``peer_wait`` seconds for any run.
+    spawn to the last one recorded (waiting at most 90 s). The peer re-adds its jobs at
+    start, as its pattern does, and is watched for ``peer_wait`` seconds for any run.
     """
     reset()
     now = time.time()
@@ -493,7 +501,7 @@ def catch_up(kind: str, count: int, workdir: Path, peer_wait: float) -> dict:
     recorded = Run.objects.filter(reason=Reason.CATCH_UP, finished_at__isnull=False)
     with daemon(f"daemon-{kind}-catch-up-{count}", workdir) as service:
         ready = service.wait_for_line(READY, 300)
-        complete = wait_until(lambda: recorded.count() >= count, timeout=300)
+        complete = wait_until(lambda: recorded.count() >= count, timeout=90)
         time.sleep(1.0)  # a duplicate would show up here
     last = recorded.aggregate(last=Max("finished_at"))["last"]
     per_schedule = list(

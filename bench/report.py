@@ -41,7 +41,8 @@ class Row:
         best = min(peers, key=peers.get)
         if peers[best] <= 0:
             return f"{NONE} (best peer: 0)"
-        parts = [f"{value / peers[best]:.2g}x" for value in mine.values()]
+        ratios = [value / peers[best] for value in mine.values()]
+        parts = [f"{r:.0f}x" if r >= 10 else f"{r:.2g}x" for r in ratios]
         return f"{' / '.join(parts)} {SHORT[best]}"
 
 
@@ -117,10 +118,17 @@ def burst_row(m: dict, count: int) -> Row:
             cells[kind] = NONE
             continue
         text = f"{num(recorded['median'] / 1000)} / {num(recorded['max'] / 1000)} s"
-        cells[kind] = with_misses(text, data)
+        if data.get("missed"):
+            text += f"; {data['missed']} of {count:,} missed"
+            if data.get("all_handled_ms"):
+                text += f", last recorded at {data['all_handled_ms'] / 1000:.1f} s"
+        elif not data["complete"]:
+            text += " (incomplete after 60 s)"
         if not data["ready_before_fire"]:
-            cells[kind] += " (not up before the fire time)"
-        medians[kind] = recorded["max"]
+            text += " (not up before the fire time)"
+        cells[kind] = text
+        if not data.get("missed"):  # a peer that skipped runs did not do the same work
+            medians[kind] = recorded["max"]
         if kind in PROJECT:
             checks[kind] = (
                 data["complete"] and data["ready_before_fire"] and recorded["max"] <= 2000
@@ -146,9 +154,13 @@ def idle_rows(m: dict, count: int) -> list[Row]:
 
     def memory(d: dict) -> str:
         text = f"{d['rss_mb']:.0f} MB"
-        return text + (
-            f" + {d['forkserver_rss_mb']:.0f} MB fork server" if d["forkserver_rss_mb"] else ""
-        )
+        if d["forkserver_rss_mb"]:
+            text += f" + {d['forkserver_rss_mb']:.0f} MB fork server"
+        for cmdline, rss in d["children_rss_mb"].items():
+            if "forkserver" not in cmdline:
+                name = "resource tracker" if "resource_tracker" in cmdline else cmdline[:40]
+                text += f" (+ {rss:.0f} MB {name})"
+        return text
 
     def queries(d: dict) -> str:
         s = d["statements"]
@@ -309,7 +321,7 @@ def legend(meta: dict) -> str:
     return (
         "Cells: median / p99 (p99 is the maximum below 100 samples); warm-up runs excluded; "
         "ratio: this project's median over the best peer's.\n"
-        f"{meta['database']}; {machine['nproc']} CPUs ({machine['cpu']}), {machine['ram_gb']} GB "
+        f"{meta['database']}; {machine['nproc']} CPUs ({machine['cpu']}), {machine['ram_gib']} GiB "
         f"RAM; load average {' '.join(machine['loadavg_at_start'])} at start, "
         f"{' '.join(machine['loadavg_at_end'])} at end; {meta['seconds']:.0f} s in all."
     )

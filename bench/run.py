@@ -72,7 +72,7 @@ def machine() -> dict:
     return {
         "nproc": len(os.sched_getaffinity(0)),
         "cpu": cpu,
-        "ram_gb": round(mem_kb / 1024**2, 1),
+        "ram_gib": round(mem_kb / 1024**2, 1),
         "python": platform.python_version(),
         "loadavg_at_start": open("/proc/loadavg").read().split()[:3],
     }

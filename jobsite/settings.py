@@ -69,7 +69,9 @@ SQLITE_OPTIONS = {
 def database_from_env(url: str | None) -> dict:
     if not url:
         url = f"sqlite:///{BASE_DIR / 'db.sqlite3'}"
-    config = dj_database_url.parse(url, conn_max_age=0, conn_health_checks=True)
+    # Connections are kept for a minute and health-checked before reuse, so the daemon's
+    # threads do not pay a reconnect per run.
+    config = dj_database_url.parse(url, conn_max_age=60, conn_health_checks=True)
     if config["ENGINE"] == "django.db.backends.sqlite3":
         config["OPTIONS"] = {**SQLITE_OPTIONS, **config.get("OPTIONS", {})}
     return config

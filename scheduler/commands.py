@@ -7,12 +7,15 @@ built-ins are never admitted unless named in ``SCHEDULER["ALLOWED_COMMANDS"]``.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from django.apps import apps
 from django.conf import settings
 from django.core.management import get_commands, load_command_class
 from django.core.management.base import BaseCommand, CommandError
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 
 from .conf import conf
 
@@ -46,6 +49,13 @@ def allowed_commands() -> frozenset[str]:
     available = get_commands()
     if explicit is not None:
         return frozenset(name for name in explicit if name in available)
+    return _project_commands()
+
+
+@functools.cache
+def _project_commands() -> frozenset[str]:
+    """The default: checked before every run, so worked out once per process."""
+    available = get_commands()
     base = Path(getattr(settings, "BASE_DIR", Path.cwd())).resolve()
     project_apps = set()
     for config in apps.get_app_configs():
@@ -91,3 +101,9 @@ def check_arguments(name: str, args: list[str]) -> None:
         parser.parse_args(args)
     except SystemExit as exc:  # --help and --version print and exit even off the command line
         raise CommandError(f"{' '.join(args)!r} makes the command exit instead of run.") from exc
+
+
+@receiver(setting_changed)
+def _forget_project_commands(*, setting: str, **kwargs) -> None:
+    if setting in ("INSTALLED_APPS", "BASE_DIR", "SCHEDULER"):
+        _project_commands.cache_clear()

@@ -11,12 +11,15 @@ Benchmark additions only: the jobs come from a JSON file instead of being typed 
 (``{"interval": seconds, "starts": [epoch, …]}`` or ``{"cron": [[hour, minute], …]}``);
 each job appends ``<job id> <epoch>`` to ``--starts`` as it begins, because
 ``DjangoJobExecution`` records the fire time and the finish (to 10 ms) but not the start;
-"Scheduler started" is printed once the scheduler runs; SIGTERM acts as Ctrl-C.
+"Scheduler started" is printed once the scheduler runs; SIGTERM shuts the scheduler
+down from another thread (a KeyboardInterrupt raised while APScheduler submits jobs is
+caught and logged by APScheduler, so SIGTERM-as-Ctrl-C would not stop a busy scheduler).
 """
 
 import json
 import os
 import signal
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -78,7 +81,10 @@ class Command(BaseCommand):
         scheduler.add_listener(
             lambda event: self.stdout.write("Scheduler started"), EVENT_SCHEDULER_STARTED
         )
-        signal.signal(signal.SIGTERM, signal.default_int_handler)
+        signal.signal(
+            signal.SIGTERM,
+            lambda signum, frame: threading.Thread(target=scheduler.shutdown).start(),
+        )
         try:
             scheduler.start()
         except KeyboardInterrupt:
