@@ -356,23 +356,7 @@ class Run(models.Model):
             schedule, busy = _lock_schedule(schedule_id)
             if schedule is None or not schedule.enabled:
                 return None
-            run = cls(
-                schedule=schedule,
-                command=schedule.command,
-                args=schedule.args,
-                reason=reason,
-                scheduled_for=scheduled_for,
-                created_at=now,
-                executor=schedule.effective_executor(),
-                **owner.fields(),
-            )
-            if busy:
-                run.status = Status.SKIPPED
-                run.finished_at = now
-                run.stderr = SKIPPED_MESSAGE
-            else:
-                run.status = Status.RUNNING
-                run.started_at = now
+            run = cls.taken(schedule, reason, scheduled_for, now, owner=owner, busy=busy)
             try:
                 with transaction.atomic():
                     run.save(force_insert=True)
@@ -381,19 +365,48 @@ class Run(models.Model):
         return run
 
     @classmethod
-    def enqueue_manual(cls, schedule: Schedule) -> Run:
-        """Ask a running daemon to run ``schedule`` now; the web request does not run it."""
-        now = dj_timezone.now()
-        return cls.objects.create(
+    def snapshot(
+        cls, schedule: Schedule, reason: str, scheduled_for: datetime, now: datetime
+    ) -> Run:
+        """An unsaved run carrying the schedule's command as it is now (history keeps it)."""
+        return cls(
             schedule=schedule,
             command=schedule.command,
             args=schedule.args,
-            reason=Reason.MANUAL,
-            status=Status.QUEUED,
-            scheduled_for=now,
+            reason=reason,
+            scheduled_for=scheduled_for,
             created_at=now,
             executor=schedule.effective_executor(),
         )
+
+    @classmethod
+    def taken(
+        cls,
+        schedule: Schedule,
+        reason: str,
+        scheduled_for: datetime,
+        now: datetime,
+        *,
+        owner: Owner,
+        busy: bool,
+    ) -> Run:
+        """An unsaved run taken by ``owner``: running, or skipped if the schedule is busy."""
+        run = cls.snapshot(schedule, reason, scheduled_for, now)
+        run.host, run.pid, run.heartbeat_id = owner.host, owner.pid, owner.heartbeat_id
+        if busy:
+            run.status, run.finished_at, run.stderr = Status.SKIPPED, now, SKIPPED_MESSAGE
+        else:
+            run.status, run.started_at = Status.RUNNING, now
+        return run
+
+    @classmethod
+    def enqueue_manual(cls, schedule: Schedule) -> Run:
+        """Ask a running daemon to run ``schedule`` now; the web request does not run it."""
+        now = dj_timezone.now()
+        run = cls.snapshot(schedule, Reason.MANUAL, now, now)
+        run.status = Status.QUEUED
+        run.save(force_insert=True)
+        return run
 
     @classmethod
     def start_manual(cls, schedule: Schedule, *, owner: Owner) -> Run:
@@ -404,20 +417,7 @@ class Run(models.Model):
         now = dj_timezone.now()
         with transaction.atomic():
             _, busy = _lock_schedule(schedule.pk)
-            run = cls(
-                schedule=schedule,
-                command=schedule.command,
-                args=schedule.args,
-                reason=Reason.MANUAL,
-                scheduled_for=now,
-                created_at=now,
-                executor=schedule.effective_executor(),
-                **owner.fields(),
-            )
-            if busy:
-                run.status, run.finished_at, run.stderr = Status.SKIPPED, now, SKIPPED_MESSAGE
-            else:
-                run.status, run.started_at = Status.RUNNING, now
+            run = cls.taken(schedule, Reason.MANUAL, now, now, owner=owner, busy=busy)
             run.save(force_insert=True)
         return run
 
