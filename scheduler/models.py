@@ -22,7 +22,7 @@ from django.db.models.functions import Concat
 from django.utils import timezone as dj_timezone
 
 from .commands import CommandNotAllowed, check_allowed, check_arguments
-from .conf import EXECUTORS
+from .conf import EXECUTORS, conf
 from .timing import Timing, TimingError, expand_cron, get_zone
 
 if TYPE_CHECKING:
@@ -145,8 +145,6 @@ class Schedule(models.Model):
         return [fire.astimezone(zone) for fire in self.timing.next_fire_times(after, count)]
 
     def effective_executor(self) -> str:
-        from .conf import conf
-
         return self.executor or conf.EXECUTOR
 
     def clean(self) -> None:
@@ -276,10 +274,6 @@ class Status(models.TextChoices):
 SKIPPED_MESSAGE = "Skipped: the previous run of this schedule was still running."
 
 PROBLEM_STATUSES = frozenset({Status.FAILED, Status.TIMED_OUT, Status.INTERRUPTED})
-
-TERMINAL_STATUSES = frozenset(
-    {Status.SUCCEEDED, Status.FAILED, Status.TIMED_OUT, Status.INTERRUPTED, Status.SKIPPED}
-)
 
 
 class Run(models.Model):
