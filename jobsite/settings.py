@@ -24,6 +24,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_apscheduler",
+    "django_tasks",
+    "django_tasks_db",
     "scheduler",
     "jobs",
 ]
@@ -89,7 +91,11 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 
-SCHEDULER: dict = {}
+# The "tasks" executor hands runs to this backend; its workers run them:
+# `python manage.py db_worker` (see README, "Outgrowing one machine").
+TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+
+SCHEDULER: dict = {"EXECUTOR": os.environ.get("SCHEDULER_EXECUTOR", "process")}
 
 LOGGING = {
     "version": 1,

@@ -322,6 +322,8 @@ class RunAdmin(admin.ModelAdmin):
         "duration_display",
         "exit_code",
         "executor",
+        "enqueued_at_display",
+        "task_id",
         "host",
         "pid",
         "stdout_display",
@@ -365,6 +367,10 @@ class RunAdmin(admin.ModelAdmin):
     def created_at_display(self, obj: Run) -> str:
         return moment(obj.created_at)
 
+    @admin.display(description="Handed to the task backend")
+    def enqueued_at_display(self, obj: Run) -> str:
+        return moment(obj.enqueued_at)
+
     @admin.display(description="Started")
     def started_at_display(self, obj: Run) -> str:
         return moment(obj.started_at)
@@ -389,6 +395,12 @@ class RunAdmin(admin.ModelAdmin):
 
     @admin.display(description="Status", ordering="status")
     def status_display(self, obj: Run) -> str:
+        """A queued run says for how long: one no worker picks up stands out."""
+        if obj.status == Status.QUEUED:
+            waited = relative((timezone.now() - obj.created_at).total_seconds())
+            return format_html(
+                '{} <span class="queued-for">for {}</span>', status_badge(obj.status), waited
+            )
         return status_badge(obj.status)
 
     @admin.display(description="Duration")

@@ -17,6 +17,7 @@ _POSITIVE_NUMBERS = (
     "SHUTDOWN_GRACE",
     "HEARTBEAT_INTERVAL",
     "HEARTBEAT_TIMEOUT",
+    "TASKS_MAX_AGE",
 )
 
 
@@ -102,6 +103,8 @@ def check_settings(app_configs=None, **kwargs) -> list:
                 id="scheduler.E008",
             )
         )
+    if conf.EXECUTOR == "tasks":
+        errors.extend(_check_tasks_backend())
     errors.extend(_check_declared(conf.SCHEDULES))
     for key in ("KEEP_RUNS", "KEEP_DAYS"):
         value = getattr(conf, key)
@@ -120,6 +123,55 @@ def check_settings(app_configs=None, **kwargs) -> list:
             )
         )
     return errors
+
+
+def tasks_backend_problem() -> str | None:
+    """Why runs cannot be handed to ``SCHEDULER["TASKS_BACKEND"]``, or None if they can.
+
+    Asked by the system check when ``tasks`` is the default executor, and by a schedule's
+    validation when it picks ``tasks``, so a wrong alias or queue is refused where it is
+    entered rather than found at the first fire time.
+    """
+    conf = SchedulerSettings()
+    try:
+        from django_tasks.base import Task
+    except ImportError:
+        return "The tasks executor needs the django-tasks package (pip install django-tasks)."
+    alias, queue = conf.TASKS_BACKEND, conf.TASKS_QUEUE
+    try:
+        Task(func=_probe_task, backend=alias, queue_name=queue)
+    except Exception as exc:
+        return (
+            f'SCHEDULER["TASKS_BACKEND"] {alias!r} with TASKS_QUEUE {queue!r} cannot take '
+            f"runs: {exc}"
+        )
+    return None
+
+
+def _probe_task() -> None:
+    """A module-level function to validate a backend with (a task's function must be one)."""
+
+
+def _check_tasks_backend() -> list:
+    problem = tasks_backend_problem()
+    if problem:
+        return [Error(problem, hint="Check settings.TASKS.", id="scheduler.E011")]
+    from django_tasks import task_backends
+    from django_tasks.backends.dummy import DummyBackend
+    from django_tasks.backends.immediate import ImmediateBackend
+
+    backend = task_backends[SchedulerSettings().TASKS_BACKEND]
+    if isinstance(backend, ImmediateBackend | DummyBackend):
+        return [
+            Warning(
+                f"The task backend {backend.alias!r} is {type(backend).__name__}: runs "
+                "handed to it are not run by workers (Immediate runs them inside the "
+                "scheduler, Dummy never).",
+                hint="Use a backend with workers, such as django_tasks_db.DatabaseBackend.",
+                id="scheduler.W003",
+            )
+        ]
+    return []
 
 
 def _check_declared(declared) -> list:

@@ -7,17 +7,12 @@ scripts.
 from __future__ import annotations
 
 import shutil
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime
 
 from django.core.management.base import CommandError
-from django.db import DatabaseError, close_old_connections
 
-from .conf import conf
 from .describe import describe_cron, describe_timing, relative
-from .models import Heartbeat, Owner, Run, Schedule, Status
+from .models import Run, Schedule, Status
 from .timing import Timing, TimingError, get_zone
 
 
@@ -110,30 +105,6 @@ def _line(values: list[str], widths: list[int]) -> str:
         for value, width in zip(values, widths, strict=True)
     ]
     return "  ".join(part.ljust(width) for part, width in zip(parts, widths, strict=True)).rstrip()
-
-
-@contextmanager
-def cli_owner() -> Iterator[Owner]:
-    """A heartbeat for a run started from the terminal, so daemons know it is alive."""
-    me = Owner.this_process()
-    heartbeat = Heartbeat.objects.create(host=me.host, pid=me.pid, kind="cli")
-    stop = threading.Event()
-
-    def beat() -> None:
-        while not stop.wait(conf.HEARTBEAT_INTERVAL):
-            try:
-                heartbeat.beat()
-            except DatabaseError:
-                close_old_connections()  # beat again next time round
-
-    beating = threading.Thread(target=beat, daemon=True)
-    beating.start()
-    try:
-        yield Owner(me.host, me.pid, heartbeat.pk)
-    finally:
-        stop.set()
-        beating.join()
-        heartbeat.stop()
 
 
 def exit_status(run: Run) -> int:

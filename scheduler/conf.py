@@ -35,9 +35,15 @@ DEFAULTS: dict[str, Any] = {
     "PRUNE_INTERVAL": 60.0,
     # Schedules declared in code: {"name": {"command": …, "cron": …, …}}.
     "SCHEDULES": {},
+    # The "tasks" executor: which backend of settings.TASKS carries runs, on which queue.
+    "TASKS_BACKEND": "default",
+    "TASKS_QUEUE": "default",
+    # A "tasks" run with no timeout still running after this many seconds is taken for
+    # lost (its worker gone unnoticed) and ended as interrupted.
+    "TASKS_MAX_AGE": 24 * 3600,
 }
 
-EXECUTORS = ("process", "thread")
+EXECUTORS = ("process", "thread", "tasks")
 
 
 class SchedulerSettings:

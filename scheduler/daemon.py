@@ -4,8 +4,9 @@ APScheduler hosts the jobs (persisted in django-apscheduler's job store) and wak
 fire times; it does not run commands. Its executor here only hands each fire time to a
 thread pool, where :mod:`scheduler.runner` claims it in the database and runs it. The
 daemon's own loop polls the schedule table so edits from admin or another process are
-picked up within ``POLL_INTERVAL`` without a restart, starts queued manual runs, and runs
-catch-up for fire times that passed while nothing ran them.
+picked up within ``POLL_INTERVAL`` without a restart, starts queued manual runs, hands
+``tasks`` runs to the task backend, and runs catch-up for fire times that passed while
+nothing ran them.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from .conf import conf
 from .declared import sync_declared
 from .executor import start_fork_server
 from .liveness import dead_heartbeats, prune_heartbeats
-from .models import Heartbeat, Owner, Reason, Run, Schedule, Status
+from .models import Executor, Heartbeat, Owner, Reason, Run, Schedule, Status
 from .retention import prune_runs
 from .timing import Timing, TimingError
 from .triggers import TimingTrigger
@@ -213,7 +214,6 @@ class SchedulerDaemon:
         self._last_prune = time.monotonic()
         self._pruning = False
         self._judge_stale_after = 0.0
-        self._judge_stale_after = 0.0
         self.heartbeat: Heartbeat | None = None
         self.owner = Owner.this_process()
         self.unfinished = 0
@@ -292,10 +292,19 @@ class SchedulerDaemon:
             judge_stale=time.monotonic() >= self._judge_stale_after,
         )
         interrupted = Run.interrupt_orphans(
-            dead, message="Interrupted: the scheduler running it stopped or died."
+            dead, message="Interrupted: the scheduler or worker running it stopped or died."
+        )
+        interrupted += Run.interrupt_overdue(
+            now,
+            max_age=timedelta(seconds=conf.TASKS_MAX_AGE),
+            grace=timedelta(seconds=conf.KILL_GRACE) + stale_after,
+            message="Interrupted: still running long past its timeout or TASKS_MAX_AGE; "
+            "the worker running it was lost.",
         )
         if interrupted:
-            logger.warning("Resolved %d run(s) of gone daemon(s) as interrupted", len(interrupted))
+            logger.warning(
+                "Resolved %d run(s) of gone daemons or workers as interrupted", len(interrupted)
+            )
         for run in interrupted:
             self._submit(runner.finished, run)  # mail may be slow; the loop must not wait
         prune_heartbeats(now, keep_for=timedelta(days=7))
@@ -482,13 +491,29 @@ class SchedulerDaemon:
             )
 
     def start_queued_runs(self) -> None:
-        queued = Run.objects.filter(status=Status.QUEUED, reason=Reason.MANUAL)
-        for run_id in queued.order_by("created_at").values_list("id", flat=True)[:100]:
+        """Start queued manual runs here; hand queued ``tasks`` runs to the task backend.
+
+        Runs already handed over (``enqueued_at`` set) wait for a worker, not for us.
+        """
+        queued = Run.objects.filter(status=Status.QUEUED, enqueued_at__isnull=True)
+        rows = queued.order_by("created_at").values_list("id", "executor", "reason")[:100]
+        for run_id, executor, reason in rows:
             if run_id in self._queued_in_flight:
                 continue
+            if executor == Executor.TASKS:
+                future = self._submit(self._hand_over, run_id)
+            elif reason == Reason.MANUAL:
+                future = self._submit(runner.run_queued, run_id, owner=self.owner, stop=self.kill)
+            else:
+                continue
             self._queued_in_flight.add(run_id)
-            future = self._submit(runner.run_queued, run_id, owner=self.owner, stop=self.kill)
             future.add_done_callback(lambda _f, rid=run_id: self._queued_in_flight.discard(rid))
+
+    @staticmethod
+    def _hand_over(run_id: int) -> None:
+        run = Run.objects.select_related("schedule").filter(pk=run_id).first()
+        if run is not None:
+            runner.hand_over(run)
 
     def _submit(self, func, *args, **kwargs) -> Future:
         future = self.pool.submit(self._call, func, *args, **kwargs)

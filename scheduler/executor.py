@@ -83,7 +83,8 @@ def status_for(exit_code: int) -> str:
 
 
 OutputCallback = Callable[[str, str], None]
-"""Called with ("stdout" or "stderr", text) as a command's output arrives."""
+"""Called with ("stdout" or "stderr", text) as a command's output arrives; the process
+executor also calls it with "" while the command is quiet, for consumers that batch."""
 
 
 def run_in_thread(
@@ -135,6 +136,8 @@ class _Follower:
         }
 
     def poll(self, *, final: bool = False) -> None:
+        """Report new output; with none, report "" so a consumer can flush what it holds."""
+        reported = False
         for name, stream in self.files.items():
             data = os.pread(stream.fileno(), 1 << 20, self.offsets[name])
             while data:
@@ -142,11 +145,15 @@ class _Follower:
                 text = self.decoders[name].decode(data)
                 if text:
                     self.callback(name, text)
+                    reported = True
                 data = os.pread(stream.fileno(), 1 << 20, self.offsets[name])
             if final:
                 rest = self.decoders[name].decode(b"", final=True)
                 if rest:
                     self.callback(name, rest)
+                    reported = True
+        if not reported:
+            self.callback("stdout", "")
 
 
 def _child_main(

@@ -8,10 +8,15 @@ its pid is now this very process (a container restarted with the same pid).
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 
-from .models import Heartbeat, Run, Status
+from django.db import DatabaseError, close_old_connections
+
+from .conf import conf
+from .models import Heartbeat, Owner, Run, Status
 
 
 def pid_alive(pid: int) -> bool:
@@ -58,3 +63,31 @@ def prune_heartbeats(now: datetime, *, keep_for: timedelta) -> int:
         runs__status=Status.RUNNING
     )
     return old.delete()[0]
+
+
+@contextmanager
+def heartbeat_owner(kind: str) -> Iterator[Owner]:
+    """A heartbeat for a run this process executes outside a daemon (terminal, task worker).
+
+    While it beats, daemons know the run is alive; once it stops (the process died) they
+    resolve the run as ``interrupted``.
+    """
+    me = Owner.this_process()
+    heartbeat = Heartbeat.objects.create(host=me.host, pid=me.pid, kind=kind)
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(conf.HEARTBEAT_INTERVAL):
+            try:
+                heartbeat.beat()
+            except DatabaseError:
+                close_old_connections()  # beat again next time round
+
+    beating = threading.Thread(target=beat, daemon=True, name="scheduler-heartbeat")
+    beating.start()
+    try:
+        yield Owner(me.host, me.pid, heartbeat.pk)
+    finally:
+        stop.set()
+        beating.join()
+        heartbeat.stop()

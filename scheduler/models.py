@@ -42,6 +42,7 @@ class Executor(models.TextChoices):
     DEFAULT = "", 'Settings default (SCHEDULER["EXECUTOR"], normally process)'
     PROCESS = "process", "Child process (can be timed out and killed)"
     THREAD = "thread", "Thread inside the daemon (tiny, frequent commands)"
+    TASKS = "tasks", "Django Tasks backend (a worker runs it, on any machine)"
 
 
 class Notify(models.TextChoices):
@@ -178,6 +179,12 @@ class Schedule(models.Model):
             )
         if self.effective_executor() not in EXECUTORS:
             errors["executor"] = f"Unknown executor {self.effective_executor()!r}."
+        elif self.effective_executor() == Executor.TASKS:
+            from .checks import tasks_backend_problem
+
+            problem = tasks_backend_problem()
+            if problem:
+                errors["executor"] = problem
         if not isinstance(self.args, list) or not all(isinstance(a, str) for a in self.args):
             errors["args"] = 'Arguments must be a JSON list of strings, e.g. ["--days", "7"].'
         if self.command:
@@ -210,7 +217,9 @@ class Heartbeat(models.Model):
     # Containers sharing a host name (network_mode: host) can reuse each other's pids.
     pid_namespace = models.CharField(max_length=64, blank=True, default=local_pid_namespace)
     kind = models.CharField(
-        max_length=8, default="daemon", help_text='"daemon", or "cli" for a terminal run.'
+        max_length=8,
+        default="daemon",
+        help_text='"daemon"; "cli" for a terminal run; "worker" for a task worker\'s run.',
     )
     started_at = models.DateTimeField(default=dj_timezone.now)
     last_beat = models.DateTimeField(default=dj_timezone.now, db_index=True)
@@ -271,7 +280,7 @@ class Status(models.TextChoices):
     SKIPPED = "skipped", "Skipped"
 
 
-SKIPPED_MESSAGE = "Skipped: the previous run of this schedule was still running."
+SKIPPED_MESSAGE = "Skipped: the previous run of this schedule was still running (or queued)."
 
 PROBLEM_STATUSES = frozenset({Status.FAILED, Status.TIMED_OUT, Status.INTERRUPTED})
 
@@ -298,6 +307,12 @@ class Run(models.Model):
         Heartbeat, null=True, blank=True, on_delete=models.SET_NULL, related_name="runs"
     )
     notified_at = models.DateTimeField(null=True, blank=True, editable=False)
+    enqueued_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the run was handed to the task backend."
+    )
+    task_id = models.CharField(
+        "task ID", max_length=255, blank=True, help_text="The task backend's id for this run."
+    )
 
     class Meta:
         ordering = ["-scheduled_for", "-id"]
@@ -347,7 +362,7 @@ class Run(models.Model):
         """
         now = dj_timezone.now()
         with transaction.atomic():
-            schedule, busy = _lock_schedule(schedule_id)
+            schedule, busy = _lock_schedule(schedule_id, pending=(Status.RUNNING, Status.QUEUED))
             if schedule is None or not schedule.enabled:
                 return None
             run = cls.taken(schedule, reason, scheduled_for, now, owner=owner, busy=busy)
@@ -384,13 +399,20 @@ class Run(models.Model):
         owner: Owner,
         busy: bool,
     ) -> Run:
-        """An unsaved run taken by ``owner``: running, or skipped if the schedule is busy."""
+        """An unsaved run taken by ``owner``: running, or skipped if the schedule is busy.
+
+        A run for the ``tasks`` executor is ``queued`` instead, owned by nobody until a
+        worker starts it (``start_queued``).
+        """
         run = cls.snapshot(schedule, reason, scheduled_for, now)
-        run.host, run.pid, run.heartbeat_id = owner.host, owner.pid, owner.heartbeat_id
         if busy:
             run.status, run.finished_at, run.stderr = Status.SKIPPED, now, SKIPPED_MESSAGE
+        elif run.executor == Executor.TASKS:
+            run.status = Status.QUEUED
+            return run
         else:
             run.status, run.started_at = Status.RUNNING, now
+        run.host, run.pid, run.heartbeat_id = owner.host, owner.pid, owner.heartbeat_id
         return run
 
     @classmethod
@@ -406,12 +428,17 @@ class Run(models.Model):
     def start_manual(cls, schedule: Schedule, *, owner: Owner) -> Run:
         """A manual run taken by ``owner`` at once (the command line's "run now").
 
-        Never ``queued``, so no daemon can pick it up as well.
+        Never ``queued``, so no daemon can pick it up as well: a ``tasks`` schedule runs
+        in a local child process here, its output on the terminal.
         """
         now = dj_timezone.now()
         with transaction.atomic():
             _, busy = _lock_schedule(schedule.pk)
             run = cls.taken(schedule, Reason.MANUAL, now, now, owner=owner, busy=busy)
+            if run.status == Status.QUEUED:
+                run.executor = Executor.PROCESS
+                run.status, run.started_at = Status.RUNNING, now
+                run.host, run.pid, run.heartbeat_id = owner.host, owner.pid, owner.heartbeat_id
             run.save(force_insert=True)
         return run
 
@@ -441,6 +468,25 @@ class Run(models.Model):
                 setattr(self, field, value)
         return bool(taken)
 
+    def take_hand_over(self) -> bool:
+        """Take the right to enqueue this queued run on the task backend; True only once.
+
+        The daemon that claimed a fire time normally does it straight away; any daemon
+        polling for queued runs may do it instead (admin's "run now", or a daemon that
+        died between claim and enqueue). A task delivered twice would still start once.
+        """
+        now = dj_timezone.now()
+        taken = Run.objects.filter(
+            pk=self.pk, status=Status.QUEUED, enqueued_at__isnull=True
+        ).update(enqueued_at=now)
+        if taken:
+            self.enqueued_at = now
+        return bool(taken)
+
+    def set_task_id(self, task_id: str) -> None:
+        self.task_id = task_id
+        Run.objects.filter(pk=self.pk).update(task_id=task_id)
+
     def mark_started(self) -> None:
         """Record the real start (after jitter), separate from the claim."""
         self.started_at = dj_timezone.now()
@@ -456,15 +502,37 @@ class Run(models.Model):
 
     @classmethod
     def interrupt_orphans(cls, heartbeat_ids: list[int], *, message: str) -> list[Run]:
-        """End the ``running`` runs of daemons known to be gone as ``interrupted``.
-
-        Returns the runs this call ended (not those another daemon ended meanwhile).
-        """
+        """End the ``running`` runs of daemons (or workers) known to be gone as ``interrupted``."""
         if not heartbeat_ids:
             return []
         orphans = cls.objects.filter(heartbeat_id__in=heartbeat_ids, status=Status.RUNNING)
+        return cls._interrupt(list(orphans.values_list("pk", flat=True)), message)
+
+    @classmethod
+    def interrupt_overdue(
+        cls, now: datetime, *, max_age: timedelta, grace: timedelta, message: str
+    ) -> list[Run]:
+        """End ``tasks`` runs still ``running`` long after they must have ended.
+
+        That is past the schedule's timeout plus ``grace`` (the worker enforces the
+        timeout itself, so only a lost worker overruns it), or past ``max_age`` without a
+        timeout. The backstop for workers whose death no heartbeat rule caught.
+        """
+        running = cls.objects.filter(
+            status=Status.RUNNING, executor=Executor.TASKS, started_at__isnull=False
+        ).values_list("pk", "started_at", "schedule__timeout")
+        overdue = [
+            pk
+            for pk, started_at, timeout in running
+            if now - started_at > (timedelta(seconds=timeout) + grace if timeout else max_age)
+        ]
+        return cls._interrupt(overdue, message)
+
+    @classmethod
+    def _interrupt(cls, run_ids: list[int], message: str) -> list[Run]:
+        """Returns the runs this call ended (not those another process ended meanwhile)."""
         ended = []
-        for run_id in orphans.values_list("pk", flat=True):
+        for run_id in run_ids:
             if cls.objects.filter(pk=run_id, status=Status.RUNNING).update(
                 status=Status.INTERRUPTED,
                 finished_at=dj_timezone.now(),
@@ -489,10 +557,12 @@ class Run(models.Model):
     def fail(self, message: str, *, status: str = Status.FAILED) -> bool:
         """End a run that could not execute its command, with the reason in ``stderr``.
 
-        Only a run still ``running`` is changed; returns whether this call ended it.
+        Only a run still ``running`` (or ``queued``: the backend refused it) is changed;
+        returns whether this call ended it.
         """
         now = dj_timezone.now()
-        ended = Run.objects.filter(pk=self.pk, status=Status.RUNNING).update(
+        unfinished = (Status.RUNNING, Status.QUEUED)
+        ended = Run.objects.filter(pk=self.pk, status__in=unfinished).update(
             status=status, stderr=message, finished_at=now
         )
         if ended:
@@ -500,8 +570,13 @@ class Run(models.Model):
         return bool(ended)
 
 
-def _lock_schedule(schedule_id: int) -> tuple[Schedule | None, bool]:
+def _lock_schedule(
+    schedule_id: int, pending: tuple[str, ...] = (Status.RUNNING,)
+) -> tuple[Schedule | None, bool]:
     """Lock a schedule's row for the rest of the transaction; say if it must skip now.
+
+    A new fire time also waits for a ``queued`` run (``pending``): while workers are down,
+    a ``skip`` schedule keeps one run queued, not one per fire time.
 
     Must run inside ``transaction.atomic()``. On SQLite the IMMEDIATE transaction already
     holds the write lock, so the check and the write that follows are one step there too.
@@ -510,6 +585,6 @@ def _lock_schedule(schedule_id: int) -> tuple[Schedule | None, bool]:
     busy = (
         schedule is not None
         and schedule.overlap == Overlap.SKIP
-        and Run.objects.filter(schedule=schedule, status=Status.RUNNING).exists()
+        and Run.objects.filter(schedule=schedule, status__in=pending).exists()
     )
     return schedule, busy

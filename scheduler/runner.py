@@ -54,13 +54,22 @@ def run_schedule(
     if run.status == Status.SKIPPED:
         logger.info("Run %s of %s skipped: the previous run is still going", run.pk, run.schedule)
         return run
+    if run.status == Status.QUEUED:
+        return hand_over(run)
     return execute_run(run, stop=stop)
+
+
+def hand_over(run: Run) -> Run:
+    """Give a ``tasks`` run to the task backend (imported here: only that mode needs it)."""
+    from .tasks import hand_over
+
+    return hand_over(run)
 
 
 def run_queued(
     run_id: int, *, owner: Owner | None = None, stop: threading.Event | None = None
 ) -> Run | None:
-    """Start a run that was queued (e.g. "run now" in admin), unless another process did."""
+    """Start a queued run ("run now" in admin, a task in a worker) unless another process did."""
     run = Run.objects.select_related("schedule").filter(pk=run_id).first()
     if run is None or not run.start_queued(owner=owner or Owner.this_process()):
         return None
@@ -81,15 +90,25 @@ def execute_run(
     """
     try:
         return _execute_run(run, stop=stop, echo=echo)
+    except (KeyboardInterrupt, SystemExit):
+        # A worker told to stop at once (its second SIGTERM) exits through here.
+        logger.warning("Run %s of %s stopped: this process is exiting", run.pk, run.schedule)
+        message = "[scheduler] Interrupted: the process running it was told to exit."
+        _end_broken(run, message, Status.INTERRUPTED)
+        raise
     except BaseException:
         logger.exception("Run %s of %s broke in the scheduler", run.pk, run.schedule)
         message = f"[scheduler] The scheduler failed while running this:\n{traceback.format_exc()}"
-        try:
-            if run.fail(message):
-                finished(run)
-        except DatabaseError:
-            pass
+        _end_broken(run, message, Status.FAILED)
         raise
+
+
+def _end_broken(run: Run, message: str, status: str) -> None:
+    try:
+        if run.fail(message, status=status):
+            finished(run)
+    except DatabaseError:
+        pass
 
 
 def _execute_run(run: Run, *, stop: threading.Event | None, echo: OutputCallback | None) -> Run:
@@ -130,7 +149,8 @@ def _execute_run(run: Run, *, stop: threading.Event | None, echo: OutputCallback
         result = execute(
             run.command,
             run.args,
-            run.executor,
+            # A worker runs a ``tasks`` run in a child process, like the process executor.
+            "thread" if run.executor == "thread" else "process",
             timeout=schedule.timeout if schedule else None,
             stop=stop,
             on_output=_fan_out(live, echo),
@@ -163,7 +183,9 @@ class LiveOutput:
     """Keeps a running run's output so far in the database for admin's live view.
 
     Written at most every ``OUTPUT_FLUSH_INTERVAL`` seconds, and only when there is new
-    output; a failed write is only skipped, the final result is recorded regardless.
+    output (the executor calls with "" while the command is quiet, so the last lines
+    before a long silence are stored too); a failed write is only skipped, the final
+    result is recorded regardless.
     """
 
     def __init__(self, run: Run) -> None:
@@ -173,11 +195,15 @@ class LiveOutput:
             "stderr": CappedBuffer(conf.OUTPUT_LIMIT),
         }
         self.flushed_at = time.monotonic()
+        self.unsaved = False
 
     def __call__(self, stream: str, text: str) -> None:
-        self.buffers[stream].write(text)
-        if time.monotonic() - self.flushed_at >= conf.OUTPUT_FLUSH_INTERVAL:
+        if text:
+            self.buffers[stream].write(text)
+            self.unsaved = True
+        if self.unsaved and time.monotonic() - self.flushed_at >= conf.OUTPUT_FLUSH_INTERVAL:
             self.flushed_at = time.monotonic()
+            self.unsaved = False
             try:
                 self.run.save_output(
                     self.buffers["stdout"].getvalue(), self.buffers["stderr"].getvalue()

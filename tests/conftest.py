@@ -10,6 +10,9 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -63,10 +66,22 @@ def wait_for(predicate: Callable[[], Any], timeout: float, interval: float = 0.1
         time.sleep(interval)
 
 
-class Daemon:
-    """A real ``manage.py runscheduler`` process on the test database."""
+def fire_times(schedule: Schedule, start: datetime, end: datetime) -> list[datetime]:
+    """The schedule's fire times in [start, end]: what end-to-end tests expect to have run."""
+    fires = []
+    for fire in schedule.timing.iter_after(start - timedelta(microseconds=1)):
+        if fire > end:
+            break
+        fires.append(fire)
+    return fires
 
-    def __init__(self, log_path: Path, extra_env: dict[str, str], args: list[str]) -> None:
+
+class ManagePy:
+    """A real ``manage.py`` process (the daemon, a task worker) on the test database."""
+
+    def __init__(
+        self, log_path: Path, extra_env: dict[str, str], args: list[str], ready: str
+    ) -> None:
         env = {
             **os.environ,
             "DATABASE_URL": database_url(),
@@ -75,9 +90,10 @@ class Daemon:
             **extra_env,
         }
         self.log_path = log_path
+        self.ready = ready
         self._log = open(log_path, "wb")
         self.process = subprocess.Popen(
-            [sys.executable, str(ROOT / "manage.py"), "runscheduler", *args],
+            [sys.executable, str(ROOT / "manage.py"), *args],
             cwd=ROOT,
             env=env,
             stdout=self._log,
@@ -94,10 +110,8 @@ class Daemon:
         return self.log_path.read_text(errors="replace")
 
     def wait_until_started(self, timeout: float = 20) -> None:
-        wait_for(
-            lambda: "Scheduler started" in self.log or self.process.poll() is not None, timeout
-        )
-        assert self.process.poll() is None, f"daemon exited early:\n{self.log}"
+        wait_for(lambda: self.ready in self.log or self.process.poll() is not None, timeout)
+        assert self.process.poll() is None, f"{self.log_path.name} exited early:\n{self.log}"
 
     def alive(self) -> bool:
         return self.process.poll() is None
@@ -114,28 +128,44 @@ class Daemon:
         return self.process.returncode
 
 
-@pytest.fixture
-def start_daemon(transactional_db, tmp_path) -> Iterator[Callable[..., Daemon]]:
-    """Start real scheduler processes on the test database; all are stopped afterwards."""
-    daemons: list[Daemon] = []
+@contextmanager
+def managed(tmp_path: Path, name: str) -> Iterator[Callable[..., ManagePy]]:
+    """Start ``manage.py`` processes; all are stopped (and their process groups killed)."""
+    processes: list[ManagePy] = []
 
-    def start(*args: str, settings: dict[str, Any] | None = None, wait: bool = True) -> Daemon:
-        env = {"SCHEDULER_TEST_SETTINGS": json.dumps(settings)} if settings else {}
-        daemon = Daemon(tmp_path / f"daemon-{len(daemons)}.log", env, list(args))
-        daemons.append(daemon)
+    def start(
+        *args: str,
+        ready: str,
+        settings: dict[str, Any] | None = None,
+        env: dict[str, str] | None = None,
+        wait: bool = True,
+    ) -> ManagePy:
+        extra = {"SCHEDULER_TEST_SETTINGS": json.dumps(settings)} if settings else {}
+        process = ManagePy(
+            tmp_path / f"{name}-{len(processes)}.log", {**extra, **(env or {})}, list(args), ready
+        )
+        processes.append(process)
         if wait:
-            daemon.wait_until_started()
-        return daemon
+            process.wait_until_started()
+        return process
 
-    yield start
-    for daemon in daemons:
-        daemon.stop()
-    # Kill whatever a daemon's children left, by process group.
-    for daemon in daemons:
-        try:
-            os.killpg(daemon.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+    try:
+        yield start
+    finally:
+        for process in processes:
+            process.stop()
+        for process in processes:
+            try:
+                os.killpg(process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+@pytest.fixture
+def start_daemon(transactional_db, tmp_path) -> Iterator[Callable[..., ManagePy]]:
+    """Start real scheduler processes on the test database; all are stopped afterwards."""
+    with managed(tmp_path, "daemon") as start:
+        yield partial(start, "runscheduler", ready="Scheduler started")
 
 
 class PostgresServer:

@@ -11,7 +11,7 @@ import tempfile
 from jobsite.settings import *  # noqa: F403
 from jobsite.settings import DATABASES, INSTALLED_APPS
 
-INSTALLED_APPS = [*INSTALLED_APPS, "tests.testapp"]
+INSTALLED_APPS = [*INSTALLED_APPS, "django_rq", "tests.testapp"]
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
@@ -22,3 +22,17 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 
 # End-to-end tests hand a daemon process its own SCHEDULER settings through this variable.
 SCHEDULER = json.loads(os.environ.get("SCHEDULER_TEST_SETTINGS", "{}"))
+
+# The "tasks" executor on the database backend ("default", from jobsite) or on RQ; the
+# Redis server is the one tests/redis.py starts.
+TASKS = {
+    "default": {"BACKEND": "django_tasks_db.DatabaseBackend"},
+    "rq": {"BACKEND": "django_tasks_rq.RQBackend", "QUEUES": ["default"]},
+}
+RQ_QUEUES = {
+    "default": {
+        "URL": os.environ.get("SCHEDULER_TEST_REDIS_URL", "redis://127.0.0.1:1/0"),
+        # The run's own timeout stops a command; RQ's would kill the worker under it.
+        "DEFAULT_TIMEOUT": -1,
+    }
+}

@@ -178,3 +178,19 @@ def test_timeline_is_linked_from_the_run_list(admin_client, finished_run):
     timeline = reverse("admin:scheduler_run_timeline")
     assert timeline in page
     assert "<svg" in admin_client.get(timeline).content.decode()
+
+
+def test_a_run_waiting_for_a_worker_shows_how_long_it_has_been_queued(
+    admin_client, make_schedule, time_machine
+):
+    time_machine.move_to(datetime(2026, 11, 24, 3, 0, tzinfo=UTC), tick=False)
+    run = Run.enqueue_manual(make_schedule(executor="tasks"))
+    run.take_hand_over()
+    run.set_task_id("task-42")
+    time_machine.move_to(datetime(2026, 11, 24, 3, 7, 30, tzinfo=UTC), tick=False)
+
+    listing = admin_client.get(reverse("admin:scheduler_run_changelist")).content.decode()
+    page = admin_client.get(reverse("admin:scheduler_run_change", args=[run.pk])).content.decode()
+    assert 'Queued</span> <span class="queued-for">for 7 min</span>' in listing
+    assert "task-42" in page
+    assert "2026-11-24 03:00:00.000" in page  # handed to the task backend

@@ -28,7 +28,21 @@ def test_settings_that_are_not_a_dict_are_an_error():
         ({"POLL_INTERVAL": 0}, "scheduler.E005"),
         ({"SHUTDOWN_GRACE": "30"}, "scheduler.E005"),
         ({"MAX_CONCURRENT_RUNS": 0}, "scheduler.E006"),
+        ({"TASKS_MAX_AGE": -1}, "scheduler.E005"),
+        ({"EXECUTOR": "tasks", "TASKS_BACKEND": "nowhere"}, "scheduler.E011"),
+        ({"EXECUTOR": "tasks", "TASKS_QUEUE": "no-such-queue"}, "scheduler.E011"),
     ],
 )
 def test_misconfiguration_is_reported_with_a_stable_id(setting, check_id):
     assert check_id in check_ids(**setting)
+
+
+def test_the_tasks_executor_on_a_backend_with_workers_passes():
+    assert check_ids(EXECUTOR="tasks") == set()
+    assert check_ids(EXECUTOR="tasks", TASKS_BACKEND="rq") == set()
+
+
+def test_a_tasks_backend_without_workers_is_a_warning():
+    immediate = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"}}
+    with override_settings(TASKS=immediate):
+        assert check_ids(EXECUTOR="tasks") == {"scheduler.W003"}

@@ -12,19 +12,9 @@ import pytest
 from django.utils import timezone
 
 from scheduler.models import Reason, Run, Status
-from tests.conftest import wait_for
+from tests.conftest import fire_times, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
-
-
-def grid(schedule, start: datetime, end: datetime) -> list[datetime]:
-    """The schedule's fire times in [start, end]."""
-    fires = []
-    for fire in schedule.timing.iter_after(start - timedelta(microseconds=1)):
-        if fire > end:
-            break
-        fires.append(fire)
-    return fires
 
 
 def test_two_then_three_daemons_run_each_fire_time_exactly_once(start_daemon, make_schedule):
@@ -49,7 +39,7 @@ def test_two_then_three_daemons_run_each_fire_time_exactly_once(start_daemon, ma
         ]
         duplicates = [fire for fire, count in Counter(fired).items() if count > 1]
         assert duplicates == []
-        expected = grid(schedule, window_start, window_end)
+        expected = fire_times(schedule, window_start, window_end)
         assert len(expected) >= 13
         missing = sorted(set(expected) - set(fired))
         assert missing == [], f"{schedule} missed {len(missing)} of {len(expected)}"
@@ -100,7 +90,7 @@ def test_restart_after_missed_fire_times_catches_up_once(start_daemon, make_sche
     time.sleep(2)
 
     assert len(catch_up) == 1
-    missed = grid(schedule, stopped_at, started_at)
+    missed = fire_times(schedule, stopped_at, started_at)
     assert len(missed) >= 2
     # The daemon plans a moment before it logs that it started: a fire time falling in
     # between is run normally, and catch-up takes the one before it.
@@ -108,7 +98,7 @@ def test_restart_after_missed_fire_times_catches_up_once(start_daemon, make_sche
     assert abs((catch_up[0].created_at - started_at).total_seconds()) <= 1
     assert Run.objects.filter(schedule=schedule, reason=Reason.CATCH_UP).count() == 1
     fired = set(Run.objects.filter(schedule=schedule).values_list("scheduled_for", flat=True))
-    after_catch_up = grid(
+    after_catch_up = fire_times(
         schedule, catch_up[0].scheduled_for, timezone.now() - timedelta(seconds=1)
     )
     assert set(after_catch_up) <= fired, "a fire time after the catch-up was lost"

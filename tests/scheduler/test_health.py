@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from io import StringIO
 
 import pytest
@@ -77,3 +77,13 @@ def test_health_url_answers_with_the_same_verdict(client):
     response = client.get("/scheduler/health/")
     assert response.status_code == 200
     assert response.json()["status"] == "ok"
+
+
+def test_text_report_gives_the_age_of_the_oldest_queued_run(make_schedule, time_machine):
+    time_machine.move_to(datetime(2026, 11, 24, 3, 0, tzinfo=UTC), tick=False)
+    Run.enqueue_manual(make_schedule(executor="tasks"))
+    time_machine.move_to(datetime(2026, 11, 24, 3, 12, tzinfo=UTC), tick=False)
+    beat(2)
+    assert health_command()[1] == (
+        "ok: 1 of 1 daemon(s) fresh, 1 run(s) queued, the oldest for 12 min\n"
+    )

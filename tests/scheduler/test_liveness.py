@@ -104,3 +104,45 @@ def test_same_host_name_in_another_pid_namespace_is_judged_by_heartbeat(me, runn
     twin = Heartbeat.objects.create(host="here", pid=55, last_beat=NOW, pid_namespace="pid:[1]")
     running_run_of(twin)
     assert dead(me, alive_pids=set()) == []
+
+
+@pytest.fixture
+def tasks_run_started(make_schedule):
+    """A ``tasks`` run a worker started ``ago`` before NOW."""
+
+    def make(ago: timedelta, timeout: int | None = None) -> Run:
+        schedule = make_schedule(executor="tasks", timeout=timeout)
+        run = Run.claim(schedule.pk, NOW - ago, Reason.SCHEDULED, owner=Owner("x", 1))
+        run.start_queued(owner=Owner("worker-host", 42))
+        Run.objects.filter(pk=run.pk).update(started_at=NOW - ago)
+        return run
+
+    return make
+
+
+def overdue(max_age=timedelta(hours=24)) -> list[Run]:
+    grace = timedelta(seconds=35)
+    return Run.interrupt_overdue(NOW, max_age=max_age, grace=grace, message="lost")
+
+
+def test_a_tasks_run_long_past_its_timeout_ends_interrupted(tasks_run_started):
+    late = tasks_run_started(timedelta(seconds=60 + 36), timeout=60)
+    tasks_run_started(timedelta(seconds=60 + 30), timeout=60)  # its worker may be stopping it
+    assert overdue() == [late]
+    late.refresh_from_db()
+    assert late.status == Status.INTERRUPTED
+    assert "lost" in late.stderr
+
+
+def test_a_tasks_run_without_timeout_ends_interrupted_past_the_maximum_age(tasks_run_started):
+    old = tasks_run_started(timedelta(hours=3))
+    tasks_run_started(timedelta(hours=1))
+    assert overdue(max_age=timedelta(hours=2)) == [old]
+
+
+def test_queued_runs_and_local_runs_are_never_overdue(make_schedule, me, running_run_of):
+    queued = make_schedule(executor="tasks")
+    Run.claim(queued.pk, NOW - timedelta(days=3), Reason.SCHEDULED, owner=Owner("x", 1))
+    local = running_run_of(me)
+    Run.objects.filter(pk=local.pk).update(started_at=NOW - timedelta(days=3))
+    assert overdue() == []

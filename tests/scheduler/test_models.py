@@ -73,6 +73,11 @@ class TestValidation:
     def test_timeout_with_thread_as_settings_default_is_refused(self):
         assert "timeout" in errors_of(interval=5, timeout=10)
 
+    @override_settings(SCHEDULER={"TASKS_BACKEND": "nowhere"})
+    def test_tasks_executor_without_a_usable_backend_is_refused(self):
+        message = errors_of(interval=5, executor="tasks")["executor"][0]
+        assert "'nowhere'" in message and "cannot take runs" in message
+
     def test_negative_jitter_is_refused(self):
         assert "jitter" in errors_of(interval=5, jitter=-1)
 

@@ -97,15 +97,28 @@ def test_echo_receives_the_output_as_it_arrives(make_schedule):
 
 def test_a_run_broken_by_the_scheduler_itself_ends_failed_not_running(make_schedule, monkeypatch):
     def broken(*args, **kwargs):
-        raise KeyboardInterrupt
+        raise RuntimeError("the scheduler broke")
 
-    monkeypatch.setattr("scheduler.runner.execute", broken)
+    monkeypatch.setattr("scheduler.runner.ping", broken)
     schedule = make_schedule(executor="thread")
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(RuntimeError):
         run_schedule(schedule.pk, FIRE, Reason.SCHEDULED)
     run = Run.objects.get()
     assert run.status == Status.FAILED
-    assert "KeyboardInterrupt" in run.stderr
+    assert "RuntimeError: the scheduler broke" in run.stderr
+
+
+def test_a_run_whose_process_is_told_to_exit_ends_interrupted(make_schedule, monkeypatch):
+    def exiting(*args, **kwargs):
+        raise SystemExit(1)  # what a task worker's second SIGTERM raises
+
+    monkeypatch.setattr("scheduler.runner.execute", exiting)
+    schedule = make_schedule(executor="thread")
+    with pytest.raises(SystemExit):
+        run_schedule(schedule.pk, FIRE, Reason.SCHEDULED)
+    run = Run.objects.get()
+    assert run.status == Status.INTERRUPTED
+    assert "told to exit" in run.stderr
 
 
 def test_a_terminal_run_is_started_directly_so_no_daemon_takes_it(make_schedule):

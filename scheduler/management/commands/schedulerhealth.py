@@ -4,6 +4,7 @@ import socket
 from django.core.management.base import BaseCommand
 from django.utils import timezone
 
+from scheduler.describe import relative
 from scheduler.health import check_health
 
 EXIT_CODES = {"ok": 0, "stale": 1, "none": 2}
@@ -28,9 +29,11 @@ class Command(BaseCommand):
             self.stdout.write(_json.dumps(report.as_dict(), indent=2))
         else:
             fresh = sum(daemon["fresh"] for daemon in report.daemons)
+            oldest = report.oldest_queued_seconds
             self.stdout.write(
                 f"{report.status}: {fresh} of {len(report.daemons)} daemon(s) fresh, "
                 f"{report.queued} run(s) queued"
+                + (f", the oldest for {relative(oldest)}" if oldest is not None else "")
             )
         if not report.ok:
             raise SystemExit(EXIT_CODES[report.status])

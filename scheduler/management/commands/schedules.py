@@ -12,6 +12,7 @@ from django.utils import timezone
 from scheduler import cli
 from scheduler.commands import CommandNotAllowed, check_allowed
 from scheduler.executor import execute
+from scheduler.liveness import heartbeat_owner
 from scheduler.models import Run, Status
 from scheduler.runner import execute_run
 
@@ -84,7 +85,7 @@ class Command(BaseCommand):
 
     def do_run(self, name, **options):
         schedule = cli.find_schedule(name)
-        with stop_on_ctrl_c() as stop, cli.cli_owner() as owner:
+        with stop_on_ctrl_c() as stop, heartbeat_owner("cli") as owner:
             run = Run.start_manual(schedule, owner=owner)
             if run.status == Status.SKIPPED:
                 self.stderr.write(f"Run #{run.pk} skipped: {run.stderr}")
@@ -112,6 +113,8 @@ class Command(BaseCommand):
         sys.exit(0 if result.status == Status.SUCCEEDED else (result.exit_code or 1))
 
     def echo(self, stream: str, text: str) -> None:
+        if not text:
+            return
         target = self.stdout if stream == "stdout" else self.stderr
         target.write(text, ending="")
         target.flush()

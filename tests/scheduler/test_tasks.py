@@ -1,0 +1,152 @@
+"""The ``tasks`` executor: hand-over to a Django Tasks backend, and the worker's side."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from concurrent.futures import Future
+from datetime import UTC, datetime
+
+import pytest
+from django.test import override_settings
+from django_tasks_db.models import DBTaskResult
+
+from scheduler.daemon import SchedulerDaemon
+from scheduler.models import Heartbeat, Owner, Reason, Run, Status
+from scheduler.runner import run_schedule
+from scheduler.signals import run_finished
+from scheduler.tasks import hand_over, run_task
+from tests.conftest import ROOT, database_url
+
+FIRE = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)
+RQ_DOWN = {"TASKS_BACKEND": "rq"}  # tests/settings.py points RQ at a port nobody serves
+
+
+@pytest.fixture
+def tasks_schedule(make_schedule):
+    return make_schedule(executor="tasks", args=["via a worker"])
+
+
+@pytest.fixture
+def handed_over(tasks_schedule) -> Run:
+    """A fire time of a ``tasks`` schedule, claimed and enqueued on the database backend."""
+    return run_schedule(tasks_schedule.pk, FIRE, Reason.SCHEDULED)
+
+
+def test_a_fire_time_is_claimed_as_queued_and_enqueued_on_the_backend(handed_over):
+    run = Run.objects.get(pk=handed_over.pk)
+    assert run.status == Status.QUEUED
+    assert run.executor == "tasks"
+    assert (run.host, run.pid, run.started_at) == ("", None, None)
+    assert run.enqueued_at is not None
+    task = DBTaskResult.objects.get(pk=run.task_id)
+    assert task.task_path == "scheduler.tasks.run_task"
+    assert task.args_kwargs == {"args": [run.pk], "kwargs": {}}
+
+
+def test_the_worker_runs_it_under_its_own_heartbeat(handed_over):
+    assert run_task.call(handed_over.pk) == Status.SUCCEEDED
+
+    run = Run.objects.get(pk=handed_over.pk)
+    assert run.status == Status.SUCCEEDED
+    assert "stdout via a worker 0" in run.stdout
+    assert run.pid == os.getpid()
+    heartbeat = Heartbeat.objects.get(pk=run.heartbeat_id)
+    assert (heartbeat.kind, heartbeat.pid) == ("worker", os.getpid())
+    assert heartbeat.stopped_at is not None
+
+
+def test_a_task_delivered_twice_starts_the_run_once(handed_over):
+    assert run_task.call(handed_over.pk) == Status.SUCCEEDED
+    assert run_task.call(handed_over.pk) == "not started"
+    assert Run.objects.get().status == Status.SUCCEEDED
+
+
+def test_a_worker_takes_a_timeout_like_the_process_executor(make_schedule):
+    schedule = make_schedule(executor="tasks", command="sleep_for", args=["30"], timeout=1)
+    run = run_schedule(schedule.pk, FIRE, Reason.SCHEDULED)
+
+    assert run_task.call(run.pk) == Status.TIMED_OUT
+    run.refresh_from_db()
+    assert "sleeping 30" in run.stdout
+    assert "Stopped after the 1 s timeout" in run.stderr
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_real_db_worker_runs_the_handed_over_run(tasks_schedule):
+    run = run_schedule(tasks_schedule.pk, FIRE, Reason.SCHEDULED)
+    worker = subprocess.run(
+        [sys.executable, "manage.py", "db_worker", "--batch", "--no-reload", "--no-startup-delay"],
+        cwd=ROOT,
+        env={**os.environ, "DATABASE_URL": database_url()},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert worker.returncode == 0, worker.stdout + worker.stderr
+
+    run.refresh_from_db()
+    assert run.status == Status.SUCCEEDED
+    assert run.exit_code == 0
+    assert "stdout via a worker 0" in run.stdout
+    assert run.pid != os.getpid()
+    assert DBTaskResult.objects.get(pk=run.task_id).status == "SUCCESSFUL"
+
+
+@override_settings(SCHEDULER=RQ_DOWN)
+def test_a_backend_that_is_down_fails_the_run_with_the_reason(tasks_schedule):
+    ended = []
+    run_finished.connect(lambda run, **kwargs: ended.append(run.pk), weak=False, dispatch_uid="t")
+    try:
+        run = run_schedule(tasks_schedule.pk, FIRE, Reason.SCHEDULED)
+    finally:
+        run_finished.disconnect(dispatch_uid="t")
+
+    run.refresh_from_db()
+    assert run.status == Status.FAILED
+    assert "Not queued: the task backend 'rq' (queue 'default') refused" in run.stderr
+    assert "ConnectionError" in run.stderr
+    assert run.finished_at is not None
+    assert ended == [run.pk]
+
+
+def test_a_new_fire_time_is_skipped_while_a_run_waits_in_the_queue(handed_over, tasks_schedule):
+    later = run_schedule(tasks_schedule.pk, FIRE.replace(hour=4), Reason.SCHEDULED)
+    assert later.status == Status.SKIPPED
+    assert DBTaskResult.objects.count() == 1
+
+
+def test_a_run_is_handed_over_once_however_many_daemons_try(handed_over):
+    assert hand_over(Run.objects.get(pk=handed_over.pk)).task_id == handed_over.task_id
+    assert DBTaskResult.objects.count() == 1
+
+
+@pytest.fixture
+def daemon(monkeypatch) -> SchedulerDaemon:
+    """A daemon whose loop steps run their work inline, in the test's transaction."""
+    daemon = SchedulerDaemon(poll_interval=0.1)
+
+    def inline(func, *args, **kwargs) -> Future:
+        future: Future = Future()
+        future.set_result(func(*args, **kwargs))
+        return future
+
+    monkeypatch.setattr(daemon, "_submit", inline)
+    return daemon
+
+
+def test_run_now_of_a_tasks_schedule_goes_to_the_backend_through_the_daemon(daemon, tasks_schedule):
+    run = Run.enqueue_manual(tasks_schedule)
+    daemon.start_queued_runs()
+    daemon.start_queued_runs()  # the next tick: handed over already, no second task
+
+    run.refresh_from_db()
+    assert run.status == Status.QUEUED
+    assert DBTaskResult.objects.get().args_kwargs["args"] == [run.pk]
+    assert str(DBTaskResult.objects.get().pk) == run.task_id
+
+
+def test_a_terminal_run_of_a_tasks_schedule_runs_right_here(tasks_schedule):
+    run = Run.start_manual(tasks_schedule, owner=Owner("cli-host", 9))
+    assert (run.status, run.executor, run.host) == (Status.RUNNING, "process", "cli-host")

@@ -1,0 +1,185 @@
+"""End to end: one ``runscheduler`` with the ``tasks`` executor and real task workers.
+
+The workers are the backends' own: ``db_worker`` of django-tasks-db, and ``rqworker`` of
+django-rq on a Redis server from Debian's package (tests/redis_server.py).
+"""
+
+from __future__ import annotations
+
+import signal
+import socket
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from scheduler.models import Heartbeat, Reason, Run, Status
+from tests.conftest import ManagePy, fire_times, managed, wait_for
+from tests.redis_server import RedisServer
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+QUICK = {"EXECUTOR": "tasks", "HEARTBEAT_INTERVAL": 1.0, "HEARTBEAT_TIMEOUT": 5.0}
+
+WORKERS = {
+    "database": {
+        "settings": QUICK,
+        "argv": ["db_worker", "--no-reload", "--no-startup-delay", "--interval", "0.1"],
+        "ready": "Starting worker",
+    },
+    # Each run already gets a child process of its own, so RQ's fork per job would only
+    # add a fork-server start per run; SimpleWorker runs the task in the worker itself.
+    "rq": {
+        "settings": {**QUICK, "TASKS_BACKEND": "rq"},
+        "argv": [
+            "rqworker",
+            "--worker-class",
+            "rq.worker.SimpleWorker",
+            "--job-class",
+            "django_tasks_rq.Job",
+            "default",
+        ],
+        "ready": "Listening on",
+    },
+}
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    server = RedisServer()
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture
+def postgres_only():
+    if connection.vendor != "postgresql":
+        pytest.skip("the acceptance runs are on PostgreSQL (the suite's second pass)")
+
+
+@pytest.fixture
+def backend_env(request) -> Callable[[str], dict[str, str]]:
+    """What the daemon and the workers of a backend need in their environment."""
+
+    def env(backend: str) -> dict[str, str]:
+        if backend == "rq":
+            return {"SCHEDULER_TEST_REDIS_URL": request.getfixturevalue("redis_url")}
+        return {}
+
+    return env
+
+
+@pytest.fixture
+def start_workers(backend_env, transactional_db, tmp_path) -> Iterator[Callable[..., list]]:
+    """Start ``count`` real workers of a backend in ``WORKERS``; stopped afterwards."""
+    with managed(tmp_path, "worker") as start:
+
+        def start_workers(backend: str, count: int) -> list[ManagePy]:
+            spec = WORKERS[backend]
+            return [
+                start(
+                    *spec["argv"],
+                    ready=spec["ready"],
+                    settings=spec["settings"],
+                    env=backend_env(backend),
+                )
+                for _ in range(count)
+            ]
+
+        yield start_workers
+
+
+def settled() -> bool:
+    return not Run.objects.filter(status__in=[Status.QUEUED, Status.RUNNING]).exists()
+
+
+@pytest.mark.parametrize("backend", ["database", "rq"])
+def test_two_workers_run_every_fire_time_exactly_once(
+    postgres_only, backend, backend_env, start_daemon, start_workers, make_schedule
+):
+    schedules = [
+        make_schedule(interval=1, args=["a"]),
+        make_schedule(interval=1, args=["b"]),
+        make_schedule(interval=2, command="sleep_for", args=["1.5"]),
+        make_schedule(interval=3, args=["c"], timeout=10),
+    ]
+    workers = start_workers(backend, 2)
+    daemon = start_daemon(settings=WORKERS[backend]["settings"], env=backend_env(backend))
+    window_start = timezone.now() + timedelta(seconds=1)
+    time.sleep(30)
+    window_end = timezone.now() - timedelta(seconds=1)
+    time.sleep(1)
+    assert daemon.stop() == 0
+    wait_for(settled, timeout=20)
+
+    for schedule in schedules:
+        fired = list(
+            Run.objects.filter(schedule=schedule)
+            .exclude(reason=Reason.MANUAL)
+            .values_list("scheduled_for", flat=True)
+        )
+        assert [fire for fire, count in Counter(fired).items() if count > 1] == []
+        expected = fire_times(schedule, window_start, window_end)
+        assert len(expected) >= 9
+        missing = sorted(set(expected) - set(fired))
+        assert missing == [], f"{schedule} missed {len(missing)} of {len(expected)}"
+    runs = Run.objects.all()
+    assert Counter(runs.values_list("status", flat=True)) == {Status.SUCCEEDED: len(runs)}
+    worker_pids = {worker.pid for worker in workers}
+    recorded = Counter(runs.values_list("host", "pid"))
+    assert {host for host, _ in recorded} == {socket.gethostname()}
+    assert {pid for _, pid in recorded} == worker_pids  # both worked, and only they
+    assert set(runs.values_list("heartbeat__kind", flat=True)) == {"worker"}
+    assert "" not in set(runs.values_list("task_id", flat=True))
+    assert "stdout a 0" in runs.filter(args=["a"]).first().stdout
+    for process in (daemon, *workers):
+        assert "Traceback" not in process.log, process.log
+
+
+def test_a_worker_killed_mid_run_leaves_that_run_interrupted_and_the_other_goes_on(
+    start_daemon, start_workers, make_schedule
+):
+    slow = make_schedule(executor="tasks", command="sleep_for", args=["60"], interval=3600)
+    quick = make_schedule(executor="tasks", interval=1, args=["q"])
+    workers = start_workers("database", 2)
+    start_daemon(settings=QUICK)
+    run = Run.enqueue_manual(slow)  # admin's "run now", handed over by the daemon
+    # Running, and its first line already stored for admin's live view.
+    wait_for(lambda: "sleeping 60" in Run.objects.get(pk=run.pk).stdout, 15)
+    run.refresh_from_db()
+    [victim] = [worker for worker in workers if worker.pid == run.pid]
+    [survivor] = [worker for worker in workers if worker is not victim]
+
+    victim.process.send_signal(signal.SIGKILL)
+    killed_at = timezone.now()
+    wait_for(lambda: Run.objects.get(pk=run.pk).status == Status.INTERRUPTED, 10)
+    time.sleep(4)
+
+    run.refresh_from_db()
+    assert "worker running it stopped or died" in run.stderr
+    assert "sleeping 60" in run.stdout  # its output so far was kept
+    assert Heartbeat.objects.get(pk=run.heartbeat_id).kind == "worker"
+    assert Run.objects.filter(schedule=slow).count() == 1  # not run again
+    after = Run.objects.filter(schedule=quick, scheduled_for__gt=killed_at + timedelta(seconds=1))
+    assert after.count() >= 3
+    assert set(after.values_list("status", flat=True)) <= {Status.SUCCEEDED, Status.QUEUED}
+    assert set(after.values_list("pid", flat=True)) <= {survivor.pid, None}
+    fired = list(Run.objects.filter(schedule=quick).values_list("scheduled_for", flat=True))
+    assert len(fired) == len(set(fired))
+
+
+def test_a_backend_that_is_down_fails_runs_and_the_daemon_goes_on(start_daemon, make_schedule):
+    schedule = make_schedule(interval=1, args=["x"])
+    daemon = start_daemon(settings={**QUICK, "TASKS_BACKEND": "rq"})  # nothing on its port
+    wait_for(lambda: Run.objects.filter(schedule=schedule).count() >= 3, 10)
+
+    assert daemon.alive()
+    runs = Run.objects.filter(schedule=schedule, status=Status.FAILED)
+    assert runs.count() >= 3
+    assert all("Not queued: the task backend 'rq'" in run.stderr for run in runs)
+    assert "could not be queued" in daemon.log
+    assert "Traceback" not in daemon.log
