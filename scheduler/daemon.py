@@ -223,7 +223,8 @@ class SchedulerDaemon:
     # -- life cycle ---------------------------------------------------------------------
 
     def run(self) -> None:
-        start_fork_server()
+        if conf.EXECUTOR != "tasks":  # a pure scheduler need not hold one in memory
+            start_fork_server()
         self.heartbeat = Heartbeat.objects.create(host=self.owner.host, pid=self.owner.pid)
         self.owner = Owner.this_process(self.heartbeat.pk)
         self.scheduler.start(paused=True)

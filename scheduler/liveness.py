@@ -14,9 +14,12 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 from django.db import DatabaseError, close_old_connections
+from django.db.models import Q
 
 from .conf import conf
 from .models import Heartbeat, Owner, Run, Status
+
+ONE_RUN_KINDS = ("cli", "worker")
 
 
 def pid_alive(pid: int) -> bool:
@@ -58,10 +61,15 @@ def dead_heartbeats(
 
 
 def prune_heartbeats(now: datetime, *, keep_for: timedelta) -> int:
-    """Forget daemons gone for longer than ``keep_for`` that own no running run."""
-    old = Heartbeat.objects.filter(last_beat__lt=now - keep_for).exclude(
-        runs__status=Status.RUNNING
-    )
+    """Forget daemons gone for longer than ``keep_for`` that own no running run.
+
+    The heartbeat of a terminal run or a worker's run lives for that one run: once it
+    stopped it is dropped straight away (the run keeps its host and pid), or a busy
+    worker would add a row to admin's list for every run.
+    """
+    old = Heartbeat.objects.filter(
+        Q(last_beat__lt=now - keep_for) | Q(stopped_at__isnull=False, kind__in=ONE_RUN_KINDS)
+    ).exclude(runs__status=Status.RUNNING)
     return old.delete()[0]
 
 

@@ -398,13 +398,17 @@ class Run(models.Model):
         *,
         owner: Owner,
         busy: bool,
+        here: bool = False,
     ) -> Run:
         """An unsaved run taken by ``owner``: running, or skipped if the schedule is busy.
 
         A run for the ``tasks`` executor is ``queued`` instead, owned by nobody until a
-        worker starts it (``start_queued``).
+        worker starts it (``start_queued``), unless it is to run ``here``, in a child
+        process of the owner (the command line's run).
         """
         run = cls.snapshot(schedule, reason, scheduled_for, now)
+        if here and run.executor == Executor.TASKS:
+            run.executor = Executor.PROCESS
         if busy:
             run.status, run.finished_at, run.stderr = Status.SKIPPED, now, SKIPPED_MESSAGE
         elif run.executor == Executor.TASKS:
@@ -428,17 +432,13 @@ class Run(models.Model):
     def start_manual(cls, schedule: Schedule, *, owner: Owner) -> Run:
         """A manual run taken by ``owner`` at once (the command line's "run now").
 
-        Never ``queued``, so no daemon can pick it up as well: a ``tasks`` schedule runs
-        in a local child process here, its output on the terminal.
+        Never ``queued``, so no daemon can pick it up as well; a ``tasks`` schedule runs
+        here too, its output on the terminal.
         """
         now = dj_timezone.now()
         with transaction.atomic():
             _, busy = _lock_schedule(schedule.pk)
-            run = cls.taken(schedule, Reason.MANUAL, now, now, owner=owner, busy=busy)
-            if run.status == Status.QUEUED:
-                run.executor = Executor.PROCESS
-                run.status, run.started_at = Status.RUNNING, now
-                run.host, run.pid, run.heartbeat_id = owner.host, owner.pid, owner.heartbeat_id
+            run = cls.taken(schedule, Reason.MANUAL, now, now, owner=owner, busy=busy, here=True)
             run.save(force_insert=True)
         return run
 

@@ -42,10 +42,24 @@ def test_scheduler_service_is_health_checked_and_waits_for_migrations():
     assert COMPOSE["services"]["migrate"]["depends_on"]["db"]["condition"] == "service_healthy"
 
 
+def test_the_tasks_profile_adds_two_database_workers_and_switches_the_executor():
+    worker = COMPOSE["services"]["worker"]
+    assert worker["profiles"] == ["tasks"]
+    assert worker["deploy"]["replicas"] == 2
+    assert manage_py_commands(worker["command"]) == ["db_worker"]
+    assert worker["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    for service in ("web", "scheduler", "worker"):
+        env = COMPOSE["services"][service]["environment"]
+        assert env["SCHEDULER_EXECUTOR"] == "${SCHEDULER_EXECUTOR:-process}"
+    profiled = [name for name, config in COMPOSE["services"].items() if "profiles" in config]
+    assert profiled == ["worker"]  # a plain `docker compose up` is as before
+
+
 def test_stop_grace_periods_outlast_the_daemons_shutdown_grace():
     grace = DEFAULTS["SHUTDOWN_GRACE"] + DEFAULTS["KILL_GRACE"]
-    compose_grace = COMPOSE["services"]["scheduler"]["stop_grace_period"]
-    assert int(compose_grace.rstrip("s")) > grace
+    for service in ("scheduler", "worker"):
+        compose_grace = COMPOSE["services"][service]["stop_grace_period"]
+        assert int(compose_grace.rstrip("s")) > grace
     unit = configparser.ConfigParser(strict=False, interpolation=None)
     unit.read(ROOT / "deploy" / "runscheduler.service")
     assert int(unit["Service"]["TimeoutStopSec"]) > grace

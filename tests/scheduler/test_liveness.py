@@ -86,6 +86,16 @@ def test_long_gone_daemons_without_running_runs_are_forgotten(me, running_run_of
     assert not Heartbeat.objects.filter(pk=old.pk).exists()
 
 
+def test_the_heartbeat_of_a_finished_terminal_or_worker_run_is_dropped_at_once(me):
+    def stopped(kind: str) -> Heartbeat:
+        return Heartbeat.objects.create(host="x", pid=3, kind=kind, last_beat=NOW, stopped_at=NOW)
+
+    daemon = stopped("daemon")
+    stopped("cli"), stopped("worker")
+    assert prune_heartbeats(NOW, keep_for=timedelta(days=7)) == 2
+    assert set(Heartbeat.objects.values_list("pk", flat=True)) == {me.pk, daemon.pk}
+
+
 def test_admin_lists_daemons_with_their_state(admin_client, me):
     Heartbeat.objects.create(host="elsewhere", pid=7, last_beat=NOW - timedelta(days=1))
     page = admin_client.get("/admin/scheduler/heartbeat/").content.decode()
