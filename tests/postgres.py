@@ -19,19 +19,16 @@ import sys
 import tempfile
 from pathlib import Path
 
+from tests import debian
+
 
 def server_binaries() -> Path:
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
     if not found:
-        if os.geteuid() != 0 or not shutil.which("apt-get"):
-            sys.exit("PostgreSQL server binaries are missing; install Debian's postgresql.")
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
-        subprocess.run(
-            ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "postgresql"],
-            check=True,
-            env=env,
-        )
+        try:
+            debian.install("postgresql")
+        except RuntimeError as exc:
+            sys.exit(str(exc))
         found = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
     return Path(found[-1]).parent
 

@@ -6,7 +6,6 @@ on a free port with no persistence, and stopped by its PID.
 
 from __future__ import annotations
 
-import os
 import shutil
 import socket
 import subprocess
@@ -14,22 +13,13 @@ import tempfile
 import time
 from pathlib import Path
 
+from tests import debian
 from tests.postgres import free_port
 
 
 def server_binary() -> str:
-    found = shutil.which("redis-server")
-    if found:
-        return found
-    if os.geteuid() != 0 or not shutil.which("apt-get"):
-        raise RuntimeError("redis-server is missing; install Debian's redis-server package.")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
-    subprocess.run(
-        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "redis-server"],
-        check=True,
-        env=env,
-    )
+    if not shutil.which("redis-server"):
+        debian.install("redis-server")
     return shutil.which("redis-server") or "/usr/bin/redis-server"
 
 
