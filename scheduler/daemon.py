@@ -24,7 +24,7 @@ from apscheduler.job import Job
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.background import BackgroundScheduler
 from django.db import DatabaseError, close_old_connections, transaction
-from django.db.models import Count, Max
+from django.db.models import Count, Max, Q
 from django.utils import timezone
 from django_apscheduler.jobstores import DjangoJobStore
 from django_apscheduler.models import DjangoJob
@@ -213,6 +213,7 @@ class SchedulerDaemon:
         self._last_beat = 0.0
         self._last_prune = time.monotonic()
         self._pruning = False
+        self._checking_tasks = False
         self._judge_stale_after = 0.0
         self.heartbeat: Heartbeat | None = None
         self.owner = Owner.this_process()
@@ -309,6 +310,19 @@ class SchedulerDaemon:
         for run in interrupted:
             self._submit(runner.finished, run)  # mail may be slow; the loop must not wait
         prune_heartbeats(now, keep_for=timedelta(days=7))
+        waiting = Run.objects.filter(status=Status.QUEUED, executor=Executor.TASKS)
+        if not self._checking_tasks and waiting.exclude(task_id="").exists():
+            self._checking_tasks = True
+            self._submit(self._fail_lost_tasks, now - stale_after)
+
+    def _fail_lost_tasks(self, enqueued_before: datetime) -> None:
+        """In a pool thread: asking the task backend may be slow (Redis far away)."""
+        try:
+            lost = runner.fail_lost_tasks(enqueued_before)
+            if lost:
+                logger.warning("Failed %d queued run(s) whose task was lost", len(lost))
+        finally:
+            self._checking_tasks = False
 
     def _guarded(self, step, **kwargs) -> None:
         """Run a loop step; a database outage is logged once, not once per tick."""
@@ -496,13 +510,18 @@ class SchedulerDaemon:
 
         Runs already handed over (``enqueued_at`` set) wait for a worker, not for us.
         """
-        queued = Run.objects.filter(status=Status.QUEUED, enqueued_at__isnull=True)
+        # A hand-over that got no task id this long after it began died with its daemon.
+        retry_before = timezone.now() - timedelta(seconds=conf.HEARTBEAT_TIMEOUT)
+        queued = Run.objects.filter(status=Status.QUEUED).filter(
+            Q(enqueued_at__isnull=True)
+            | Q(executor=Executor.TASKS, task_id="", enqueued_at__lt=retry_before)
+        )
         rows = queued.order_by("created_at").values_list("id", "executor", "reason")[:100]
         for run_id, executor, reason in rows:
             if run_id in self._queued_in_flight:
                 continue
             if executor == Executor.TASKS:
-                future = self._submit(self._hand_over, run_id)
+                future = self._submit(self._hand_over, run_id, retry_before)
             elif reason == Reason.MANUAL:
                 future = self._submit(runner.run_queued, run_id, owner=self.owner, stop=self.kill)
             else:
@@ -511,10 +530,10 @@ class SchedulerDaemon:
             future.add_done_callback(lambda _f, rid=run_id: self._queued_in_flight.discard(rid))
 
     @staticmethod
-    def _hand_over(run_id: int) -> None:
+    def _hand_over(run_id: int, retry_before: datetime) -> None:
         run = Run.objects.select_related("schedule").filter(pk=run_id).first()
         if run is not None:
-            runner.hand_over(run)
+            runner.hand_over(run, retry_before=retry_before)
 
     def _submit(self, func, *args, **kwargs) -> Future:
         future = self.pool.submit(self._call, func, *args, **kwargs)

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 
-from django.db import DatabaseError, close_old_connections
+from django.db import DatabaseError, close_old_connections, connection
 from django.db.models import Q
 
 from .conf import conf
@@ -85,11 +85,14 @@ def heartbeat_owner(kind: str) -> Iterator[Owner]:
     stop = threading.Event()
 
     def beat() -> None:
-        while not stop.wait(conf.HEARTBEAT_INTERVAL):
-            try:
-                heartbeat.beat()
-            except DatabaseError:
-                close_old_connections()  # beat again next time round
+        try:
+            while not stop.wait(conf.HEARTBEAT_INTERVAL):
+                try:
+                    heartbeat.beat()
+                except DatabaseError:
+                    close_old_connections()  # beat again next time round
+        finally:
+            connection.close()  # this thread's own; a worker starts one such thread a run
 
     beating = threading.Thread(target=beat, daemon=True, name="scheduler-heartbeat")
     beating.start()

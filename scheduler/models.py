@@ -280,7 +280,9 @@ class Status(models.TextChoices):
     SKIPPED = "skipped", "Skipped"
 
 
-SKIPPED_MESSAGE = "Skipped: the previous run of this schedule was still running (or queued)."
+SKIPPED_MESSAGE = (
+    "Skipped: the previous run of this schedule was still running (or queued for a worker)."
+)
 
 PROBLEM_STATUSES = frozenset({Status.FAILED, Status.TIMED_OUT, Status.INTERRUPTED})
 
@@ -362,7 +364,7 @@ class Run(models.Model):
         """
         now = dj_timezone.now()
         with transaction.atomic():
-            schedule, busy = _lock_schedule(schedule_id, pending=(Status.RUNNING, Status.QUEUED))
+            schedule, busy = _lock_schedule(schedule_id, queued_too=True)
             if schedule is None or not schedule.enabled:
                 return None
             run = cls.taken(schedule, reason, scheduled_for, now, owner=owner, busy=busy)
@@ -468,17 +470,24 @@ class Run(models.Model):
                 setattr(self, field, value)
         return bool(taken)
 
-    def take_hand_over(self) -> bool:
+    def take_hand_over(self, *, retry_before: datetime | None = None) -> bool:
         """Take the right to enqueue this queued run on the task backend; True only once.
 
         The daemon that claimed a fire time normally does it straight away; any daemon
-        polling for queued runs may do it instead (admin's "run now", or a daemon that
-        died between claim and enqueue). A task delivered twice would still start once.
+        polling for queued runs may do it instead (admin's "run now", a daemon that died
+        between claim and enqueue). A hand-over taken before ``retry_before`` that never
+        got its task id (the daemon died during the enqueue) may be taken again: a task
+        enqueued twice still starts the run once.
         """
         now = dj_timezone.now()
-        taken = Run.objects.filter(
-            pk=self.pk, status=Status.QUEUED, enqueued_at__isnull=True
-        ).update(enqueued_at=now)
+        open_hand_over = Q(enqueued_at__isnull=True)
+        if retry_before is not None:
+            open_hand_over |= Q(task_id="", enqueued_at__lt=retry_before)
+        taken = (
+            Run.objects.filter(pk=self.pk, status=Status.QUEUED)
+            .filter(open_hand_over)
+            .update(enqueued_at=now)
+        )
         if taken:
             self.enqueued_at = now
         return bool(taken)
@@ -514,17 +523,20 @@ class Run(models.Model):
     ) -> list[Run]:
         """End ``tasks`` runs still ``running`` long after they must have ended.
 
-        That is past the schedule's timeout plus ``grace`` (the worker enforces the
-        timeout itself, so only a lost worker overruns it), or past ``max_age`` without a
-        timeout. The backstop for workers whose death no heartbeat rule caught.
+        That is past the schedule's timeout (``max_age`` without one) plus its jitter and
+        ``grace``: the worker stops a command at that limit itself, so only a worker that
+        is lost or stuck overruns it. The backstop for workers no heartbeat rule caught.
         """
         running = cls.objects.filter(
             status=Status.RUNNING, executor=Executor.TASKS, started_at__isnull=False
-        ).values_list("pk", "started_at", "schedule__timeout")
+        ).values_list("pk", "started_at", "schedule__timeout", "schedule__jitter")
         overdue = [
             pk
-            for pk, started_at, timeout in running
-            if now - started_at > (timedelta(seconds=timeout) + grace if timeout else max_age)
+            for pk, started_at, timeout, jitter in running
+            if now - started_at
+            > (timedelta(seconds=timeout) if timeout else max_age)
+            + timedelta(seconds=jitter or 0)
+            + grace
         ]
         return cls._interrupt(overdue, message)
 
@@ -557,12 +569,21 @@ class Run(models.Model):
     def fail(self, message: str, *, status: str = Status.FAILED) -> bool:
         """End a run that could not execute its command, with the reason in ``stderr``.
 
-        Only a run still ``running`` (or ``queued``: the backend refused it) is changed;
-        returns whether this call ended it.
+        Only a run still ``running`` is changed; returns whether this call ended it.
         """
+        return self._end_unstarted(Status.RUNNING, status, message)
+
+    def refuse(self, message: str) -> bool:
+        """Fail a ``queued`` run no worker will start (the backend refused or lost its task).
+
+        A run a worker has started meanwhile is left to the worker; returns whether this
+        call ended it.
+        """
+        return self._end_unstarted(Status.QUEUED, Status.FAILED, message)
+
+    def _end_unstarted(self, current: str, status: str, message: str) -> bool:
         now = dj_timezone.now()
-        unfinished = (Status.RUNNING, Status.QUEUED)
-        ended = Run.objects.filter(pk=self.pk, status__in=unfinished).update(
+        ended = Run.objects.filter(pk=self.pk, status=current).update(
             status=status, stderr=message, finished_at=now
         )
         if ended:
@@ -570,21 +591,22 @@ class Run(models.Model):
         return bool(ended)
 
 
-def _lock_schedule(
-    schedule_id: int, pending: tuple[str, ...] = (Status.RUNNING,)
-) -> tuple[Schedule | None, bool]:
+def _lock_schedule(schedule_id: int, *, queued_too: bool = False) -> tuple[Schedule | None, bool]:
     """Lock a schedule's row for the rest of the transaction; say if it must skip now.
 
-    A new fire time also waits for a ``queued`` run (``pending``): while workers are down,
-    a ``skip`` schedule keeps one run queued, not one per fire time.
+    A new fire time (``queued_too``) also waits for a run queued for task workers: while
+    they are down, a ``skip`` schedule keeps one run queued, not one per fire time.
 
     Must run inside ``transaction.atomic()``. On SQLite the IMMEDIATE transaction already
     holds the write lock, so the check and the write that follows are one step there too.
     """
     schedule = Schedule.objects.select_for_update().filter(pk=schedule_id).first()
+    pending = Q(status=Status.RUNNING)
+    if queued_too:
+        pending |= Q(status=Status.QUEUED, executor=Executor.TASKS)
     busy = (
         schedule is not None
         and schedule.overlap == Overlap.SKIP
-        and Run.objects.filter(schedule=schedule, status__in=pending).exists()
+        and Run.objects.filter(pending, schedule=schedule).exists()
     )
     return schedule, busy

@@ -14,6 +14,7 @@ import time
 import traceback
 from collections.abc import Callable
 from datetime import datetime
+from typing import TypeVar
 
 from django.db import DatabaseError, connections
 from django.utils import timezone
@@ -27,6 +28,8 @@ from .pings import ping
 from .signals import run_finished
 
 logger = logging.getLogger("scheduler.runner")
+
+T = TypeVar("T")
 
 # How long a finished run's result is retried while the database is unreachable.
 PERSIST_RETRY_FOR = 600.0
@@ -59,11 +62,31 @@ def run_schedule(
     return execute_run(run, stop=stop)
 
 
-def hand_over(run: Run) -> Run:
-    """Give a ``tasks`` run to the task backend (imported here: only that mode needs it)."""
-    from .tasks import hand_over
+def hand_over(run: Run, *, retry_before: datetime | None = None) -> Run:
+    """Give a ``tasks`` run to the task backend, or fail it if the executor is unusable.
 
-    return hand_over(run)
+    :mod:`scheduler.tasks` is imported here, as only this mode needs it; importing it
+    binds its task to the configured backend, which fails if settings.TASKS lacks it.
+    """
+    try:
+        from .tasks import hand_over
+    except Exception as exc:
+        logger.error("Run %s of %s cannot be handed over: %r", run.pk, run.schedule, exc)
+        message = f"[scheduler] Not queued: the tasks executor is not usable here: {exc!r}\n"
+        if persist(lambda: run.refuse(message), run):
+            finished(run)
+        return run
+    return hand_over(run, retry_before=retry_before)
+
+
+def fail_lost_tasks(enqueued_before: datetime) -> list[Run]:
+    """Fail queued ``tasks`` runs whose task the backend ended or lost (see scheduler.tasks)."""
+    from .tasks import fail_lost
+
+    lost = fail_lost(enqueued_before)
+    for run in lost:
+        finished(run)
+    return lost
 
 
 def run_queued(
@@ -145,13 +168,17 @@ def _execute_run(run: Run, *, stop: threading.Event | None, echo: OutputCallback
     )
     ping(ping_base, "start")
     live = LiveOutput(run) if run.executor != "thread" else None
+    timeout = schedule.timeout if schedule else None
+    if run.executor == "tasks":
+        # Nobody else can stop a worker's command, so it never runs unbounded.
+        timeout = timeout or conf.TASKS_MAX_AGE
     try:
         result = execute(
             run.command,
             run.args,
             # A worker runs a ``tasks`` run in a child process, like the process executor.
             "thread" if run.executor == "thread" else "process",
-            timeout=schedule.timeout if schedule else None,
+            timeout=timeout,
             stop=stop,
             on_output=_fan_out(live, echo),
         )
@@ -226,7 +253,7 @@ def _fan_out(*callbacks: OutputCallback | None) -> OutputCallback | None:
     return both
 
 
-def persist(write: Callable[[], None], run: Run) -> None:
+def persist(write: Callable[[], T], run: Run) -> T:
     """Write a run's state, waiting out a database outage rather than losing the result.
 
     The command has already run; dropping its result because the database restarted
@@ -237,10 +264,10 @@ def persist(write: Callable[[], None], run: Run) -> None:
     warned = False
     while True:
         try:
-            write()
+            written = write()
             if warned:
                 logger.warning("Run %s recorded after the database came back", run.pk)
-            return
+            return written
         except DatabaseError as exc:
             if time.monotonic() + delay > deadline:
                 raise

@@ -14,13 +14,15 @@ against the configured backend, which other set-ups need not have.
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 
-from django_tasks import task
+from django_tasks import TaskResultStatus, task, task_backends
+from django_tasks.exceptions import TaskResultDoesNotExist
 
 from . import runner
 from .conf import conf
 from .liveness import heartbeat_owner
-from .models import Run
+from .models import Executor, Run, Status
 
 logger = logging.getLogger("scheduler.tasks")
 
@@ -29,8 +31,8 @@ logger = logging.getLogger("scheduler.tasks")
 def run_task(run_id: int) -> str:
     """In a worker: start the queued run ``run_id`` and execute it; return how it ended.
 
-    A task delivered twice, or for a run already ended (interrupted, failed to enqueue
-    and retried by hand), starts nothing: the run's status decides, not the backend.
+    A task delivered twice, or for a run already ended, starts nothing: the run's
+    status decides, not the backend.
     """
     with heartbeat_owner("worker") as owner:
         run = runner.run_queued(run_id, owner=owner)
@@ -40,13 +42,13 @@ def run_task(run_id: int) -> str:
     return run.status
 
 
-def hand_over(run: Run) -> Run:
+def hand_over(run: Run, *, retry_before: datetime | None = None) -> Run:
     """Enqueue a ``queued`` run on the task backend, unless another daemon already did.
 
     A backend that cannot take it (Redis down, a queue that does not exist) fails the run
     with the reason in ``stderr``; the daemon goes on scheduling.
     """
-    if not run.take_hand_over():
+    if not run.take_hand_over(retry_before=retry_before):
         return run
     alias, queue = conf.TASKS_BACKEND, conf.TASKS_QUEUE
     try:
@@ -57,11 +59,45 @@ def hand_over(run: Run) -> Run:
             f"[scheduler] Not queued: the task backend {alias!r} (queue {queue!r}) refused "
             f"this run: {type(exc).__name__}: {exc}\n"
         )
-        runner.persist(lambda: run.fail(message), run)
-        runner.finished(run)
+        # The backend may have stored the task before failing, and a worker started it.
+        if runner.persist(lambda: run.refuse(message), run):
+            runner.finished(run)
         return run
     runner.persist(lambda: run.set_task_id(str(result.id)), run)
     logger.info(
         "Run %s of %s queued as task %s on %r (%s)", run.pk, run.schedule, result.id, alias, queue
     )
     return run
+
+
+def fail_lost(enqueued_before: datetime, *, limit: int = 50) -> list[Run]:
+    """Fail queued runs whose task the backend ended, or no longer has, without starting them.
+
+    Such a run would stay ``queued`` for ever (and keep an ``overlap="skip"`` schedule
+    skipping): its task failed before it could start the run (the database was away in
+    the worker), or the backend lost it (Redis flushed). A task still waiting for a
+    worker leaves its run ``queued``, visibly. Backends that cannot look results up
+    are not asked.
+    """
+    backend = task_backends[conf.TASKS_BACKEND]
+    if not backend.supports_get_result:
+        return []
+    waiting = Run.objects.filter(
+        status=Status.QUEUED, executor=Executor.TASKS, enqueued_at__lt=enqueued_before
+    ).exclude(task_id="")
+    failed = []
+    for run in waiting.select_related("schedule").order_by("enqueued_at")[:limit]:
+        try:
+            result = backend.get_result(run.task_id)
+        except TaskResultDoesNotExist:
+            reason = f"the task backend no longer has its task {run.task_id}"
+        else:
+            if result.status not in (TaskResultStatus.SUCCESSFUL, TaskResultStatus.FAILED):
+                continue
+            errors = ", ".join(error.exception_class_path for error in result.errors)
+            reason = f"its task {run.task_id} ended {result.status} without starting it"
+            reason += f" ({errors})" if errors else ""
+        if run.refuse(f"[scheduler] Not run: {reason}.\n"):
+            logger.error("Run %s of %s lost: %s", run.pk, run.schedule, reason)
+            failed.append(run)
+    return failed

@@ -24,7 +24,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 SCHEDULER = json.loads(os.environ.get("SCHEDULER_TEST_SETTINGS", "{}"))
 
 # The "tasks" executor on the database backend ("default", from jobsite) or on RQ; the
-# Redis server is the one tests/redis.py starts.
+# Redis server is the one tests/redis_server.py starts.
 TASKS = {
     "default": {"BACKEND": "django_tasks_db.DatabaseBackend"},
     "rq": {"BACKEND": "django_tasks_rq.RQBackend", "QUEUES": ["default"]},

@@ -120,8 +120,8 @@ def test_same_host_name_in_another_pid_namespace_is_judged_by_heartbeat(me, runn
 def tasks_run_started(make_schedule):
     """A ``tasks`` run a worker started ``ago`` before NOW."""
 
-    def make(ago: timedelta, timeout: int | None = None) -> Run:
-        schedule = make_schedule(executor="tasks", timeout=timeout)
+    def make(ago: timedelta, timeout: int | None = None, jitter: int | None = None) -> Run:
+        schedule = make_schedule(executor="tasks", timeout=timeout, jitter=jitter)
         run = Run.claim(schedule.pk, NOW - ago, Reason.SCHEDULED, owner=Owner("x", 1))
         run.start_queued(owner=Owner("worker-host", 42))
         Run.objects.filter(pk=run.pk).update(started_at=NOW - ago)
@@ -142,6 +142,11 @@ def test_a_tasks_run_long_past_its_timeout_ends_interrupted(tasks_run_started):
     late.refresh_from_db()
     assert late.status == Status.INTERRUPTED
     assert "lost" in late.stderr
+
+
+def test_a_tasks_run_may_wait_out_its_jitter_on_top_of_its_timeout(tasks_run_started):
+    tasks_run_started(timedelta(seconds=60 + 36), timeout=60, jitter=120)
+    assert overdue() == []
 
 
 def test_a_tasks_run_without_timeout_ends_interrupted_past_the_maximum_age(tasks_run_started):

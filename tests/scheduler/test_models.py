@@ -147,6 +147,15 @@ class TestClaim:
         assert run.start_queued(**ME) is True
         assert run.status == Status.SKIPPED
 
+    @pytest.mark.parametrize(("executor", "skipped"), [("tasks", True), ("process", False)])
+    def test_a_fire_time_waits_for_a_run_queued_for_workers_only(
+        self, make_schedule, executor, skipped
+    ):
+        schedule = make_schedule(executor=executor)
+        Run.enqueue_manual(schedule)
+        run = Run.claim(schedule.pk, FIRE, Reason.SCHEDULED, **ME)
+        assert (run.status == Status.SKIPPED) is skipped
+
     def test_history_outlives_its_schedule(self, make_schedule):
         schedule = make_schedule()
         Run.claim(schedule.pk, FIRE, Reason.SCHEDULED, **ME)

@@ -6,15 +6,16 @@ import os
 import subprocess
 import sys
 from concurrent.futures import Future
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.test import override_settings
+from django_tasks.signals import task_enqueued
 from django_tasks_db.models import DBTaskResult
 
 from scheduler.daemon import SchedulerDaemon
 from scheduler.models import Heartbeat, Owner, Reason, Run, Status
-from scheduler.runner import run_schedule
+from scheduler.runner import fail_lost_tasks, run_schedule
 from scheduler.signals import run_finished
 from scheduler.tasks import hand_over, run_task
 from tests.conftest import ROOT, database_url
@@ -61,6 +62,13 @@ def test_a_task_delivered_twice_starts_the_run_once(handed_over):
     assert run_task.call(handed_over.pk) == Status.SUCCEEDED
     assert run_task.call(handed_over.pk) == "not started"
     assert Run.objects.get().status == Status.SUCCEEDED
+
+
+@override_settings(SCHEDULER={"TASKS_MAX_AGE": 1})
+def test_a_worker_stops_a_command_without_timeout_at_the_maximum_age(make_schedule):
+    schedule = make_schedule(executor="tasks", command="sleep_for", args=["30"])
+    run = run_schedule(schedule.pk, FIRE, Reason.SCHEDULED)
+    assert run_task.call(run.pk) == Status.TIMED_OUT
 
 
 def test_a_worker_takes_a_timeout_like_the_process_executor(make_schedule):
@@ -118,8 +126,85 @@ def test_a_new_fire_time_is_skipped_while_a_run_waits_in_the_queue(handed_over, 
 
 
 def test_a_run_is_handed_over_once_however_many_daemons_try(handed_over):
-    assert hand_over(Run.objects.get(pk=handed_over.pk)).task_id == handed_over.task_id
+    hand_over(Run.objects.get(pk=handed_over.pk))
     assert DBTaskResult.objects.count() == 1
+
+
+def test_a_hand_over_whose_daemon_died_mid_enqueue_is_taken_again_later(
+    daemon, tasks_schedule, time_machine
+):
+    time_machine.move_to(FIRE, tick=False)
+    run = Run.claim(tasks_schedule.pk, FIRE, Reason.SCHEDULED, owner=Owner("gone", 1))
+    assert run.take_hand_over()  # ... and the daemon died before the task was enqueued
+    time_machine.move_to(FIRE + timedelta(seconds=10), tick=False)
+    daemon.start_queued_runs()
+    assert DBTaskResult.objects.count() == 0  # it may still be enqueueing
+
+    time_machine.move_to(FIRE + timedelta(seconds=31), tick=False)
+    daemon.start_queued_runs()
+    run.refresh_from_db()
+    assert str(DBTaskResult.objects.get().pk) == run.task_id
+
+
+def test_a_failed_enqueue_leaves_a_run_a_worker_already_started_to_the_worker(handed_over):
+    second = Run.enqueue_manual(handed_over.schedule)
+
+    def started_then_failed(sender, task_result, **kwargs):
+        Run.objects.get(pk=task_result.args[0]).start_queued(owner=Owner("worker", 7))
+        raise RuntimeError("the backend failed after storing the task")
+
+    task_enqueued.connect(started_then_failed, dispatch_uid="started_then_failed")
+    try:
+        hand_over(second)
+    finally:
+        task_enqueued.disconnect(dispatch_uid="started_then_failed")
+    second.refresh_from_db()
+    assert (second.status, second.pid, second.stderr) == (Status.RUNNING, 7, "")
+
+
+def test_a_misconfigured_tasks_executor_fails_the_run_instead_of_leaving_it_queued(
+    tasks_schedule, monkeypatch
+):
+    monkeypatch.delitem(sys.modules, "scheduler.tasks")  # imported afresh, with the bad alias
+    with override_settings(SCHEDULER={"TASKS_BACKEND": "nowhere"}):
+        run = run_schedule(tasks_schedule.pk, FIRE, Reason.SCHEDULED)
+    run.refresh_from_db()
+    assert run.status == Status.FAILED
+    assert "Not queued: the tasks executor is not usable here" in run.stderr
+    assert "nowhere" in run.stderr
+
+
+@pytest.mark.parametrize(
+    ("task_fate", "status", "recorded"),
+    [
+        ("FAILED", Status.FAILED, "ended FAILED without starting it (builtins.RuntimeError)"),
+        ("deleted", Status.FAILED, "no longer has its task"),
+        ("READY", Status.QUEUED, ""),
+        ("RUNNING", Status.QUEUED, ""),
+    ],
+)
+def test_a_run_whose_task_ended_or_vanished_unstarted_is_failed_not_queued_for_ever(
+    handed_over, task_fate, status, recorded
+):
+    task = DBTaskResult.objects.get(pk=handed_over.task_id)
+    if task_fate == "deleted":
+        task.delete()
+    elif task_fate == "FAILED":
+        task.claim("worker-1")
+        task.set_failed(RuntimeError("database gone before the run started"))
+    elif task_fate == "RUNNING":
+        task.claim("worker-1")
+
+    lost = fail_lost_tasks(handed_over.enqueued_at + timedelta(seconds=1))
+    handed_over.refresh_from_db()
+    assert handed_over.status == status
+    assert recorded in handed_over.stderr
+    assert [run.pk for run in lost] == ([handed_over.pk] if status == Status.FAILED else [])
+
+
+def test_a_recently_enqueued_run_is_not_looked_up(handed_over):
+    DBTaskResult.objects.all().delete()
+    assert fail_lost_tasks(handed_over.enqueued_at) == []
 
 
 @pytest.fixture
