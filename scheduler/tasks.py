@@ -91,6 +91,9 @@ def fail_lost(enqueued_before: datetime, *, limit: int = 50) -> list[Run]:
             result = backend.get_result(run.task_id)
         except TaskResultDoesNotExist:
             reason = f"the task backend no longer has its task {run.task_id}"
+        except Exception as exc:  # the backend is down: nothing is known to be lost
+            logger.debug("Could not ask %r about queued runs: %r", conf.TASKS_BACKEND, exc)
+            break
         else:
             if result.status not in (TaskResultStatus.SUCCESSFUL, TaskResultStatus.FAILED):
                 continue

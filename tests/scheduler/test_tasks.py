@@ -202,6 +202,13 @@ def test_a_run_whose_task_ended_or_vanished_unstarted_is_failed_not_queued_for_e
     assert [run.pk for run in lost] == ([handed_over.pk] if status == Status.FAILED else [])
 
 
+def test_a_backend_that_cannot_be_asked_leaves_queued_runs_queued(handed_over):
+    with override_settings(SCHEDULER=RQ_DOWN):
+        assert fail_lost_tasks(handed_over.enqueued_at + timedelta(seconds=1)) == []
+    handed_over.refresh_from_db()
+    assert handed_over.status == Status.QUEUED
+
+
 def test_a_recently_enqueued_run_is_not_looked_up(handed_over):
     DBTaskResult.objects.all().delete()
     assert fail_lost_tasks(handed_over.enqueued_at) == []
