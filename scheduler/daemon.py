@@ -15,6 +15,7 @@ import logging
 import pickle
 import threading
 import time
+from collections.abc import Hashable
 from concurrent import futures
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -24,7 +25,7 @@ from apscheduler.job import Job
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.background import BackgroundScheduler
 from django.db import DatabaseError, close_old_connections, transaction
-from django.db.models import Count, Max, Q
+from django.db.models import Count, Max
 from django.utils import timezone
 from django_apscheduler.jobstores import DjangoJobStore
 from django_apscheduler.models import DjangoJob
@@ -181,7 +182,6 @@ class SchedulerDaemon:
         self,
         *,
         poll_interval: float | None = None,
-        max_workers: int | None = None,
     ) -> None:
         self.poll_interval = poll_interval if poll_interval is not None else conf.POLL_INTERVAL
         self.resync_interval = conf.RESYNC_INTERVAL
@@ -191,20 +191,19 @@ class SchedulerDaemon:
         self.stopping = threading.Event()
         self.kill = threading.Event()
         self.pool = ThreadPoolExecutor(
-            max_workers=max_workers or conf.MAX_CONCURRENT_RUNS,
+            max_workers=conf.MAX_CONCURRENT_RUNS,
             thread_name_prefix="scheduler-run",
         )
         self.jobstore = ScheduleJobStore()
         self.scheduler = BackgroundScheduler(
             jobstores={"default": self.jobstore},
             executors={"default": DispatchExecutor(self)},
-            job_defaults={"coalesce": False, "misfire_grace_time": None, "max_instances": 1},
             timezone=UTC,
             jobstore_retry_interval=JOBSTORE_RETRY_INTERVAL,
         )
         self._futures: set[Future] = set()
         self._futures_lock = threading.Lock()
-        self._queued_in_flight: set[int] = set()
+        self._in_flight: dict[Hashable, Future] = {}
         self._known: dict[int, tuple] = {}
         self._replan: set[int] = set()
         self._fingerprint: tuple | None = None
@@ -212,8 +211,6 @@ class SchedulerDaemon:
         self._db_down_since: datetime | None = None
         self._last_beat = 0.0
         self._last_prune = time.monotonic()
-        self._pruning = False
-        self._checking_tasks = False
         self._judge_stale_after = 0.0
         self.heartbeat: Heartbeat | None = None
         self.owner = Owner.this_process()
@@ -224,7 +221,7 @@ class SchedulerDaemon:
     # -- life cycle ---------------------------------------------------------------------
 
     def run(self) -> None:
-        if conf.EXECUTOR != "tasks":  # a pure scheduler need not hold one in memory
+        if conf.EXECUTOR != Executor.TASKS:  # a pure scheduler need not hold one in memory
             start_fork_server()
         self.heartbeat = Heartbeat.objects.create(host=self.owner.host, pid=self.owner.pid)
         self.owner = Owner.this_process(self.heartbeat.pk)
@@ -259,19 +256,16 @@ class SchedulerDaemon:
         due_full = (now.timestamp() - self._last_full_sync) >= self.resync_interval
         self.sync(full=due_full)
         self.start_queued_runs()
-        if time.monotonic() - self._last_prune >= conf.PRUNE_INTERVAL and not self._pruning:
+        if time.monotonic() - self._last_prune >= conf.PRUNE_INTERVAL:
             self._last_prune = time.monotonic()
-            self._pruning = True
-            self._submit(self._prune, now)
+            self._submit_once("prune", self._prune, now)
 
-    def _prune(self, now: datetime) -> None:
+    @staticmethod
+    def _prune(now: datetime) -> None:
         """In a pool thread: a long prune must not delay heartbeats and pick-ups."""
-        try:
-            pruned = prune_runs(now)
-            if pruned:
-                logger.info("Pruned %d run(s) past the history limits", pruned)
-        finally:
-            self._pruning = False
+        pruned = prune_runs(now)
+        if pruned:
+            logger.info("Pruned %d run(s) past the history limits", pruned)
 
     def sync_declared(self) -> None:
         """Create or update the schedules declared in ``SCHEDULER["SCHEDULES"]``."""
@@ -281,7 +275,9 @@ class SchedulerDaemon:
                 logger.info("Schedules in code %s: %s", change, ", ".join(names))
 
     def check_liveness(self) -> None:
-        """Beat, and resolve the running runs of daemons that are gone."""
+        """Beat; end the running runs of gone daemons and workers, and overdue ``tasks``
+        runs, as interrupted; forget old heartbeats; look for queued runs whose task was
+        lost."""
         assert self.heartbeat is not None
         self.heartbeat.beat()
         self._last_beat = time.monotonic()
@@ -310,19 +306,15 @@ class SchedulerDaemon:
         for run in interrupted:
             self._submit(runner.finished, run)  # mail may be slow; the loop must not wait
         prune_heartbeats(now, keep_for=timedelta(days=7))
-        waiting = Run.objects.filter(status=Status.QUEUED, executor=Executor.TASKS)
-        if not self._checking_tasks and waiting.exclude(task_id="").exists():
-            self._checking_tasks = True
-            self._submit(self._fail_lost_tasks, now - stale_after)
+        if Run.awaiting_worker(now - stale_after).exists():
+            self._submit_once("lost tasks", self._fail_lost_tasks, now - stale_after)
 
-    def _fail_lost_tasks(self, enqueued_before: datetime) -> None:
+    @staticmethod
+    def _fail_lost_tasks(enqueued_before: datetime) -> None:
         """In a pool thread: asking the task backend may be slow (Redis far away)."""
-        try:
-            lost = runner.fail_lost_tasks(enqueued_before)
-            if lost:
-                logger.warning("Failed %d queued run(s) whose task was lost", len(lost))
-        finally:
-            self._checking_tasks = False
+        lost = runner.fail_lost_tasks(enqueued_before)
+        if lost:
+            logger.warning("Failed %d queued run(s) whose task was lost", len(lost))
 
     def _guarded(self, step, **kwargs) -> None:
         """Run a loop step; a database outage is logged once, not once per tick."""
@@ -402,8 +394,7 @@ class SchedulerDaemon:
         now = timezone.now()
         for schedule_id in replan:
             self._known.pop(schedule_id, None)
-        # What planning depends on, so an edit that does not move updated_at
-        # (QuerySet.update(), raw SQL) is still seen at the next full sync.
+        # What planning depends on (see the docstring on edits that keep updated_at).
         current = {
             row[0]: row[1:]
             for row in Schedule.objects.filter(enabled=True).values_list(
@@ -508,32 +499,37 @@ class SchedulerDaemon:
     def start_queued_runs(self) -> None:
         """Start queued manual runs here; hand queued ``tasks`` runs to the task backend.
 
-        Runs already handed over (``enqueued_at`` set) wait for a worker, not for us.
+        Runs already handed over wait for a worker, not for us, unless that hand-over got
+        no task id within a heartbeat timeout: its daemon died while enqueueing.
         """
-        # A hand-over that got no task id this long after it began died with its daemon.
+        self._in_flight = {key: job for key, job in self._in_flight.items() if not job.done()}
         retry_before = timezone.now() - timedelta(seconds=conf.HEARTBEAT_TIMEOUT)
-        queued = Run.objects.filter(status=Status.QUEUED).filter(
-            Q(enqueued_at__isnull=True)
-            | Q(executor=Executor.TASKS, task_id="", enqueued_at__lt=retry_before)
-        )
+        queued = Run.objects.filter(Run.open_hand_over(retry_before), status=Status.QUEUED)
         rows = queued.order_by("created_at").values_list("id", "executor", "reason")[:100]
         for run_id, executor, reason in rows:
-            if run_id in self._queued_in_flight:
-                continue
             if executor == Executor.TASKS:
-                future = self._submit(self._hand_over, run_id, retry_before)
+                self._submit_once(("run", run_id), self._hand_over, run_id, retry_before)
             elif reason == Reason.MANUAL:
-                future = self._submit(runner.run_queued, run_id, owner=self.owner, stop=self.kill)
-            else:
-                continue
-            self._queued_in_flight.add(run_id)
-            future.add_done_callback(lambda _f, rid=run_id: self._queued_in_flight.discard(rid))
+                self._submit_once(
+                    ("run", run_id), runner.run_queued, run_id, owner=self.owner, stop=self.kill
+                )
 
     @staticmethod
     def _hand_over(run_id: int, retry_before: datetime) -> None:
         run = Run.objects.select_related("schedule").filter(pk=run_id).first()
         if run is not None:
             runner.hand_over(run, retry_before=retry_before)
+
+    def _submit_once(self, key: Hashable, func, *args, **kwargs) -> None:
+        """Submit, unless the work last submitted under ``key`` has not finished yet.
+
+        The loop thread alone reads and writes ``_in_flight`` (finished entries are
+        dropped each tick by ``start_queued_runs``), so check-then-submit needs no lock.
+        """
+        previous = self._in_flight.get(key)
+        if previous is not None and not previous.done():
+            return
+        self._in_flight[key] = self._submit(func, *args, **kwargs)
 
     def _submit(self, func, *args, **kwargs) -> Future:
         future = self.pool.submit(self._call, func, *args, **kwargs)
@@ -554,12 +550,13 @@ class SchedulerDaemon:
         broke or left behind is dealt with here.
         """
         close_old_connections()
+        name = getattr(func, "__qualname__", func)
         try:
             func(*args, **kwargs)
         except DatabaseError as exc:
-            # Not claimed, so not lost: catch-up rules apply once the database is back.
-            logger.warning("Database unavailable for %s %s: %s", args, kwargs.get("reason"), exc)
+            # Fire times are not claimed, so not lost; upkeep is simply tried again later.
+            logger.warning("Database unavailable for %s%s: %s", name, args, exc)
         except Exception:
-            logger.exception("Run of %s %s failed in the scheduler itself", args, kwargs)
+            logger.exception("%s%s failed in the scheduler itself", name, args)
         finally:
             close_old_connections()

@@ -1,8 +1,9 @@
-"""Which daemons are gone, so their ``running`` runs can be resolved by a live one.
+"""Which run owners are gone, so their ``running`` runs can be resolved by a live daemon.
 
-A daemon is gone when its heartbeat is stale or marked stopped, or, on this host, when
-its process no longer exists (a ``kill -9`` seen at once instead of after the timeout) or
-its pid is now this very process (a container restarted with the same pid).
+An owner (a daemon, or a terminal or task worker running one run) is gone when its
+heartbeat is stale or marked stopped, or, on this host, when its process no longer
+exists (a ``kill -9`` seen at once instead of after the timeout) or its pid is now this
+very process (a container restarted with the same pid).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ def dead_heartbeats(
     is_alive: Callable[[int], bool] = pid_alive,
     judge_stale: bool = True,
 ) -> list[int]:
-    """Heartbeat ids of gone daemons that still own ``running`` runs.
+    """Heartbeat ids of gone owners (daemons, terminals, workers) of ``running`` runs.
 
     ``judge_stale=False`` holds back the stale-heartbeat rule: just after a database
     outage every other daemon's heartbeat looks stale, though they were only cut off too.

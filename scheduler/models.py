@@ -1,8 +1,9 @@
 """Schedules people edit, and the runs the daemon records for them.
 
-State changes of a run are methods here (``claim``, ``start_queued``, ``finish``,
-``interrupt``) so that the daemon, the admin and the command line move a run through its
-life the same way, and the database, not process memory, decides who runs a fire time.
+State changes of a run are methods here (``claim``, ``start_queued``, ``take_hand_over``,
+``finish``, ``fail``, ``refuse``, ``interrupt_orphans``…) so that the daemon, the workers,
+the admin and the command line move a run through its life the same way, and the
+database, not process memory, decides who runs a fire time.
 """
 
 from __future__ import annotations
@@ -210,7 +211,8 @@ def local_pid_namespace() -> str:
 
 
 class Heartbeat(models.Model):
-    """One row per daemon process: how other daemons tell a dead one from a busy one."""
+    """One row per daemon process, or per run in a terminal or task worker: how daemons
+    tell a dead owner of a running run from a busy one."""
 
     host = models.CharField(max_length=255)
     pid = models.PositiveIntegerField("PID")
@@ -480,17 +482,27 @@ class Run(models.Model):
         enqueued twice still starts the run once.
         """
         now = dj_timezone.now()
-        open_hand_over = Q(enqueued_at__isnull=True)
-        if retry_before is not None:
-            open_hand_over |= Q(task_id="", enqueued_at__lt=retry_before)
-        taken = (
-            Run.objects.filter(pk=self.pk, status=Status.QUEUED)
-            .filter(open_hand_over)
-            .update(enqueued_at=now)
-        )
+        taken = Run.objects.filter(
+            Run.open_hand_over(retry_before), pk=self.pk, status=Status.QUEUED
+        ).update(enqueued_at=now)
         if taken:
             self.enqueued_at = now
         return bool(taken)
+
+    @staticmethod
+    def open_hand_over(retry_before: datetime | None) -> Q:
+        """Queued runs a daemon may (still) hand over: see ``take_hand_over``."""
+        condition = Q(enqueued_at__isnull=True)
+        if retry_before is not None:
+            condition |= Q(executor=Executor.TASKS, task_id="", enqueued_at__lt=retry_before)
+        return condition
+
+    @classmethod
+    def awaiting_worker(cls, enqueued_before: datetime) -> models.QuerySet[Run]:
+        """Runs handed to the task backend before ``enqueued_before`` and not started yet."""
+        return cls.objects.filter(
+            status=Status.QUEUED, executor=Executor.TASKS, enqueued_at__lt=enqueued_before
+        ).exclude(task_id="")
 
     def set_task_id(self, task_id: str) -> None:
         self.task_id = task_id

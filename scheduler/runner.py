@@ -22,7 +22,7 @@ from django.utils import timezone
 from .commands import CommandNotAllowed, check_allowed
 from .conf import conf
 from .executor import ExecutionResult, OutputCallback, execute
-from .models import Owner, Reason, Run, Status
+from .models import Executor, Owner, Reason, Run, Status
 from .output import CappedBuffer
 from .pings import ping
 from .signals import run_finished
@@ -73,8 +73,7 @@ def hand_over(run: Run, *, retry_before: datetime | None = None) -> Run:
     except Exception as exc:
         logger.error("Run %s of %s cannot be handed over: %r", run.pk, run.schedule, exc)
         message = f"[scheduler] Not queued: the tasks executor is not usable here: {exc!r}\n"
-        if persist(lambda: run.refuse(message), run):
-            finished(run)
+        end(run, lambda: run.refuse(message))
         return run
     return hand_over(run, retry_before=retry_before)
 
@@ -142,8 +141,7 @@ def _execute_run(run: Run, *, stop: threading.Event | None, echo: OutputCallback
     except CommandNotAllowed as exc:
         logger.error("Run %s of %s refused: %s", run.pk, schedule, exc)
         message = f"Not executed: {exc}"
-        persist(lambda: run.fail(message), run)
-        finished(run)
+        end(run, lambda: run.fail(message))
         return run
     jitter = schedule.jitter if schedule else None
     if jitter:
@@ -151,8 +149,7 @@ def _execute_run(run: Run, *, stop: threading.Event | None, echo: OutputCallback
         logger.debug("Run %s of %s waits %.1f s of jitter", run.pk, schedule, delay)
         if stop is not None and stop.wait(delay):
             message = "Not started: the scheduler shut down during the jitter delay."
-            persist(lambda: run.fail(message, status=Status.INTERRUPTED), run)
-            finished(run)
+            end(run, lambda: run.fail(message, status=Status.INTERRUPTED))
             return run
         if stop is None:
             threading.Event().wait(delay)
@@ -167,9 +164,9 @@ def _execute_run(run: Run, *, stop: threading.Event | None, echo: OutputCallback
         run.executor,
     )
     ping(ping_base, "start")
-    live = LiveOutput(run) if run.executor != "thread" else None
+    live = LiveOutput(run) if run.executor != Executor.THREAD else None
     timeout = schedule.timeout if schedule else None
-    if run.executor == "tasks":
+    if run.executor == Executor.TASKS:
         # Nobody else can stop a worker's command, so it never runs unbounded.
         timeout = timeout or conf.TASKS_MAX_AGE
     try:
@@ -177,7 +174,7 @@ def _execute_run(run: Run, *, stop: threading.Event | None, echo: OutputCallback
             run.command,
             run.args,
             # A worker runs a ``tasks`` run in a child process, like the process executor.
-            "thread" if run.executor == "thread" else "process",
+            Executor.THREAD if run.executor == Executor.THREAD else Executor.PROCESS,
             timeout=timeout,
             stop=stop,
             on_output=_fan_out(live, echo),
@@ -197,6 +194,16 @@ def _execute_run(run: Run, *, stop: threading.Event | None, echo: OutputCallback
     ping(ping_base, "success" if run.status == Status.SUCCEEDED else "failure", run.exit_code)
     finished(run)
     return run
+
+
+def end(run: Run, write: Callable[[], bool]) -> None:
+    """Record that a run ended without its command's result; notify only if this call did.
+
+    ``write`` is one of the run's conditional updates (``fail``, ``refuse``), which tell
+    whether another process had ended the run first.
+    """
+    if persist(write, run):
+        finished(run)
 
 
 def finished(run: Run) -> None:

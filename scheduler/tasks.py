@@ -22,7 +22,7 @@ from django_tasks.exceptions import TaskResultDoesNotExist
 from . import runner
 from .conf import conf
 from .liveness import heartbeat_owner
-from .models import Executor, Run, Status
+from .models import Run
 
 logger = logging.getLogger("scheduler.tasks")
 
@@ -60,8 +60,7 @@ def hand_over(run: Run, *, retry_before: datetime | None = None) -> Run:
             f"this run: {type(exc).__name__}: {exc}\n"
         )
         # The backend may have stored the task before failing, and a worker started it.
-        if runner.persist(lambda: run.refuse(message), run):
-            runner.finished(run)
+        runner.end(run, lambda: run.refuse(message))
         return run
     runner.persist(lambda: run.set_task_id(str(result.id)), run)
     logger.info(
@@ -82,11 +81,9 @@ def fail_lost(enqueued_before: datetime, *, limit: int = 50) -> list[Run]:
     backend = task_backends[conf.TASKS_BACKEND]
     if not backend.supports_get_result:
         return []
-    waiting = Run.objects.filter(
-        status=Status.QUEUED, executor=Executor.TASKS, enqueued_at__lt=enqueued_before
-    ).exclude(task_id="")
     failed = []
-    for run in waiting.select_related("schedule").order_by("enqueued_at")[:limit]:
+    waiting = Run.awaiting_worker(enqueued_before).select_related("schedule")
+    for run in waiting.order_by("enqueued_at")[:limit]:
         try:
             result = backend.get_result(run.task_id)
         except TaskResultDoesNotExist:
