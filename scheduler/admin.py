@@ -12,7 +12,7 @@ from functools import partial
 from django import forms
 from django.contrib import admin, messages
 from django.db import models
-from django.db.models import OuterRef, QuerySet, Subquery
+from django.db.models import Count, Prefetch, Q, QuerySet
 from django.http import HttpRequest
 from django.urls import path, reverse
 from django.utils import timezone
@@ -20,20 +20,17 @@ from django.utils.html import format_html, format_html_join
 from django_apscheduler.models import DjangoJob, DjangoJobExecution
 
 from .conf import conf
-from .describe import describe_timing, relative
+from .describe import (
+    STATUS_COLOURS,
+    UNKNOWN_COLOUR,
+    command_line,
+    describe_timing,
+    relative,
+    status_label,
+)
 from .models import Heartbeat, Run, Schedule, Status
 from .timeline import timeline_view
 from .timing import TimingError
-
-STATUS_COLOURS = {
-    Status.QUEUED: "#6c757d",
-    Status.RUNNING: "#0d6efd",
-    Status.SUCCEEDED: "#198754",
-    Status.FAILED: "#dc3545",
-    Status.TIMED_OUT: "#fd7e14",
-    Status.INTERRUPTED: "#6f42c1",
-    Status.SKIPPED: "#adb5bd",
-}
 
 # The job store is the daemon's internal state; the history lives in Run.
 for model in (DjangoJob, DjangoJobExecution):
@@ -52,18 +49,13 @@ def moment(value) -> str:
 def status_badge(status: str | None) -> str:
     if not status:
         return "—"
-    label = Status(status).label if status in Status.values else status
     return format_html(
         '<span class="run-status run-status-{}" style="color:#fff;background:{};'
         'padding:1px 6px;border-radius:8px;white-space:nowrap">{}</span>',
         status,
-        STATUS_COLOURS.get(status, "#6c757d"),
-        label,
+        STATUS_COLOURS.get(status, UNKNOWN_COLOUR),
+        status_label(status),
     )
-
-
-def command_line(command: str, args: list) -> str:
-    return " ".join([command, *(str(arg) for arg in args or [])])
 
 
 def runs_url(schedule_id: int) -> str:
@@ -71,14 +63,6 @@ def runs_url(schedule_id: int) -> str:
 
 
 RECENT_RUNS = 20
-
-
-def annotate_last_run(queryset: QuerySet[Schedule]) -> QuerySet[Schedule]:
-    latest = Run.objects.filter(schedule=OuterRef("pk")).order_by("-scheduled_for", "-id")
-    return queryset.annotate(
-        last_status=Subquery(latest.values("status")[:1]),
-        last_run_at=Subquery(latest.values("scheduled_for")[:1]),
-    )
 
 
 class LastStatusFilter(admin.SimpleListFilter):
@@ -89,10 +73,9 @@ class LastStatusFilter(admin.SimpleListFilter):
         return [("never", "Never ran"), *Status.choices]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Schedule]):
-        value = self.value()
+        value = self.value()  # the queryset comes from get_queryset, with the last run
         if value is None:
             return queryset
-        queryset = annotate_last_run(queryset)
         if value == "never":
             return queryset.filter(last_status__isnull=True)
         return queryset.filter(last_status=value)
@@ -160,7 +143,19 @@ class ScheduleAdmin(admin.ModelAdmin):
         return readonly
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Schedule]:
-        return annotate_last_run(super().get_queryset(request))
+        finished = (
+            Run.objects.exclude(status__in=[Status.RUNNING, Status.QUEUED, Status.SKIPPED])
+            .order_by("-scheduled_for")
+            .only("schedule_id", "status")
+        )
+        return (
+            super()
+            .get_queryset(request)
+            .with_last_run()
+            .prefetch_related(
+                Prefetch("runs", queryset=finished[:RECENT_RUNS], to_attr="recent_finished")
+            )
+        )
 
     @admin.display(description="Command")
     def command_display(self, obj: Schedule) -> str:
@@ -198,13 +193,9 @@ class ScheduleAdmin(admin.ModelAdmin):
             obj.last_run_at.strftime("%Y-%m-%d %H:%M:%S %Z"),
         )
 
-    @admin.display(description="Success (last 20)")
+    @admin.display(description=f"Success (last {RECENT_RUNS})")
     def success_rate_display(self, obj: Schedule) -> str:
-        statuses = list(
-            obj.runs.exclude(status__in=[Status.RUNNING, Status.QUEUED, Status.SKIPPED])
-            .order_by("-scheduled_for")
-            .values_list("status", flat=True)[:RECENT_RUNS]
-        )
+        statuses = [run.status for run in obj.recent_finished]
         if not statuses:
             return "—"
         succeeded = statuses.count(Status.SUCCEEDED)
@@ -352,12 +343,11 @@ class RunAdmin(admin.ModelAdmin):
         }
         return super().changelist_view(request, extra_context)
 
-    def change_view(self, request, object_id, form_url="", extra_context=None):
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         """A run still going reloads itself, showing its output as the daemon stores it."""
-        run = self.get_object(request, object_id)
-        live = run is not None and run.status in (Status.RUNNING, Status.QUEUED)
-        extra_context = {**(extra_context or {}), "refresh_seconds": 2 if live else None}
-        return super().change_view(request, object_id, form_url, extra_context)
+        live = obj is not None and obj.status in (Status.RUNNING, Status.QUEUED)
+        context["refresh_seconds"] = 2 if live else None
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
     @admin.display(description="Scheduled for")
     def scheduled_for_display(self, obj: Run) -> str:
@@ -473,4 +463,8 @@ class HeartbeatAdmin(admin.ModelAdmin):
 
     @admin.display(description="Running runs")
     def running_runs(self, obj: Heartbeat) -> int:
-        return obj.runs.filter(status=Status.RUNNING).count()
+        return obj.running_count
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Heartbeat]:
+        running = Count("runs", filter=Q(runs__status=Status.RUNNING))
+        return super().get_queryset(request).annotate(running_count=running)

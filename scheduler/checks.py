@@ -8,7 +8,7 @@ from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
 from django.core.management import get_commands
 
-from .conf import DEFAULTS, EXECUTORS, SchedulerSettings
+from .conf import DEFAULTS, EXECUTORS, conf
 
 _POSITIVE_NUMBERS = (
     "POLL_INTERVAL",
@@ -38,7 +38,6 @@ def check_settings(app_configs=None, **kwargs) -> list:
                 id="scheduler.W001",
             )
         )
-    conf = SchedulerSettings()
     allowed = conf.ALLOWED_COMMANDS
     if allowed is not None:
         if isinstance(allowed, str) or not all(isinstance(name, str) for name in allowed):
@@ -132,7 +131,6 @@ def tasks_backend_problem() -> str | None:
     validation when it picks ``tasks``, so a wrong alias or queue is refused where it is
     entered rather than found at the first fire time.
     """
-    conf = SchedulerSettings()
     try:
         from django_tasks.base import Task
     except ImportError:
@@ -160,7 +158,7 @@ def _check_tasks_backend() -> list:
     from django_tasks.backends.dummy import DummyBackend
     from django_tasks.backends.immediate import ImmediateBackend
 
-    backend = task_backends[SchedulerSettings().TASKS_BACKEND]
+    backend = task_backends[conf.TASKS_BACKEND]
     if isinstance(backend, ImmediateBackend | DummyBackend):
         return [
             Warning(

@@ -11,7 +11,7 @@ from datetime import datetime
 
 from django.core.management.base import CommandError
 
-from .describe import describe_cron, describe_timing, relative
+from .describe import command_line, describe_cron, describe_timing, relative
 from .models import Run, Schedule, Status
 from .timing import Timing, TimingError, get_zone
 
@@ -25,8 +25,7 @@ def find_schedule(name: str) -> Schedule:
 
 def schedule_rows(now: datetime) -> list[dict]:
     rows = []
-    for schedule in Schedule.objects.all():
-        last = schedule.runs.order_by("-scheduled_for", "-id").first()
+    for schedule in Schedule.objects.with_last_run():
         try:
             fires = schedule.next_fire_times(now, 1) if schedule.enabled else []
         except TimingError:
@@ -34,13 +33,13 @@ def schedule_rows(now: datetime) -> list[dict]:
         rows.append(
             {
                 "name": schedule.name,
-                "command": " ".join([schedule.command, *schedule.args]),
+                "command": command_line(schedule.command, schedule.args),
                 "when": describe_timing(schedule),
                 "enabled": schedule.enabled,
                 "next_run": fires[0].isoformat() if fires else None,
                 "next_run_in": relative((fires[0] - now).total_seconds()) if fires else None,
-                "last_status": last.status if last else None,
-                "last_run": last.scheduled_for.isoformat() if last else None,
+                "last_status": schedule.last_status,
+                "last_run": schedule.last_run_at.isoformat() if schedule.last_run_at else None,
             }
         )
     return rows

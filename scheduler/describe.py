@@ -1,4 +1,4 @@
-"""Schedules in words, for admin and the command line."""
+"""Schedules and runs in words (and colours), for admin, its timeline and the command line."""
 
 from __future__ import annotations
 
@@ -6,10 +6,33 @@ from typing import TYPE_CHECKING
 
 from cron_descriptor import ExpressionDescriptor, FormatException, Options
 
+from .models import Status
 from .timing import TimingError, expand_cron
 
 if TYPE_CHECKING:
     from .models import Schedule
+
+# One colour per status, so a badge in admin and a bar on the timeline mean the same.
+STATUS_COLOURS = {
+    Status.QUEUED: "#6c757d",
+    Status.RUNNING: "#0d6efd",
+    Status.SUCCEEDED: "#198754",
+    Status.FAILED: "#dc3545",
+    Status.TIMED_OUT: "#fd7e14",
+    Status.INTERRUPTED: "#6f42c1",
+    Status.SKIPPED: "#adb5bd",
+}
+UNKNOWN_COLOUR = "#6c757d"
+
+
+def status_label(status: str) -> str:
+    """The status's label, or the raw value for one this version does not know."""
+    return Status(status).label if status in Status.values else status
+
+
+def command_line(command: str, args: list | None) -> str:
+    """A command and its argv as one line, for display (never run through a shell)."""
+    return " ".join([command, *(str(arg) for arg in args or [])])
 
 
 def describe_cron(expression: str) -> str:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from django.db.models import Count, Min
+
 from .conf import conf
 from .models import Heartbeat, Run, Status
 
@@ -50,11 +52,13 @@ def check_health(now: datetime, *, host: str | None = None) -> Health:
         status = "ok"
     else:
         status = "stale" if daemons else "none"
-    queued = Run.objects.filter(status=Status.QUEUED)
-    oldest = queued.order_by("created_at").values_list("created_at", flat=True).first()
+    queued = Run.objects.filter(status=Status.QUEUED).aggregate(
+        count=Count("pk"), oldest=Min("created_at")
+    )
+    oldest = queued["oldest"]
     return Health(
         status=status,
         daemons=daemons,
-        queued=queued.count(),
+        queued=queued["count"],
         oldest_queued_seconds=round((now - oldest).total_seconds(), 1) if oldest else None,
     )

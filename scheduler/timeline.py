@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from itertools import islice, takewhile
 from typing import TYPE_CHECKING
 
 from django.core.exceptions import PermissionDenied
@@ -21,8 +22,9 @@ from django.utils import timezone
 from django.utils.html import escape
 from django.utils.safestring import mark_safe
 
+from .describe import STATUS_COLOURS, UNKNOWN_COLOUR, status_label
 from .models import Run, Schedule, Status
-from .timing import TimingError
+from .timing import TimingError, get_zone
 
 if TYPE_CHECKING:
     from django.contrib.admin import ModelAdmin
@@ -73,8 +75,6 @@ def render_timeline(
     schedule was deleted share a last lane. Colours are the admin's status colours, so a
     bar here and a badge in the run list mean the same thing.
     """
-    from .admin import STATUS_COLOURS
-
     start, end = now - past, now + future
     plot_left, plot_right = LABEL_WIDTH, WIDTH - RIGHT_PAD
     span = (end - start).total_seconds()
@@ -152,7 +152,7 @@ def render_timeline(
         parts.append(_lane_label(lane, top))
         bar_top = top + (LANE_HEIGHT - BAR_HEIGHT) / 2
         for run in sorted(lane.runs, key=lambda run: _extent(run, now)[0]):
-            parts.append(_bar(run, now, x, plot_right, bar_top, STATUS_COLOURS))
+            parts.append(_bar(run, now, x, plot_right, bar_top))
         for fire in lane.fires:
             parts.append(_fire_mark(lane.label, fire, x(fire), top + LANE_HEIGHT / 2))
     parts.append(
@@ -164,7 +164,7 @@ def render_timeline(
         f'<text x="{x(now):.1f}" y="{AXIS_HEIGHT - 9}" text-anchor="middle" '
         f'font-size="10" font-weight="bold" fill="#212529">now</text>'
     )
-    parts.extend(_legend(lanes_bottom + 18, STATUS_COLOURS))
+    parts.extend(_legend(lanes_bottom + 18))
     parts.append("</svg>")
     return "".join(parts)
 
@@ -224,11 +224,11 @@ def _lane_label(lane: _Lane, top: float) -> str:
     return text
 
 
-def _bar(run, now, x, plot_right, top, colours) -> str:
+def _bar(run, now, x, plot_right, top) -> str:
     run_start, run_end = _extent(run, now)
     left = min(x(run_start), plot_right - MIN_BAR_WIDTH)
     width = max(x(run_end) - left, MIN_BAR_WIDTH)
-    colour = colours.get(run.status, "#6c757d")
+    colour = STATUS_COLOURS.get(run.status, UNKNOWN_COLOUR)
     href = reverse("admin:scheduler_run_change", args=[run.pk])
     return (
         f'<a href="{escape(href)}"><rect class="run run-{escape(run.status)}" '
@@ -239,7 +239,7 @@ def _bar(run, now, x, plot_right, top, colours) -> str:
 
 
 def _run_summary(run: Run, now: datetime) -> str:
-    status = Status(run.status).label if run.status in Status.values else run.status
+    status = status_label(run.status)
     exit_code = "—" if run.exit_code is None else str(run.exit_code)
     if run.started_at is None:
         when = f"not started (fire time {_local(run.scheduled_for)})"
@@ -263,13 +263,13 @@ def _fire_mark(label: str, fire: datetime, at: float, middle: float) -> str:
     )
 
 
-def _legend(top: float, colours) -> list[str]:
+def _legend(top: float) -> list[str]:
     parts = []
     left = 8.0
     for status in Status:
         parts.append(
             f'<rect x="{left:.0f}" y="{top - 9}" width="10" height="10" rx="2" '
-            f'fill="{escape(colours.get(status, "#6c757d"))}"/>'
+            f'fill="{escape(STATUS_COLOURS[status])}"/>'
             f'<text x="{left + 14:.0f}" y="{top}" fill="#495057">{escape(status.label)}</text>'
         )
         left += 22 + 6.5 * len(status.label)
@@ -304,33 +304,17 @@ def upcoming_fire_times(schedule: Schedule, now: datetime, until: datetime) -> l
     The cap keeps a schedule that fires every few seconds from costing thousands of
     marks that would overlap into one black stripe anyway.
     """
-    fires: list[datetime] = []
-    after = now
-    while len(fires) < FIRE_LIMIT:
-        batch = schedule.next_fire_times(after, min(50, FIRE_LIMIT - len(fires)))
-        if not batch:
-            break
-        for fire in batch:
-            if fire > until:
-                return fires
-            fires.append(fire)
-        after = batch[-1]
-    return fires
+    zone = get_zone(schedule.timezone)
+    due = takewhile(lambda fire: fire <= until, schedule.timing.iter_after(now))
+    return [fire.astimezone(zone) for fire in islice(due, FIRE_LIMIT)]
 
 
 def timeline_view(request: HttpRequest, model_admin: ModelAdmin) -> HttpResponse:
     """Admin page with the timeline of the last and next 24 hours.
 
     It is a function rather than a ModelAdmin method so it can live outside admin.py;
-    wire it in ``RunAdmin.get_urls()`` (``admin_view`` adds the staff login check, CSRF
-    and no-cache)::
-
-        def get_urls(self):
-            view = self.admin_site.admin_view(partial(timeline_view, model_admin=self))
-            return [
-                path("timeline/", view, name="scheduler_run_timeline"),
-                *super().get_urls(),
-            ]
+    ``RunAdmin.get_urls()`` wires it through ``admin_view`` (the staff login check, CSRF
+    and no-cache).
 
     The page shows run history, so it needs the same ``scheduler.view_run`` permission
     as the run list; without it the request is refused with 403.
