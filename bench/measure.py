@@ -139,9 +139,9 @@ def reset() -> None:
 def make_schedules(timings: list[dict], executor: str = "") -> list[int]:
     """``noop`` schedules, one per dict of fields (``interval`` or ``cron``, ``created_at``)."""
     schedules = [
-        Schedule(name=f"bench {index}", command="noop", timezone="UTC", executor=executor, **t)
-        if "executor" not in t
-        else Schedule(name=f"bench {index}", command="noop", timezone="UTC", **t)
+        Schedule(
+            name=f"bench {index}", command="noop", timezone="UTC", **{"executor": executor, **t}
+        )
         for index, t in enumerate(timings)
     ]
     return [s.pk for s in Schedule.objects.bulk_create(schedules, batch_size=500)]

@@ -1,7 +1,6 @@
 """The benchmark's subprocesses (daemons, the peer) and what /proc says about them.
 
-Each is started in its own session with its output in a log file, and stopped by its PID:
-SIGTERM, then SIGKILL to its process group if it has not exited within the timeout.
+Started and stopped by PID with the test suite's helpers (``tests/manage_py.py``).
 """
 
 from __future__ import annotations
@@ -10,12 +9,12 @@ import ctypes
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests import manage_py
+
+ROOT = manage_py.ROOT
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 _PR_SET_PDEATHSIG = 1
 
@@ -36,15 +35,7 @@ class Service:
         env = {**os.environ, "BENCH_QUERY_LOG": str(self.query_log), "PYTHONUNBUFFERED": "1"}
         self.spawned_at = time.time()
         self._spawned = time.monotonic()
-        self.process = subprocess.Popen(
-            [sys.executable, str(ROOT / "manage.py"), *argv],
-            cwd=ROOT,
-            env=env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            preexec_fn=_end_with_the_bench,
-        )
+        self.process = manage_py.spawn(argv, self._log, env, preexec_fn=_end_with_the_bench)
 
     @property
     def pid(self) -> int:
@@ -79,17 +70,8 @@ class Service:
         raise RuntimeError(f"{self.name} wrote no statement counts for {timeout} s")
 
     def stop(self, timeout: float = 40.0) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.pid, signal.SIGKILL)
-                self.process.wait()
-        try:  # whatever its children left behind (the session is ours alone)
-            os.killpg(self.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        manage_py.stop(self.process, timeout=timeout)
+        manage_py.kill_group(self.pid)  # whatever its children left behind
         self._log.close()
 
     def __enter__(self) -> Service:

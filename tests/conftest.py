@@ -6,9 +6,8 @@ import itertools
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -19,9 +18,9 @@ from typing import Any
 import pytest
 from django.db import connection
 
-from scheduler.models import Schedule
-
-ROOT = Path(__file__).resolve().parent.parent
+from scheduler.models import Reason, Run, Schedule
+from tests import manage_py
+from tests.postgres import pg_ctl
 
 
 @pytest.fixture
@@ -76,6 +75,22 @@ def fire_times(schedule: Schedule, start: datetime, end: datetime) -> list[datet
     return fires
 
 
+def assert_each_fire_time_once(
+    schedule: Schedule, start: datetime, end: datetime, *, at_least: int
+) -> None:
+    """No fire time of the schedule ran twice, and each one in [start, end] ran."""
+    fired = list(
+        Run.objects.filter(schedule=schedule)
+        .exclude(reason=Reason.MANUAL)
+        .values_list("scheduled_for", flat=True)
+    )
+    assert [fire for fire, count in Counter(fired).items() if count > 1] == []
+    expected = fire_times(schedule, start, end)
+    assert len(expected) >= at_least
+    missing = sorted(set(expected) - set(fired))
+    assert missing == [], f"{schedule} missed {len(missing)} of {len(expected)}"
+
+
 class ManagePy:
     """A real ``manage.py`` process (the daemon, a task worker) on the test database."""
 
@@ -92,14 +107,7 @@ class ManagePy:
         self.log_path = log_path
         self.ready = ready
         self._log = open(log_path, "wb")
-        self.process = subprocess.Popen(
-            [sys.executable, str(ROOT / "manage.py"), *args],
-            cwd=ROOT,
-            env=env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        self.process = manage_py.spawn(args, self._log, env)
 
     @property
     def pid(self) -> int:
@@ -117,15 +125,9 @@ class ManagePy:
         return self.process.poll() is None
 
     def stop(self, signum: int = signal.SIGTERM, timeout: float = 30) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signum)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
+        returncode = manage_py.stop(self.process, signum, timeout)
         self._log.close()
-        return self.process.returncode
+        return returncode
 
 
 @contextmanager
@@ -138,15 +140,13 @@ def managed(tmp_path: Path, name: str) -> Iterator[Callable[..., ManagePy]]:
         ready: str,
         settings: dict[str, Any] | None = None,
         env: dict[str, str] | None = None,
-        wait: bool = True,
     ) -> ManagePy:
         extra = {"SCHEDULER_TEST_SETTINGS": json.dumps(settings)} if settings else {}
         process = ManagePy(
             tmp_path / f"{name}-{len(processes)}.log", {**extra, **(env or {})}, list(args), ready
         )
         processes.append(process)
-        if wait:
-            process.wait_until_started()
+        process.wait_until_started()
         return process
 
     try:
@@ -155,10 +155,7 @@ def managed(tmp_path: Path, name: str) -> Iterator[Callable[..., ManagePy]]:
         for process in processes:
             process.stop()
         for process in processes:
-            try:
-                os.killpg(process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+            manage_py.kill_group(process.pid)
 
 
 @pytest.fixture
@@ -175,19 +172,8 @@ class PostgresServer:
         self.config = config
 
     def _pg_ctl(self, *args: str) -> None:
-        owner = self.config["owner"]
-        subprocess.run(
-            [
-                *(["runuser", "-u", owner, "--"] if owner else []),
-                f"{self.config['bin']}/pg_ctl",
-                "-D",
-                self.config["data"],
-                "-w",
-                *args,
-            ],
-            check=True,
-            stdout=subprocess.DEVNULL,
-        )
+        config = self.config
+        pg_ctl(Path(config["bin"]), config["owner"], Path(config["data"]), *args)
 
     def stop(self) -> None:
         self._pg_ctl("-m", "fast", "stop")

@@ -94,7 +94,7 @@ def main(argv: list[str]) -> int:
         env = {
             **os.environ,
             "DATABASE_URL": url,
-            # For tests that take the server away and bring it back (tests/pg_control.py).
+            # For tests that take the server away and bring it back (conftest's PostgresServer).
             "SCHEDULER_TEST_PG": json.dumps(
                 {"bin": str(bin_dir), "owner": owner, "data": str(data), "log": str(log)}
             ),

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import configparser
 import shlex
-from pathlib import Path
 
 import pytest
 import yaml
 from django.core.management import get_commands
 
 from scheduler.conf import DEFAULTS
+from tests.manage_py import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 
 

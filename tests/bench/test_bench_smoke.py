@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.manage_py import ROOT
 
 pytestmark = pytest.mark.e2e
 

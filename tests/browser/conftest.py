@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
+
+from tests import debian
 
 # Playwright's sync API keeps an asyncio loop running in the main thread for the whole
 # session, so Django would refuse every ORM call of the tests with SynchronousOnlyOperation.
@@ -36,22 +37,6 @@ CHROMIUM_ARGS = [
 ]
 
 
-def _install_chromium() -> None:
-    """Install Debian's chromium package; fail the session with apt's output if it fails."""
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for command in (
-        ["apt-get", "update", "-qq"],
-        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "chromium"],
-    ):
-        result = subprocess.run(command, env=env, capture_output=True, text=True)
-        if result.returncode != 0:
-            pytest.fail(
-                f"{' '.join(command)} exited {result.returncode}:\n"
-                f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}",
-                pytrace=False,
-            )
-
-
 @pytest.fixture(scope="session")
 def chromium_executable() -> Path:
     """Debian's /usr/bin/chromium, installed with apt-get when missing and we are root."""
@@ -61,7 +46,10 @@ def chromium_executable() -> Path:
                 f"{CHROMIUM} is missing; install Debian's chromium package "
                 "(apt-get install chromium) or run the tests as root so they install it"
             )
-        _install_chromium()
+        try:
+            debian.install("chromium")
+        except RuntimeError as exc:
+            pytest.fail(str(exc), pytrace=False)
         if not CHROMIUM.exists():
             pytest.fail(f"apt-get installed chromium but {CHROMIUM} does not exist")
     return CHROMIUM

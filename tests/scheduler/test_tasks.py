@@ -18,7 +18,8 @@ from scheduler.models import Heartbeat, Owner, Reason, Run, Status
 from scheduler.runner import fail_lost_tasks, run_schedule
 from scheduler.signals import run_finished
 from scheduler.tasks import hand_over, run_task
-from tests.conftest import ROOT, database_url
+from tests.conftest import database_url
+from tests.manage_py import ROOT
 
 FIRE = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)
 RQ_DOWN = {"TASKS_BACKEND": "rq"}  # tests/settings.py points RQ at a port nobody serves
