@@ -57,6 +57,24 @@ def check_settings(app_configs=None, **kwargs) -> list:
                         id="scheduler.W002",
                     )
                 )
+    extra = conf.EXTRA_ALLOWED_COMMANDS
+    if not isinstance(extra, list | tuple) or not all(isinstance(name, str) for name in extra):
+        errors.append(
+            Error(
+                'SCHEDULER["EXTRA_ALLOWED_COMMANDS"] must be a list of command names.',
+                id="scheduler.E012",
+            )
+        )
+    else:
+        missing = sorted(set(extra) - set(get_commands()))
+        if missing:
+            errors.append(
+                Warning(
+                    f'SCHEDULER["EXTRA_ALLOWED_COMMANDS"] names unknown command(s): '
+                    f"{', '.join(missing)}.",
+                    id="scheduler.W004",
+                )
+            )
     if conf.EXECUTOR not in EXECUTORS:
         errors.append(
             Error(
@@ -128,13 +146,22 @@ def tasks_backend_problem() -> str | None:
     """Why runs cannot be handed to ``SCHEDULER["TASKS_BACKEND"]``, or None if they can.
 
     Asked by the system check when ``tasks`` is the default executor, and by a schedule's
-    validation when it picks ``tasks``, so a wrong alias or queue is refused where it is
-    entered rather than found at the first fire time.
+    validation when it picks ``tasks``, so a wrong alias or queue, or a backend without
+    workers, is refused where it is entered rather than found at the first fire time.
     """
     try:
+        from django_tasks import task_backends
+        from django_tasks.backends.dummy import DummyBackend
+        from django_tasks.backends.immediate import ImmediateBackend
         from django_tasks.base import Task
     except ImportError:
         return "The tasks executor needs the django-tasks package (pip install django-tasks)."
+    if not hasattr(settings, "TASKS"):
+        return (
+            "The tasks executor needs a task backend with workers, and settings.TASKS is "
+            "not set: its default, the Immediate backend, would run commands inside the "
+            "scheduler."
+        )
     alias, queue = conf.TASKS_BACKEND, conf.TASKS_QUEUE
     try:
         Task(func=_probe_task, backend=alias, queue_name=queue)
@@ -142,6 +169,12 @@ def tasks_backend_problem() -> str | None:
         return (
             f'SCHEDULER["TASKS_BACKEND"] {alias!r} with TASKS_QUEUE {queue!r} cannot take '
             f"runs: {exc}"
+        )
+    backend = task_backends[alias]
+    if isinstance(backend, ImmediateBackend | DummyBackend):
+        return (
+            f'SCHEDULER["TASKS_BACKEND"] {alias!r} is {type(backend).__name__}, which hands '
+            "runs to no worker (Immediate runs them inside the scheduler, Dummy never)."
         )
     return None
 
@@ -153,20 +186,12 @@ def _probe_task() -> None:
 def _check_tasks_backend() -> list:
     problem = tasks_backend_problem()
     if problem:
-        return [Error(problem, hint="Check settings.TASKS.", id="scheduler.E011")]
-    from django_tasks import task_backends
-    from django_tasks.backends.dummy import DummyBackend
-    from django_tasks.backends.immediate import ImmediateBackend
-
-    backend = task_backends[conf.TASKS_BACKEND]
-    if isinstance(backend, ImmediateBackend | DummyBackend):
         return [
-            Warning(
-                f"The task backend {backend.alias!r} is {type(backend).__name__}: runs "
-                "handed to it are not run by workers (Immediate runs them inside the "
-                "scheduler, Dummy never).",
-                hint="Use a backend with workers, such as django_tasks_db.DatabaseBackend.",
-                id="scheduler.W003",
+            Error(
+                problem,
+                hint="Configure a backend with workers in settings.TASKS, such as "
+                "django_tasks_db.DatabaseBackend.",
+                id="scheduler.E011",
             )
         ]
     return []

@@ -1,16 +1,23 @@
 """Which management commands may be scheduled, and whether given argv parses for them.
 
 Whoever can edit a ``Schedule`` can run its command with the daemon's privileges, so the
-default admits only the project's own commands; Django's destructive or interactive
-built-ins are never admitted unless named in ``SCHEDULER["ALLOWED_COMMANDS"]``.
+default admits only the project's own commands (never an installed third-party package's,
+wherever it lies) and a few harmless Django housekeeping built-ins; Django's destructive
+or interactive built-ins are never admitted unless named in ``SCHEDULER["ALLOWED_COMMANDS"]``
+or ``SCHEDULER["EXTRA_ALLOWED_COMMANDS"]``.
 """
 
 from __future__ import annotations
 
 import functools
+import json
+from argparse import ArgumentParser, _SubParsersAction
+from collections.abc import Iterator
+from importlib import metadata
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
-from django.apps import apps
+from django.apps import AppConfig, apps
 from django.conf import settings
 from django.core.management import get_commands, load_command_class
 from django.core.management.base import BaseCommand, CommandError
@@ -39,6 +46,22 @@ DANGEROUS = frozenset(
 )
 
 
+# Django built-ins admitted by the default: non-interactive, and unable to destroy data or
+# reveal secrets whatever their arguments.
+HOUSEKEEPING = frozenset(
+    {
+        # Deletes expired sessions only; Django's docs ask for it to be run from cron.
+        "clearsessions",
+        # Runs the system checks, read-only; exits non-zero on errors, so a run fails.
+        "check",
+    }
+)
+
+# Directories that hold another repository's checkout (a clone pip made of an editable
+# VCS requirement, a submodule): what lies inside is not the project's own source.
+_CHECKOUT_MARKERS = (".git", ".hg", ".svn", ".bzr")
+
+
 class CommandNotAllowed(Exception):
     """The command does not exist or is not admitted by ``ALLOWED_COMMANDS``."""
 
@@ -47,28 +70,99 @@ def allowed_commands() -> frozenset[str]:
     """The command names that may be scheduled from the database."""
     explicit = conf.ALLOWED_COMMANDS
     available = get_commands()
-    if explicit is not None:
-        return frozenset(name for name in explicit if name in available)
-    return _project_commands()
+    names = _default_commands() if explicit is None else _names(explicit)
+    return frozenset(
+        name for name in names | _names(conf.EXTRA_ALLOWED_COMMANDS) if name in available
+    )
+
+
+def _names(value: object) -> frozenset[str]:
+    """The command names in a setting; a malformed one (reported by a check) names none."""
+    if isinstance(value, str) or not isinstance(value, list | tuple | set | frozenset):
+        return frozenset()
+    return frozenset(name for name in value if isinstance(name, str))
 
 
 @functools.cache
-def _project_commands() -> frozenset[str]:
+def _default_commands() -> frozenset[str]:
     """The default: checked before every run, so worked out once per process."""
     available = get_commands()
     base = Path(getattr(settings, "BASE_DIR", Path.cwd())).resolve()
-    project_apps = set()
-    for config in apps.get_app_configs():
-        path = Path(config.path).resolve()
-        if (
-            path.is_relative_to(base)
-            and "site-packages" not in path.parts
-            and config.label != "scheduler"
-        ):
-            project_apps.add(config.name)
-    return frozenset(
-        name for name, app in available.items() if app in project_apps and name not in DANGEROUS
+    providers = metadata.packages_distributions()
+    project_apps = {
+        config.name
+        for config in apps.get_app_configs()
+        if config.label != "scheduler" and _is_project_app(config, base, providers)
+    }
+    project = {name for name, app in available.items() if app in project_apps}
+    housekeeping = {
+        name
+        for name in HOUSEKEEPING
+        if available.get(name) == "django.core"
+        or str(available.get(name)).startswith("django.contrib.")
+    }
+    return frozenset((project | housekeeping) - DANGEROUS)
+
+
+def _is_project_app(config: AppConfig, base: Path, providers: dict[str, list[str]]) -> bool:
+    """Whether the app is the project's own source rather than installed code.
+
+    It must lie inside ``BASE_DIR`` (and there not in a virtualenv, a site- or dist-packages
+    directory or another repository's checkout), and its top-level package must belong to
+    no installed distribution but the project's own editable install.
+    """
+    if not _is_project_dir(Path(config.path).resolve(), base):
+        return False
+    package = config.name.partition(".")[0]
+    return not any(
+        _is_installed(dist) and not _is_project_install(dist, base)
+        for name in set(providers.get(package, ()))
+        for dist in metadata.distributions(name=name)
     )
+
+
+def _is_project_dir(path: Path, base: Path) -> bool:
+    """Whether ``path`` is inside ``base`` with no directory on the way marking installed code."""
+    if not path.is_relative_to(base):
+        return False
+    for directory in (path, *path.parents):
+        if directory == base:
+            return True
+        if (
+            directory.name in ("site-packages", "dist-packages")
+            or (directory / "pyvenv.cfg").exists()
+            or any((directory / marker).exists() for marker in _CHECKOUT_MARKERS)
+        ):
+            return False
+    return True
+
+
+def _is_installed(dist: metadata.Distribution) -> bool:
+    """Whether an installer put ``dist`` there, as opposed to metadata left by a build."""
+    return any(
+        dist.read_text(record) is not None
+        for record in ("RECORD", "installed-files.txt", "direct_url.json")
+    )
+
+
+def _is_project_install(dist: metadata.Distribution, base: Path) -> bool:
+    """Whether ``dist`` is the project installed in development mode from its own folder."""
+    try:
+        origin = json.loads(dist.read_text("direct_url.json") or "null")
+    except ValueError:
+        return False
+    if not isinstance(origin, dict) or "vcs_info" in origin:
+        return False
+    url = urlsplit(str(origin.get("url", "")))
+    dir_info = origin.get("dir_info")
+    if (
+        url.scheme != "file"
+        or not isinstance(dir_info, dict)
+        or dir_info.get("editable") is not True
+    ):
+        return False
+    source = Path(unquote(url.path)).resolve()
+    return base.is_relative_to(source) or _is_project_dir(source, base)
 
 
 def check_allowed(name: str) -> None:
@@ -78,7 +172,7 @@ def check_allowed(name: str) -> None:
     if name not in allowed_commands():
         raise CommandNotAllowed(
             f"Command {name!r} is not allowed to be scheduled; add it to "
-            f'SCHEDULER["ALLOWED_COMMANDS"] to allow it.'
+            f'SCHEDULER["EXTRA_ALLOWED_COMMANDS"] to allow it.'
         )
 
 
@@ -94,16 +188,49 @@ def check_arguments(name: str, args: list[str]) -> None:
 
     A command's parser raises ``CommandError`` (not ``SystemExit``) when not called from
     the command line, which is what lets an option typo be refused when it is saved.
+    Unrecognized arguments are named before anything else (a misspelt required option
+    would otherwise be reported as missing), and nothing the parser would print (help,
+    version) reaches the terminal.
     """
     command = load_command(name)
-    parser = command.create_parser("manage.py", name)
+    lenient = _quiet(command.create_parser("manage.py", name))
+    _relax(lenient)
     try:
-        parser.parse_args(args)
-    except SystemExit as exc:  # --help and --version print and exit even off the command line
+        _, extra = lenient.parse_known_args(args)
+        if extra:
+            raise CommandError(f"Error: unrecognized arguments: {' '.join(extra)}")
+        _quiet(command.create_parser("manage.py", name)).parse_args(args)
+    except SystemExit as exc:  # --help and --version exit even off the command line
         raise CommandError(f"{' '.join(args)!r} makes the command exit instead of run.") from exc
+
+
+def _parsers(parser: ArgumentParser) -> Iterator[ArgumentParser]:
+    """The parser and its subcommands' parsers."""
+    yield parser
+    for action in parser._actions:
+        if isinstance(action, _SubParsersAction):
+            for subparser in action.choices.values():
+                yield from _parsers(subparser)
+
+
+def _quiet(parser: ArgumentParser) -> ArgumentParser:
+    """Make the parser print nothing; per parser, unlike swapping ``sys.stdout``, which
+    would swallow the output of commands running in other threads meanwhile."""
+    for each in _parsers(parser):
+        each._print_message = lambda message, file=None: None
+    return parser
+
+
+def _relax(parser: ArgumentParser) -> None:
+    """Make every argument optional, so that parsing finds unrecognized ones first."""
+    for each in _parsers(parser):
+        for action in each._actions:
+            action.required = False
+        for group in each._mutually_exclusive_groups:
+            group.required = False
 
 
 @receiver(setting_changed)
 def _forget_project_commands(*, setting: str, **kwargs) -> None:
     if setting in ("INSTALLED_APPS", "BASE_DIR", "SCHEDULER"):
-        _project_commands.cache_clear()
+        _default_commands.cache_clear()

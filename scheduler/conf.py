@@ -12,8 +12,11 @@ from typing import Any
 from django.conf import settings
 
 DEFAULTS: dict[str, Any] = {
-    # None: the commands of the project's own apps (not Django's, not third-party ones).
+    # None: the commands of the project's own apps (not third-party ones) and Django's
+    # harmless housekeeping built-ins (commands.HOUSEKEEPING).
     "ALLOWED_COMMANDS": None,
+    # Command names admitted on top of ALLOWED_COMMANDS (or of the default, when None).
+    "EXTRA_ALLOWED_COMMANDS": [],
     "EXECUTOR": "process",
     "OUTPUT_LIMIT": 1024 * 1024,
     "POLL_INTERVAL": 1.0,

@@ -1,15 +1,23 @@
 import pytest
+from django.conf import settings
 from django.core.checks import run_checks
+from django.core.exceptions import ValidationError
 from django.test import override_settings
 
+from scheduler.checks import tasks_backend_problem
+from scheduler.models import Schedule
 
-def check_ids(**scheduler) -> set[str]:
+IMMEDIATE = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"}}
+DUMMY = {"default": {"BACKEND": "django_tasks.backends.dummy.DummyBackend"}}
+
+
+def check_ids(**scheduler) -> list[str]:
     with override_settings(SCHEDULER=scheduler):
-        return {message.id for message in run_checks() if message.id.startswith("scheduler.")}
+        return sorted(m.id for m in run_checks() if m.id and m.id.startswith("scheduler."))
 
 
 def test_defaults_pass():
-    assert check_ids() == set()
+    assert check_ids() == []
 
 
 def test_settings_that_are_not_a_dict_are_an_error():
@@ -31,18 +39,56 @@ def test_settings_that_are_not_a_dict_are_an_error():
         ({"TASKS_MAX_AGE": -1}, "scheduler.E005"),
         ({"EXECUTOR": "tasks", "TASKS_BACKEND": "nowhere"}, "scheduler.E011"),
         ({"EXECUTOR": "tasks", "TASKS_QUEUE": "no-such-queue"}, "scheduler.E011"),
+        ({"EXTRA_ALLOWED_COMMANDS": "clearsessions"}, "scheduler.E012"),
+        ({"EXTRA_ALLOWED_COMMANDS": ["flush", 3]}, "scheduler.E012"),
+        ({"EXTRA_ALLOWED_COMMANDS": ["flush", "no_such_command"]}, "scheduler.W004"),
     ],
 )
 def test_misconfiguration_is_reported_with_a_stable_id(setting, check_id):
-    assert check_id in check_ids(**setting)
+    assert check_ids(**setting) == [check_id]
+
+
+def test_allowed_command_lists_pass():
+    assert check_ids(ALLOWED_COMMANDS=["say"], EXTRA_ALLOWED_COMMANDS=["flush"]) == []
 
 
 def test_the_tasks_executor_on_a_backend_with_workers_passes():
-    assert check_ids(EXECUTOR="tasks") == set()
-    assert check_ids(EXECUTOR="tasks", TASKS_BACKEND="rq") == set()
+    assert check_ids(EXECUTOR="tasks") == []
+    assert check_ids(EXECUTOR="tasks", TASKS_BACKEND="rq") == []
 
 
-def test_a_tasks_backend_without_workers_is_a_warning():
-    immediate = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"}}
-    with override_settings(TASKS=immediate):
-        assert check_ids(EXECUTOR="tasks") == {"scheduler.W003"}
+@pytest.mark.parametrize("tasks", [IMMEDIATE, DUMMY], ids=["immediate", "dummy"])
+def test_a_tasks_backend_without_workers_is_an_error(tasks):
+    with override_settings(TASKS=tasks):
+        assert check_ids(EXECUTOR="tasks") == ["scheduler.E011"]
+
+
+@override_settings()
+def test_the_tasks_executor_without_a_tasks_setting_is_an_error():
+    del settings.TASKS
+    assert check_ids(EXECUTOR="tasks") == ["scheduler.E011"]
+    assert "settings.TASKS is not set" in tasks_backend_problem()
+
+
+def executor_errors() -> list[str]:
+    schedule = Schedule(name="x", command="say", args=["hi"], interval=60, executor="tasks")
+    with pytest.raises(ValidationError) as info:
+        schedule.full_clean()
+    return info.value.message_dict["executor"]
+
+
+@pytest.mark.django_db
+@override_settings()
+def test_a_tasks_schedule_without_a_tasks_setting_is_refused():
+    del settings.TASKS
+    assert executor_errors() == [tasks_backend_problem()]
+    assert "Immediate backend, would run commands inside the scheduler" in executor_errors()[0]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("tasks", "name"), [(IMMEDIATE, "ImmediateBackend"), (DUMMY, "DummyBackend")]
+)
+def test_a_tasks_schedule_on_a_backend_without_workers_is_refused(tasks, name):
+    with override_settings(TASKS=tasks):
+        assert f"'default' is {name}, which hands runs to no worker" in executor_errors()[0]
