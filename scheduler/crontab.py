@@ -317,7 +317,7 @@ class _Job:
             tokens = list(lexer)
         except ValueError as exc:
             raise Unconvertible(f"cannot be split like a shell would: {exc}") from None
-        steps, separators = self._steps(tokens, text)
+        steps, separators, output_notes = self._steps(tokens, text)
         found = [i for i, step in enumerate(steps) if self._is_django(step)]
         if not found:
             raise Unconvertible("not a Django management command (no manage.py or django-admin)")
@@ -332,11 +332,14 @@ class _Job:
         for separator, step in zip(separators[index:], steps[index + 1 :], strict=True):
             self._afterwards(separator, step)
         self._invocation(steps[index])
+        for note in output_notes:
+            self._note(note)
 
-    def _steps(self, tokens: list[str], text: str) -> tuple[list[list[str]], list[str]]:
+    def _steps(self, tokens: list[str], text: str) -> tuple[list[list[str]], list[str], list[str]]:
         """Split at ``&&``, ``;``, ``||``; drop redirections and what output is piped to."""
         steps: list[list[str]] = [[]]
         separators: list[str] = []
+        output_notes: list[str] = []
         piped = False
         redirected = False
         iterator = iter(range(len(tokens)))
@@ -350,12 +353,12 @@ class _Job:
                 piped = False
                 continue
             if token == "|":
-                if not any(self._is_django(s) for s in steps) and not self._is_django(steps[-1]):
+                if not any(self._is_django(s) for s in steps):
                     raise Unconvertible(
                         "pipes into the command; a scheduled command gets no standard input"
                     )
                 piped = True
-                self._note(
+                output_notes.append(
                     f"output piped to {tokens[i + 1] if i + 1 < len(tokens) else '…'} "
                     f"dropped: each run's output is recorded in its Run"
                 )
@@ -373,11 +376,11 @@ class _Job:
             if not piped:
                 steps[-1].append(token)
         if redirected:
-            self._note(OUTPUT_NOTE)
+            output_notes.append(OUTPUT_NOTE)
         if steps and not steps[-1] and separators and separators[-1] == ";":
             steps.pop()
             separators.pop()
-        return steps, separators
+        return steps, separators, output_notes
 
     def _note(self, note: str) -> None:
         if note not in self.notes:

@@ -291,8 +291,8 @@ line 10: 30 3 * * * cd /srv/shop && /srv/shop/.venv/bin/python manage.py cleanup
   command   cleanup_tokens --days 7
   cron      30 3 * * *  (At 03:30, Europe/Berlin)
   next      2025-03-29 03:30 +01:00, 2025-03-30 03:30 +02:00, 2025-03-31 03:30 +02:00
-  note      output redirection dropped: each run's output is recorded in its Run
   note      cd /srv/shop dropped: the scheduler runs in its own project directory
+  note      output redirection dropped: each run's output is recorded in its Run
   status    would create
 """  # noqa: E501
 
@@ -431,3 +431,10 @@ def test_crontab_l_can_be_piped_into_the_command(tmp_path):
     )
     assert result.stdout.startswith("standard input (user crontab): 1 schedule(s), 0 line(s)")
     assert "  status    created" in result.stdout
+
+
+@pytest.mark.django_db
+@time_machine.travel(NOW, tick=False)
+def test_readme_example_prints_what_the_readme_shows():
+    out = schedules("-", stdin=StringIO((CRONTABS / "readme-example").read_text()))
+    assert out == (CRONTABS / "readme-example.out").read_text()
