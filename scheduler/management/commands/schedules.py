@@ -9,7 +9,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from scheduler import cli
+from scheduler import cli, crontab
 from scheduler.commands import CommandNotAllowed, check_allowed
 from scheduler.executor import execute
 from scheduler.liveness import heartbeat_owner
@@ -19,6 +19,8 @@ from scheduler.runner import execute_run
 
 class Command(BaseCommand):
     help = "List schedules, show their runs, run or test one now, preview an expression."
+    # call_command("schedules", "import-crontab", "-", stdin=...) reads that instead.
+    stealth_options = ("stdin",)
 
     def add_arguments(self, parser):
         verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
@@ -41,9 +43,29 @@ class Command(BaseCommand):
         preview.add_argument("--timezone", dest="zone", default=settings.TIME_ZONE)
         preview.add_argument("--count", type=int, default=10)
         preview.add_argument("--json", action="store_true")
+        importing = verbs.add_parser(
+            "import-crontab",
+            help="Schedules for the manage.py lines of a crontab; --apply creates them.",
+        )
+        importing.add_argument("file", help="a user crontab or /etc/cron.d file; - for stdin")
+        importing.add_argument(
+            "--apply", action="store_true", help="Create the schedules (again: no change)."
+        )
+        layout = importing.add_mutually_exclusive_group()
+        layout.add_argument(
+            "--system",
+            dest="system",
+            action="store_const",
+            const=True,
+            help="An /etc/cron.d file: a user column before each command (default: detect).",
+        )
+        layout.add_argument(
+            "--user", dest="system", action="store_const", const=False, help="A user crontab."
+        )
+        importing.add_argument("--json", action="store_true")
 
     def handle(self, *args, verb, **options):
-        return getattr(self, f"do_{verb}")(**options)
+        return getattr(self, f"do_{verb.replace('-', '_')}")(**options)
 
     def emit(self, data, as_json: bool, render) -> None:
         self.stdout.write(json.dumps(data, indent=2) if as_json else render(data))
@@ -82,6 +104,19 @@ class Command(BaseCommand):
                 [f"{d['expression']}: {d['description']} ({d['timezone']})", *d["next"]]
             ),
         )
+
+    def do_import_crontab(self, file, apply, system, json, stdin=None, **options):
+        text = crontab.read_source(file, stdin or sys.stdin)
+        parsed = crontab.parse_crontab(
+            text,
+            timezone=settings.TIME_ZONE,
+            settings_module=settings.SETTINGS_MODULE,
+            system=system,
+        )
+        reviewed = crontab.review(parsed, timezone.now())
+        if apply:
+            crontab.apply(reviewed)
+        self.emit(crontab.report(file, parsed, reviewed), json, crontab.render)
 
     def do_run(self, name, **options):
         schedule = cli.find_schedule(name)
