@@ -1,4 +1,8 @@
-"""Fixtures shared by the whole suite: schedule factories and real daemon processes."""
+"""Fixtures shared by the whole suite: schedule factories and real daemon processes.
+
+``--clock-offset-days N`` runs the suite with the clock moved N days ahead (or back), so a
+test that passes today only because of today's date shows up before that date comes.
+"""
 
 from __future__ import annotations
 
@@ -10,17 +14,55 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
+import time_machine
 from django.db import connection
 
 from scheduler.models import Reason, Run, Schedule
 from tests import manage_py
 from tests.postgres import pg_ctl
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--clock-offset-days",
+        type=int,
+        default=0,
+        metavar="N",
+        help=(
+            "move this process's clock N days from the real date (time-machine, ticking) so "
+            "tests that depend on the calendar date fail; deselects tests marked e2e, whose "
+            "daemon processes keep the real clock; the database's own clock (SQL NOW()) is "
+            "not moved either, so tests take every time from Python"
+        ),
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    days = config.getoption("clock_offset_days")
+    if days:
+        traveller = time_machine.travel(datetime.now(UTC) + timedelta(days=days), tick=True)
+        traveller.start()
+        config.add_cleanup(traveller.stop)
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    days = config.getoption("clock_offset_days")
+    return f"clock moved {days} days: now {datetime.now(UTC):%Y-%m-%d %H:%M} UTC" if days else None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not config.getoption("clock_offset_days"):
+        return
+    e2e = [item for item in items if item.get_closest_marker("e2e")]
+    if e2e:
+        config.hook.pytest_deselected(items=e2e)
+        items[:] = [item for item in items if not item.get_closest_marker("e2e")]
 
 
 @pytest.fixture

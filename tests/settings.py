@@ -15,6 +15,10 @@ INSTALLED_APPS = [*INSTALLED_APPS, "django_rq", "tests.testapp"]
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
+# Expected times are written in UTC; tests of other zones set theirs (timezone.override, a
+# schedule's timezone), so a developer's DJANGO_TIME_ZONE must not move them.
+TIME_ZONE = "UTC"
+
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["TEST"] = {
         "NAME": os.path.join(tempfile.gettempdir(), f"scheduler-tests-{os.getpid()}.sqlite3"),

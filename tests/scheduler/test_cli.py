@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from io import StringIO
 
 import pytest
@@ -75,11 +76,24 @@ def test_runs_lists_recent_runs(make_schedule):
     assert [(row["reason"], row["status"]) for row in rows] == [("manual", "succeeded")]
 
 
-def test_preview_shows_fire_times_in_the_timezone():
+@pytest.mark.parametrize(
+    ("now", "offset"),
+    [
+        (datetime(2026, 11, 24, 12, 0, tzinfo=UTC), "+01:00"),
+        (datetime(2027, 7, 1, 12, 0, tzinfo=UTC), "+02:00"),
+    ],
+    ids=["winter", "summer"],
+)
+def test_preview_shows_fire_times_in_the_timezone(time_machine, now, offset):
+    time_machine.move_to(now, tick=False)
     code, out, _ = schedules("preview", "30 2 * * *", "--timezone", "Europe/Berlin", "--count", "2")
     assert code == 0
-    assert out.splitlines()[0] == "30 2 * * *: At 02:30 (Europe/Berlin)"
-    assert out.splitlines()[1].endswith("T02:30:00+01:00")
+    day = now.date()
+    assert out.splitlines() == [
+        "30 2 * * *: At 02:30 (Europe/Berlin)",
+        f"{day + timedelta(days=1)}T02:30:00{offset}",
+        f"{day + timedelta(days=2)}T02:30:00{offset}",
+    ]
 
 
 def test_preview_refuses_a_bad_expression_with_the_reason():

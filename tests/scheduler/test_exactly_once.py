@@ -74,7 +74,8 @@ def test_restart_after_missed_fire_times_catches_up_once(start_daemon, make_sche
 
     second = start_daemon()
     started = re.search(r"^(\S+ \S+) INFO scheduler.daemon: Scheduler started", second.log, re.M)
-    started_at = datetime.strptime(started.group(1), "%Y-%m-%d %H:%M:%S,%f").replace(tzinfo=UTC)
+    # The log stamps local time; Django sets both processes' TZ to TIME_ZONE.
+    started_at = datetime.strptime(started.group(1), "%Y-%m-%d %H:%M:%S,%f").astimezone(UTC)
     catch_up = wait_for(
         lambda: list(Run.objects.filter(schedule=schedule, reason=Reason.CATCH_UP)), 3
     )
