@@ -15,8 +15,9 @@ from .conf import conf
 
 logger = logging.getLogger("scheduler.pings")
 
-_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="scheduler-ping")
+_pool: ThreadPoolExecutor | None = None
 _pending: set[Future] = set()
+_last_by_base: dict[str, Future] = {}
 _lock = threading.Lock()
 
 
@@ -41,17 +42,43 @@ def send(url: str) -> None:
 
 
 def ping(base: str, event: str, exit_code: int | None = None) -> None:
+    """Send a ping in the background, after the pings already on their way to ``base``.
+
+    A monitor must see a run's ``/start`` before its success or failure, so the pings of
+    one URL go one after another while different URLs go side by side.
+    """
     if not base:
         return
-    future = _pool.submit(send, ping_url(base, event, exit_code))
+    url = ping_url(base, event, exit_code)
+    done: Future = Future()
     with _lock:
-        _pending.add(future)
-    future.add_done_callback(_forget)
+        previous = _last_by_base.get(base)
+        _last_by_base[base] = done
+        _pending.add(done)
+
+    def finished(_: Future) -> None:
+        with _lock:
+            _pending.discard(done)
+            if _last_by_base.get(base) is done:
+                del _last_by_base[base]
+        done.set_result(None)
+
+    def submit(_: Future | None = None) -> None:
+        _executor().submit(send, url).add_done_callback(finished)
+
+    if previous is None:
+        submit()
+    else:
+        previous.add_done_callback(submit)
 
 
-def _forget(future: Future) -> None:
+def _executor() -> ThreadPoolExecutor:
+    """Return the ping threads, started on first use rather than at import."""
+    global _pool
     with _lock:
-        _pending.discard(future)
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="scheduler-ping")
+        return _pool
 
 
 def drain(timeout: float) -> None:

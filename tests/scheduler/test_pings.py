@@ -19,7 +19,8 @@ FIRE = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)
 
 @pytest.fixture
 def monitor():
-    """A monitor on 127.0.0.1 that records request paths; ``/slow`` answers after 10 s."""
+    """A monitor on 127.0.0.1 that records request paths; ``/slow`` answers after 10 s,
+    ``/late-start/start`` after half a second."""
     paths: list[str] = []
 
     class Handler(BaseHTTPRequestHandler):
@@ -27,6 +28,8 @@ def monitor():
             paths.append(self.path)
             if self.path.startswith("/slow"):
                 time.sleep(10)
+            if self.path.startswith("/late-start/start"):
+                time.sleep(0.5)
             self.send_response(200)
             self.end_headers()
             self.wfile.write(b"OK")
@@ -67,6 +70,14 @@ def test_a_run_pings_start_then_success(monitor, make_schedule):
     run_schedule(schedule.pk, FIRE, Reason.SCHEDULED)
     wait_for(lambda: len(monitor.paths) == 2, 5)
     assert monitor.paths == ["/check/start", "/check"]
+
+
+@pytest.mark.django_db
+def test_a_slow_start_ping_still_arrives_before_the_success_ping(monitor, make_schedule):
+    schedule = make_schedule(executor="thread", ping_url=f"{monitor.url}/late-start")
+    run_schedule(schedule.pk, FIRE, Reason.SCHEDULED)
+    wait_for(lambda: len(monitor.paths) == 2, 5)
+    assert monitor.paths == ["/late-start/start", "/late-start"]
 
 
 @pytest.mark.django_db
