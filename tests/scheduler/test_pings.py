@@ -25,11 +25,11 @@ def monitor():
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self):
+            if self.path.startswith("/late-start/start"):
+                time.sleep(0.5)  # as if held up on the way: recorded after what came later
             paths.append(self.path)
             if self.path.startswith("/slow"):
                 time.sleep(10)
-            if self.path.startswith("/late-start/start"):
-                time.sleep(0.5)
             self.send_response(200)
             self.end_headers()
             self.wfile.write(b"OK")
