@@ -18,7 +18,7 @@ from tests.conftest import ManagePy, managed, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
-QUICK = {"HEARTBEAT_INTERVAL": 1.0, "HEARTBEAT_TIMEOUT": 5.0}
+QUICK = {"HEARTBEAT_INTERVAL": 1.0, "HEARTBEAT_TIMEOUT": 5.0, "SHUTDOWN_GRACE": 1.0}
 
 
 def proc_stat(pid: int) -> tuple[str, int, int] | None:
