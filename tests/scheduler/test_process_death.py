@@ -7,14 +7,19 @@ started exits and takes the process group of each run (grandchildren included) a
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from scheduler.models import Run, Status
-from tests.conftest import ManagePy, managed, wait_for
+from tests import debian, manage_py
+from tests.conftest import ManagePy, database_url, managed, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -145,3 +150,61 @@ def test_sigkill_of_the_fork_server_ends_the_run_and_the_next_run_gets_a_new_one
     Run.enqueue_manual(schedule)
     run_pids(path)
     assert daemon.alive()
+
+
+def zombies_under(root: int) -> list[int]:
+    """Zombie processes among the descendants of ``root``."""
+    stats = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            stat = proc_stat(int(entry.name))
+            if stat:
+                stats[int(entry.name)] = stat
+    zombies, frontier = [], [root]
+    while frontier:
+        parent = frontier.pop()
+        children = [pid for pid, (_, ppid, _) in stats.items() if ppid == parent]
+        zombies += [pid for pid in children if stats[pid][0] == "Z"]
+        frontier += children
+    return zombies
+
+
+def dockerfile_entrypoint() -> list[str]:
+    """The image's ENTRYPOINT (none: the command is PID 1), with its program installed."""
+    lines = (manage_py.ROOT / "Dockerfile").read_text().splitlines()
+    found = [json.loads(line.split(None, 1)[1]) for line in lines if line.startswith("ENTRYPOINT")]
+    entrypoint = found[-1] if found else []
+    if entrypoint and not shutil.which(entrypoint[0]):
+        debian.install(Path(entrypoint[0]).name)
+    return entrypoint
+
+
+def test_as_pid_1_of_the_image_no_zombie_is_left_of_what_commands_orphan(make_schedule, tmp_path):
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        pytest.skip("needs root and unshare for a pid namespace of its own")
+    schedule = make_schedule(executor="thread", command="leave_orphan", args=["0.1"], interval=1)
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url(),
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "SCHEDULER_TEST_SETTINGS": json.dumps(QUICK),
+    }
+    argv = ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child", *dockerfile_entrypoint()]
+    argv += [sys.executable, str(manage_py.ROOT / "manage.py"), "runscheduler"]
+    with open(tmp_path / "container.log", "wb") as log:
+        container = subprocess.Popen(
+            argv,
+            cwd=manage_py.ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        wait_for(
+            lambda: Run.objects.filter(schedule=schedule, status=Status.SUCCEEDED).count() >= 3, 20
+        )
+        wait_for(lambda: not zombies_under(container.pid), 5)
+    finally:
+        manage_py.stop(container, signal.SIGTERM, timeout=5)
+        manage_py.kill_group(container.pid)
