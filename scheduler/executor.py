@@ -4,9 +4,11 @@ Two ways to run it:
 
 * ``process`` (default): a child forked from a fork server that imported Django once, so
   a run costs a fork rather than an interpreter start. The child's file descriptors 1 and
-  2 point at temporary files, so ``print()``, ``self.stdout``, C extensions and
-  grandchildren are all captured; a timeout or shutdown stops the child's whole process
-  group; ``os._exit``, a segfault or a leak ends only the child.
+  2 are pipes this process reads into capped buffers, so ``print()``, ``self.stdout``, C
+  extensions and grandchildren are all captured and a flood costs no disk; a timeout or
+  shutdown stops the child's whole process group; ``os._exit``, a segfault or a leak
+  ends only the child. When the process that started the run dies, even by ``kill -9``,
+  the fork server exits and takes every run's process group with it.
 * ``thread``: ``call_command`` in the calling thread, for tiny frequent commands. It
   cannot be stopped from outside (hence no timeout) and a crash of the interpreter takes
   the daemon with it.
@@ -21,6 +23,7 @@ import io
 import multiprocessing
 import os
 import resource
+import selectors
 import signal
 import sys
 import tempfile
@@ -29,8 +32,8 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
-from multiprocessing.connection import wait
-from typing import BinaryIO, TextIO
+from multiprocessing.connection import Connection
+from typing import TextIO
 
 from django.core.management import call_command
 from django.core.management.base import CommandError
@@ -38,7 +41,7 @@ from django.db import connections
 
 from .conf import conf
 from .models import Status
-from .output import CappedBuffer, read_capped, routed_std_streams
+from .output import CappedBuffer, routed_std_streams
 
 _CONTEXT = multiprocessing.get_context("forkserver")
 _PR_SET_PDEATHSIG = 1
@@ -124,66 +127,111 @@ class Tee(io.TextIOBase):
         return len(text)
 
 
-class _Follower:
-    """Reads what a child appended to its capture files since the last look."""
+class _Capture:
+    """Reads a child's stdout and stderr pipes into capped buffers and the live callback.
 
-    def __init__(self, files: dict[str, BinaryIO], callback: OutputCallback) -> None:
-        self.files = files
+    Only ``limit`` bytes a stream are ever held, however much the command writes, and
+    nothing goes to disk. Bytes are kept as written (undecodable ones are escaped when
+    the buffer is rendered); the callback gets text decoded with escapes.
+    """
+
+    def __init__(self, fds: dict[str, int], limit: int, callback: OutputCallback | None) -> None:
+        self.names = {fd: name for name, fd in fds.items()}
+        self.buffers = {name: CappedBuffer(limit) for name in fds}
         self.callback = callback
-        self.offsets = dict.fromkeys(files, 0)
         self.decoders = {
-            name: codecs.getincrementaldecoder("utf-8")(errors="backslashreplace") for name in files
+            name: codecs.getincrementaldecoder("utf-8")(errors="backslashreplace") for name in fds
         }
+        for fd in fds.values():
+            os.set_blocking(fd, False)
 
-    def poll(self, *, final: bool = False) -> None:
-        """Report new output; with none, report "" so a consumer can flush what it holds."""
-        reported = False
-        for name, stream in self.files.items():
-            data = os.pread(stream.fileno(), 1 << 20, self.offsets[name])
-            while data:
-                self.offsets[name] += len(data)
-                text = self.decoders[name].decode(data)
-                if text:
-                    self.callback(name, text)
-                    reported = True
-                data = os.pread(stream.fileno(), 1 << 20, self.offsets[name])
-            if final:
-                rest = self.decoders[name].decode(b"", final=True)
+    @property
+    def open_fds(self) -> list[int]:
+        return list(self.names)
+
+    def read(self, fd: int, *, reads: int = 16) -> bool:
+        """Take what the pipe holds now, in up to ``reads`` reads; False if none had data."""
+        took = False
+        for _ in range(reads):
+            if fd not in self.names:
+                break
+            try:
+                data = os.read(fd, 1 << 16)
+            except BlockingIOError:
+                break
+            if not data:
+                self.close(fd)
+                break
+            self._take(self.names[fd], data)
+            took = True
+        return took
+
+    def _take(self, name: str, data: bytes) -> None:
+        self.buffers[name].write(data.decode("utf-8", errors="surrogateescape"))
+        if self.callback:
+            text = self.decoders[name].decode(data)
+            if text:
+                self.callback(name, text)
+
+    def drain(self) -> None:
+        """Take what is left once the run's group is gone, without waiting for an end.
+
+        A process that left the run's group may still hold a pipe open: what it writes
+        after this (or for longer than a second) is not waited for.
+        """
+        give_up = time.monotonic() + 1.0
+        for fd in self.open_fds:
+            while self.read(fd) and time.monotonic() < give_up:
+                pass
+            self.close(fd)
+        if self.callback:
+            for name, decoder in self.decoders.items():
+                rest = decoder.decode(b"", final=True)
                 if rest:
                     self.callback(name, rest)
-                    reported = True
-        if not reported:
-            self.callback("stdout", "")
+
+    def close(self, fd: int) -> None:
+        if self.names.pop(fd, None) is not None:
+            os.close(fd)
+
+    def close_all(self) -> None:
+        for fd in self.open_fds:
+            self.close(fd)
+
+    def value(self, name: str) -> str:
+        return self.buffers[name].getvalue()
 
 
 def _child_main(
     command: str,
     args: list[str],
-    out_path: str,
-    err_path: str,
+    out: Connection,
+    err: Connection,
     result_path: str,
     memory_limit: int | None,
 ) -> None:
     """Entry point of the child process, forked from the fork server.
 
-    File descriptors 1 and 2 become the capture files, so output written below Python
+    File descriptors 1 and 2 become the capture pipes, so output written below Python
     (C extensions, grandchildren) is captured too; the child leads its own process group
     so a timeout can stop everything it started, and dies with the fork server (which
-    exits with the daemon) so a ``kill -9`` of the daemon leaves no run going unrecorded.
+    exits with the daemon, killing the groups of its runs) so a ``kill -9`` of the
+    daemon leaves no run going unrecorded.
     """
-    for fd, path in ((1, out_path), (2, err_path)):
-        target = os.open(path, os.O_WRONLY | os.O_APPEND)
-        os.dup2(target, fd)
-        os.close(target)
+    fork_server = os.getppid()
+    _release_fork_server()
+    for fd, pipe in ((1, out), (2, err)):
+        os.dup2(pipe.fileno(), fd)
+        pipe.close()
     # Unbuffered all the way down, so output written just before os._exit() or a crash
-    # is already in the file.
+    # is already in the pipe.
     sys.stdout = _unbuffered_text(1)
     sys.stderr = _unbuffered_text(2)
     faulthandler.enable(file=sys.stderr)
     os.setpgid(0, 0)
-    _die_with_parent()
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    _die_with_parent(fork_server)
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_DFL)
     if memory_limit:
         resource.setrlimit(resource.RLIMIT_AS, (memory_limit, memory_limit))
     exit_code = invoke(command, args, sys.stdout, sys.stderr)
@@ -192,14 +240,30 @@ def _child_main(
     connections.close_all()
 
 
-def _die_with_parent() -> None:
+def _release_fork_server() -> None:
+    """Close the fork server's "alive" pipe that multiprocessing hands every child.
+
+    The fork server exits when every holder of that pipe's write end is gone; if runs
+    (and what they start) held it too, it would outlive a daemon killed with ``kill -9``
+    and so would they.
+    """
+    from multiprocessing import forkserver
+
+    server = forkserver._forkserver
+    fd = getattr(server, "_forkserver_alive_fd", None)
+    if fd is not None:
+        server._forkserver_alive_fd = None
+        os.close(fd)
+
+
+def _die_with_parent(parent: int) -> None:
     """Ask Linux to SIGKILL this process when its parent (the fork server) exits."""
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     except (OSError, AttributeError):
         return
-    if os.getppid() == 1:  # the parent was already gone before prctl took effect
+    if os.getppid() != parent:  # the parent was already gone before prctl took effect
         os._exit(1)
 
 
@@ -231,46 +295,26 @@ def run_in_process(
     second), for live views and for echoing to a terminal.
     """
     limit = output_limit or conf.OUTPUT_LIMIT
-    with (
-        tempfile.NamedTemporaryFile(prefix="scheduler-out-") as out,
-        tempfile.NamedTemporaryFile(prefix="scheduler-err-") as err,
-        tempfile.NamedTemporaryFile(prefix="scheduler-result-") as result_file,
-    ):
-        child = _CONTEXT.Process(
-            target=_child_main,
-            args=(command, args, out.name, err.name, result_file.name, conf.MEMORY_LIMIT),
-        )
-        child.start()
-        follower = _Follower({"stdout": out, "stderr": err}, on_output) if on_output else None
-        tick = 0.25 if follower else 0.5
-        deadline = None if timeout is None else time.monotonic() + timeout
-        ended_by = None
-        try:
-            while True:
-                wait_for = tick if deadline is None else min(tick, deadline - time.monotonic())
-                exited = wait([child.sentinel], max(wait_for, 0))
-                if follower:
-                    follower.poll(final=bool(exited))
-                if exited:
-                    break
-                if stop is not None and stop.is_set():
-                    ended_by = Status.INTERRUPTED
-                elif deadline is not None and time.monotonic() >= deadline:
-                    ended_by = Status.TIMED_OUT
-                if ended_by:
-                    _stop_child(child)
-                    break
-            child.join()
-        finally:
-            if child.exitcode is None:
-                _stop_child(child)
-            # Grandchildren the command left behind die with the run.
-            _signal_group(child.pid, signal.SIGKILL)
-        if follower:
-            follower.poll(final=True)
-        stdout = read_capped(out, limit)
-        stderr = read_capped(err, limit)
-        reported = result_file.read().decode().strip()
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    capture = _Capture({"stdout": out_r, "stderr": err_r}, limit, on_output)
+    out, err = Connection(out_w, readable=False), Connection(err_w, readable=False)
+    try:
+        with tempfile.NamedTemporaryFile(prefix="scheduler-result-") as result_file:
+            child = _CONTEXT.Process(
+                target=_child_main,
+                args=(command, args, out, err, result_file.name, conf.MEMORY_LIMIT),
+            )
+            try:
+                child.start()
+            finally:
+                out.close()
+                err.close()
+            ended_by = _follow(child, capture, timeout, stop)
+            stdout, stderr = capture.value("stdout"), capture.value("stderr")
+            reported = result_file.read().decode().strip()
+    finally:
+        capture.close_all()
     exit_code = int(reported) if reported else child.exitcode
     if ended_by == Status.TIMED_OUT:
         stderr += f"\n[scheduler] Stopped after the {timeout:g} s timeout.\n"
@@ -281,6 +325,51 @@ def run_in_process(
     if not reported:
         stderr += _describe_abnormal_exit(child.exitcode)
     return ExecutionResult(status_for(exit_code), exit_code, stdout, stderr)
+
+
+def _follow(
+    child: multiprocessing.process.BaseProcess,
+    capture: _Capture,
+    timeout: float | None,
+    stop: threading.Event | None,
+) -> str | None:
+    """Read the child's output until it exits or must be stopped; how it was ended.
+
+    Whatever else is left in its process group is killed once it is over.
+    """
+    tick = 0.25 if capture.callback else 0.5
+    deadline = None if timeout is None else time.monotonic() + timeout
+    ended_by = None
+    try:
+        with selectors.PollSelector() as selector:
+            selector.register(child.sentinel, selectors.EVENT_READ)
+            for fd in capture.open_fds:
+                selector.register(fd, selectors.EVENT_READ)
+            while True:
+                wait_for = tick if deadline is None else min(tick, deadline - time.monotonic())
+                ready = [key.fd for key, _ in selector.select(max(wait_for, 0))]
+                for fd in ready:
+                    if fd != child.sentinel and not capture.read(fd) and fd not in capture.names:
+                        selector.unregister(fd)
+                if child.sentinel in ready:
+                    break
+                if not ready and capture.callback:
+                    capture.callback("stdout", "")
+                if stop is not None and stop.is_set():
+                    ended_by = Status.INTERRUPTED
+                elif deadline is not None and time.monotonic() >= deadline:
+                    ended_by = Status.TIMED_OUT
+                if ended_by:
+                    _stop_child(child)
+                    break
+        child.join()
+    finally:
+        if child.exitcode is None:
+            _stop_child(child)
+        # Grandchildren the command left behind die with the run.
+        _signal_group(child.pid, signal.SIGKILL)
+        capture.drain()
+    return ended_by
 
 
 def _stop_child(child: multiprocessing.process.BaseProcess) -> None:

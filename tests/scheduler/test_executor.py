@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 import threading
 
 import pytest
@@ -145,6 +146,31 @@ class TestHostileCommandsInAProcess:
         assert result.status == Status.SUCCEEDED
         child_pid = int(result.stdout.split()[-1])
         wait_for(lambda: not pid_running(child_pid), 2)  # SIGKILL lands asynchronously
+
+    def test_a_flood_uses_no_more_disk_than_a_bound_and_keeps_head_and_tail(
+        self, tmp_path, monkeypatch
+    ):
+        monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+        done = threading.Event()
+        peak = 0
+
+        def watch() -> None:
+            nonlocal peak
+            while not done.wait(0.01):
+                used = sum(p.stat().st_size for p in tmp_path.rglob("*") if p.is_file())
+                peak = max(peak, used)
+
+        watcher = threading.Thread(target=watch)
+        watcher.start()
+        try:
+            result = run_in_process("flood", [str(64 * 1024 * 1024)], output_limit=64 * 1024)
+        finally:
+            done.set()
+            watcher.join()
+        assert peak < 1024 * 1024
+        assert result.stdout.startswith("FIRST LINE\n")
+        assert result.stdout.endswith("LAST LINE\n")
+        assert marker(64 * 1024 * 1024 + 21 - 64 * 1024) in result.stdout
 
     @override_settings(SCHEDULER={"MEMORY_LIMIT": 512 * 1024 * 1024})
     def test_allocating_until_failure_fails_the_run_not_the_caller(self):
