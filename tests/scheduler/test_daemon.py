@@ -187,7 +187,14 @@ def database_away() -> Iterator[None]:
 def in_new_thread(func, *args, **kwargs):
     """Call ``func`` in a thread of its own (a new connection); return what it returned."""
     outcome = []
-    thread = threading.Thread(target=lambda: outcome.append(func(*args, **kwargs)))
+
+    def call() -> None:
+        try:
+            outcome.append(func(*args, **kwargs))
+        finally:
+            connection.close()  # this thread's own
+
+    thread = threading.Thread(target=call)
     thread.start()
     thread.join()
     return outcome[0] if outcome else None

@@ -5,6 +5,7 @@ import threading
 from datetime import UTC, datetime
 
 import pytest
+from django.db import connection
 
 from scheduler.models import Owner, Reason, Run, Schedule, Status
 from scheduler.runner import execute_run, run_queued, run_schedule
@@ -153,8 +154,14 @@ def test_a_process_run_ended_by_another_process_has_its_command_stopped(make_sch
     settings.SCHEDULER = {"HEARTBEAT_INTERVAL": 0.2, "KILL_GRACE": 1.0}
     schedule = make_schedule(command="sleep_for", args=["30"])
     run = Run.claim(schedule.pk, FIRE, Reason.SCHEDULED, owner=Owner.this_process())
-    done = []
-    worker = threading.Thread(target=lambda: done.append(execute_run(run)))
+
+    def execute() -> None:
+        try:
+            execute_run(run)
+        finally:
+            connection.close()  # this thread's own
+
+    worker = threading.Thread(target=execute)
     worker.start()
     try:
         wait_for(lambda: Run.objects.filter(pk=run.pk, stdout__contains="sleeping").exists(), 10)
