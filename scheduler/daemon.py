@@ -216,7 +216,7 @@ class SchedulerDaemon:
             jobstore_retry_interval=JOBSTORE_RETRY_INTERVAL,
         )
         self._futures: set[Future] = set()
-        self._futures_lock = threading.Lock()
+        self._futures_lock = threading.RLock()  # a cancelled future calls _forget at once
         self._closed = False  # under _futures_lock: shutting down, nothing more is submitted
         self._lost_seen: set[int] = set()
         self._in_flight: dict[Hashable, Future] = {}

@@ -236,9 +236,6 @@ class HeartbeatQuerySet(models.QuerySet):
             age=ExpressionWrapper(Now() - F("last_beat"), output_field=DurationField())
         )
 
-    def fresh(self, stale_after: timedelta) -> HeartbeatQuerySet:
-        return self.filter(stopped_at__isnull=True, last_beat__gte=Now() - stale_after)
-
     def stale(self, stale_after: timedelta) -> HeartbeatQuerySet:
         return self.filter(Q(stopped_at__isnull=False) | Q(last_beat__lt=Now() - stale_after))
 

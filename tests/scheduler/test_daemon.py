@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from concurrent import futures
 from contextlib import contextmanager
@@ -268,3 +269,20 @@ def test_runs_whose_mail_was_lost_are_mailed_later_once(live_daemon, make_schedu
     assert [message.subject for message in mail.outbox] == [
         f"[Django] {schedule.name}: interrupted (exit code None)"
     ]
+
+
+def test_shutdown_with_work_still_waiting_for_a_thread_does_not_hang():
+    daemon = SchedulerDaemon(poll_interval=0.1)
+    daemon.scheduler.start(paused=True)
+    daemon.heartbeat = Heartbeat.objects.create(host="here", pid=1)
+    release = threading.Event()
+    for _ in range(daemon.pool._max_workers + 3):  # the last ones wait for a thread
+        daemon._submit(release.wait, 10)
+    stopping = threading.Thread(target=daemon._shutdown)
+    stopping.start()
+    time.sleep(0.5)
+    release.set()
+    stopping.join(10)
+    assert not stopping.is_alive()
+    daemon.heartbeat.refresh_from_db()
+    assert daemon.heartbeat.stopped_at is not None
