@@ -457,7 +457,7 @@ class HeartbeatAdmin(admin.ModelAdmin):
         if obj.stopped_at:
             return "stopped"
         stale_after = timedelta(seconds=conf.HEARTBEAT_TIMEOUT)
-        if obj.is_fresh(timezone.now(), stale_after):
+        if obj.is_fresh(stale_after):
             return format_html('<span style="color:{}">{}</span>', "#198754", "alive")
         return format_html('<span style="color:{}">{}</span>', "#dc3545", "not heard from")
 
@@ -467,4 +467,4 @@ class HeartbeatAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Heartbeat]:
         running = Count("runs", filter=Q(runs__status=Status.RUNNING))
-        return super().get_queryset(request).annotate(running_count=running)
+        return super().get_queryset(request).with_age().annotate(running_count=running)

@@ -24,18 +24,29 @@ from apscheduler.executors.base import BaseExecutor
 from apscheduler.job import Job
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.background import BackgroundScheduler
+from django.conf import settings
 from django.db import DatabaseError, close_old_connections, transaction
-from django.db.models import Count, Max
+from django.db.models import Count, Max, Q
 from django.utils import timezone
 from django_apscheduler.jobstores import DjangoJobStore
 from django_apscheduler.models import DjangoJob
 
-from . import pings, runner
+from . import notifications, pings, runner
 from .conf import conf
 from .declared import sync_declared
 from .executor import start_fork_server
 from .liveness import dead_heartbeats, prune_heartbeats
-from .models import Executor, Heartbeat, Owner, Reason, Run, Schedule, Status
+from .models import (
+    PROBLEM_STATUSES,
+    Executor,
+    Heartbeat,
+    Notify,
+    Owner,
+    Reason,
+    Run,
+    Schedule,
+    Status,
+)
 from .retention import prune_runs
 from .timing import Timing, TimingError
 from .triggers import TimingTrigger
@@ -44,6 +55,9 @@ logger = logging.getLogger("scheduler.daemon")
 
 JOB_FUNC = "scheduler.runner:run_schedule"
 JOBSTORE_RETRY_INTERVAL = 1.0
+# Runs ended this long ago at most, and not notified, are mailed by any daemon: their
+# own mail was lost (a daemon stopping, or dying, just after it ended them).
+MAIL_SWEEP_WINDOW = timedelta(days=1)
 
 
 def job_id(schedule_id: int) -> str:
@@ -202,7 +216,9 @@ class SchedulerDaemon:
             jobstore_retry_interval=JOBSTORE_RETRY_INTERVAL,
         )
         self._futures: set[Future] = set()
-        self._futures_lock = threading.Lock()
+        self._futures_lock = threading.RLock()  # a cancelled future calls _forget at once
+        self._closed = False  # under _futures_lock: shutting down, nothing more is submitted
+        self._lost_seen: set[int] = set()
         self._in_flight: dict[Hashable, Future] = {}
         self._known: dict[int, tuple] = {}
         self._replan: set[int] = set()
@@ -223,12 +239,13 @@ class SchedulerDaemon:
     def run(self) -> None:
         if conf.EXECUTOR != Executor.TASKS:  # a pure scheduler need not hold one in memory
             start_fork_server()
-        self.heartbeat = Heartbeat.objects.create(host=self.owner.host, pid=self.owner.pid)
+        self.heartbeat = Heartbeat.start(host=self.owner.host, pid=self.owner.pid)
         self.owner = Owner.this_process(self.heartbeat.pk)
         self.scheduler.start(paused=True)
         try:
             self._guarded(self.sync_declared)
             self._guarded(self.check_liveness)
+            self._submit_once("mail", self.mail_missed)
             self._guarded(self.sync, full=True)
             self._guarded(self._drop_orphan_jobs)
             self.scheduler.resume()
@@ -259,6 +276,7 @@ class SchedulerDaemon:
         if time.monotonic() - self._last_prune >= conf.PRUNE_INTERVAL:
             self._last_prune = time.monotonic()
             self._submit_once("prune", self._prune, now)
+            self._submit_once("mail", self.mail_missed)
 
     @staticmethod
     def _prune(now: datetime) -> None:
@@ -284,7 +302,6 @@ class SchedulerDaemon:
         now = timezone.now()
         stale_after = timedelta(seconds=conf.HEARTBEAT_TIMEOUT)
         dead = dead_heartbeats(
-            now,
             stale_after=stale_after,
             me=self.heartbeat,
             judge_stale=time.monotonic() >= self._judge_stale_after,
@@ -303,11 +320,67 @@ class SchedulerDaemon:
             logger.warning(
                 "Resolved %d run(s) of gone daemons or workers as interrupted", len(interrupted)
             )
+        interrupted += self.end_lost_runs()
         for run in interrupted:
             self._submit(runner.finished, run)  # mail may be slow; the loop must not wait
-        prune_heartbeats(now, keep_for=timedelta(days=7))
+        prune_heartbeats(keep_for=timedelta(days=7))
         if Run.awaiting_worker(now - stale_after).exists():
             self._submit_once("lost tasks", self._fail_lost_tasks, now - stale_after)
+
+    def end_lost_runs(self) -> list[Run]:
+        """End this daemon's own ``running`` runs that none of its threads holds any more.
+
+        A run whose result could not be written within ``PERSIST_RETRY_FOR`` (a long
+        database outage) is recorded now; a run this daemon lost otherwise (a write that
+        failed for good on the way) would stay ``running`` for ever under its live
+        heartbeat, so it ends ``interrupted``. A run is taken for lost when seen so on two
+        checks in a row: one claimed a moment ago may not be held yet.
+        """
+        assert self.heartbeat is not None
+        recorded = runner.record_unrecorded()
+        if recorded:
+            logger.warning(
+                "Recorded %d run result(s) kept back by a database outage", len(recorded)
+            )
+        mine = Run.objects.filter(heartbeat=self.heartbeat, status=Status.RUNNING)
+        lost = set(mine.values_list("pk", flat=True)) - runner.holding()
+        confirmed, self._lost_seen = lost & self._lost_seen, lost
+        ended = Run.interrupt(
+            sorted(confirmed),
+            message="Interrupted: the scheduler running it could not record how it ended "
+            "(the database was unavailable).",
+        )
+        if ended:
+            logger.warning("Ended %d run(s) of this scheduler it could not finish", len(ended))
+        return recorded + ended
+
+    def mail_missed(self) -> None:
+        """In a pool thread: mail about recently ended runs whose mail was never sent.
+
+        Their own mail was lost: cancelled by a daemon's shutdown, or its daemon died
+        after ending them. A run is mailed once whoever sends it (``claim_notification``).
+        """
+        if not settings.ADMINS:
+            return
+        now = timezone.now()
+        settled = now - timedelta(seconds=conf.HEARTBEAT_TIMEOUT)
+        wanted = (Q(status__in=PROBLEM_STATUSES) & ~Q(schedule__notify=Notify.NEVER)) | Q(
+            schedule__notify=Notify.ALWAYS
+        )
+        missed = (
+            Run.objects.filter(
+                wanted,
+                notified_at__isnull=True,
+                finished_at__gte=now - MAIL_SWEEP_WINDOW,
+                finished_at__lt=settled,
+            )
+            .exclude(status__in=[Status.RUNNING, Status.QUEUED, Status.SKIPPED])
+            .select_related("schedule")
+            .order_by("finished_at")[:100]
+        )
+        for run in missed:
+            logger.info("Mailing about run %s of %s, whose mail was lost", run.pk, run.schedule)
+            notifications.mail_admins_about_run(sender=Run, run=run)
 
     @staticmethod
     def _fail_lost_tasks(enqueued_before: datetime) -> None:
@@ -344,8 +417,12 @@ class SchedulerDaemon:
         """
         logger.info("Scheduler stopping: no new runs start")
         self.scheduler.shutdown(wait=False)
-        self.pool.shutdown(wait=False, cancel_futures=True)
         with self._futures_lock:
+            # Under the lock, so no fire is submitted after the snapshot unseen (and left
+            # to start its command unwaited for). Mail cancelled here is sent later by a
+            # daemon's ``mail_missed``.
+            self._closed = True
+            self.pool.shutdown(wait=False, cancel_futures=True)
             running = [future for future in self._futures if not future.done()]
         if running and not self.kill.is_set():
             logger.info(
@@ -473,8 +550,17 @@ class SchedulerDaemon:
             self._submit(self._fire, schedule_id, fire_time, reason)
 
     def _fire(self, schedule_id: int, fire_time: datetime, reason: str) -> None:
+        if self.stopping.is_set():
+            return  # not claimed: caught up at the next start
         try:
-            runner.run_schedule(schedule_id, fire_time, reason, owner=self.owner, stop=self.kill)
+            runner.run_schedule(
+                schedule_id,
+                fire_time,
+                reason,
+                owner=self.owner,
+                stop=self.kill,
+                stopping=self.stopping,
+            )
         except DatabaseError as exc:
             # Not claimed, so re-planned with catch-up at the next tick instead of lost.
             logger.warning("Could not claim %s of schedule %s: %s", fire_time, schedule_id, exc)
@@ -485,16 +571,28 @@ class SchedulerDaemon:
             self._submit(self._catch_up, schedule_id)
 
     def _catch_up(self, schedule_id: int) -> None:
-        schedule = Schedule.objects.filter(pk=schedule_id, enabled=True).first()
-        if schedule is None:
+        if self.stopping.is_set():
             return
-        stamp = stamps_for([schedule_id]).get(schedule_id)
-        missed = catch_up_time(schedule, stamp, timezone.now())
-        if missed is not None:
-            logger.info("Schedule %s catches up its missed run of %s", schedule, missed)
-            runner.run_schedule(
-                schedule_id, missed, Reason.CATCH_UP, owner=self.owner, stop=self.kill
-            )
+        try:
+            schedule = Schedule.objects.filter(pk=schedule_id, enabled=True).first()
+            if schedule is None:
+                return
+            stamp = stamps_for([schedule_id]).get(schedule_id)
+            missed = catch_up_time(schedule, stamp, timezone.now())
+            if missed is not None:
+                logger.info("Schedule %s catches up its missed run of %s", schedule, missed)
+                runner.run_schedule(
+                    schedule_id,
+                    missed,
+                    Reason.CATCH_UP,
+                    owner=self.owner,
+                    stop=self.kill,
+                    stopping=self.stopping,
+                )
+        except DatabaseError as exc:
+            # Nothing claimed: re-planned with catch-up at the next tick instead of lost.
+            logger.warning("Could not catch up schedule %s: %s", schedule_id, exc)
+            self._replan.add(schedule_id)
 
     def start_queued_runs(self) -> None:
         """Start queued manual runs here; hand queued ``tasks`` runs to the task backend.
@@ -511,7 +609,12 @@ class SchedulerDaemon:
                 self._submit_once(("run", run_id), self._hand_over, run_id, retry_before)
             elif reason == Reason.MANUAL:
                 self._submit_once(
-                    ("run", run_id), runner.run_queued, run_id, owner=self.owner, stop=self.kill
+                    ("run", run_id),
+                    runner.run_queued,
+                    run_id,
+                    owner=self.owner,
+                    stop=self.kill,
+                    stopping=self.stopping,
                 )
 
     @staticmethod
@@ -529,11 +632,16 @@ class SchedulerDaemon:
         previous = self._in_flight.get(key)
         if previous is not None and not previous.done():
             return
-        self._in_flight[key] = self._submit(func, *args, **kwargs)
+        future = self._submit(func, *args, **kwargs)
+        if future is not None:
+            self._in_flight[key] = future
 
-    def _submit(self, func, *args, **kwargs) -> Future:
-        future = self.pool.submit(self._call, func, *args, **kwargs)
+    def _submit(self, func, *args, **kwargs) -> Future | None:
+        """Run ``func`` in the pool; None once shutdown began (see ``_shutdown``)."""
         with self._futures_lock:
+            if self._closed:
+                return None
+            future = self.pool.submit(self._call, func, *args, **kwargs)
             self._futures.add(future)
         future.add_done_callback(self._forget)
         return future

@@ -34,7 +34,7 @@ class Health:
 def check_health(now: datetime, *, host: str | None = None) -> Health:
     """Judge the daemons (those on ``host`` only, if given) by their heartbeats."""
     stale_after = timedelta(seconds=conf.HEARTBEAT_TIMEOUT)
-    beats = Heartbeat.objects.filter(stopped_at__isnull=True, kind="daemon")
+    beats = Heartbeat.objects.with_age().filter(stopped_at__isnull=True, kind="daemon")
     if host is not None:
         beats = beats.filter(host=host)
     daemons = [
@@ -43,8 +43,9 @@ def check_health(now: datetime, *, host: str | None = None) -> Health:
             "pid": beat.pid,
             "started_at": beat.started_at.isoformat(),
             "last_beat": beat.last_beat.isoformat(),
-            "seconds_since_beat": round((now - beat.last_beat).total_seconds(), 1),
-            "fresh": beat.is_fresh(now, stale_after),
+            # By the database's clock, which stamped the beats (hosts' clocks may differ).
+            "seconds_since_beat": round(beat.age.total_seconds(), 1),
+            "fresh": beat.is_fresh(stale_after),
         }
         for beat in beats.order_by("-last_beat")[:50]
     ]

@@ -3,7 +3,8 @@
 An owner (a daemon, or a terminal or task worker running one run) is gone when its
 heartbeat is stale or marked stopped, or, on this host, when its process no longer
 exists (a ``kill -9`` seen at once instead of after the timeout) or its pid is now this
-very process (a container restarted with the same pid).
+very process (a container restarted with the same pid). Staleness is judged by the
+database's clock, which stamped the beats too: hosts' clocks may disagree.
 """
 
 from __future__ import annotations
@@ -12,10 +13,11 @@ import os
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from django.db import DatabaseError, close_old_connections, connection
 from django.db.models import Q
+from django.db.models.functions import Now
 
 from .conf import conf
 from .models import Heartbeat, Owner, Run, Status
@@ -34,7 +36,6 @@ def pid_alive(pid: int) -> bool:
 
 
 def dead_heartbeats(
-    now: datetime,
     *,
     stale_after: timedelta,
     me: Heartbeat,
@@ -51,17 +52,18 @@ def dead_heartbeats(
         .exclude(heartbeat=me)
         .values("heartbeat_id")
     )
+    stale = set(owners.stale(stale_after).values_list("pk", flat=True)) if judge_stale else set()
     dead = []
     for heartbeat in owners:
         same_pids = heartbeat.host == me.host and heartbeat.pid_namespace == me.pid_namespace
         if same_pids and (heartbeat.pid == me.pid or not is_alive(heartbeat.pid)):
             dead.append(heartbeat.pk)
-        elif judge_stale and not heartbeat.is_fresh(now, stale_after):
+        elif heartbeat.pk in stale:
             dead.append(heartbeat.pk)
     return dead
 
 
-def prune_heartbeats(now: datetime, *, keep_for: timedelta) -> int:
+def prune_heartbeats(*, keep_for: timedelta) -> int:
     """Forget daemons gone for longer than ``keep_for`` that own no running run.
 
     The heartbeat of a terminal run or a worker's run lives for that one run: once it
@@ -69,7 +71,7 @@ def prune_heartbeats(now: datetime, *, keep_for: timedelta) -> int:
     worker would add a row to admin's list for every run.
     """
     old = Heartbeat.objects.filter(
-        Q(last_beat__lt=now - keep_for) | Q(stopped_at__isnull=False, kind__in=ONE_RUN_KINDS)
+        Q(last_beat__lt=Now() - keep_for) | Q(stopped_at__isnull=False, kind__in=ONE_RUN_KINDS)
     ).exclude(runs__status=Status.RUNNING)
     return old.delete()[0]
 
@@ -82,7 +84,7 @@ def heartbeat_owner(kind: str) -> Iterator[Owner]:
     resolve the run as ``interrupted``.
     """
     me = Owner.this_process()
-    heartbeat = Heartbeat.objects.create(host=me.host, pid=me.pid, kind=kind)
+    heartbeat = Heartbeat.start(host=me.host, pid=me.pid, kind=kind)
     stop = threading.Event()
 
     def beat() -> None:

@@ -18,8 +18,8 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.management.base import CommandError
 from django.db import IntegrityError, models, transaction
-from django.db.models import OuterRef, Q, Subquery, Value
-from django.db.models.functions import Concat
+from django.db.models import DurationField, ExpressionWrapper, F, OuterRef, Q, Subquery, Value
+from django.db.models.functions import Concat, Now
 from django.utils import timezone as dj_timezone
 
 from .commands import CommandNotAllowed, check_allowed, check_arguments
@@ -223,6 +223,23 @@ def local_pid_namespace() -> str:
         return ""
 
 
+class HeartbeatQuerySet(models.QuerySet):
+    """Heartbeats judged by the database's clock, never by the reading host's.
+
+    ``last_beat`` is written with the database's ``Now()``, so a host whose clock is
+    minutes off neither looks dead nor judges a live daemon dead.
+    """
+
+    def with_age(self) -> HeartbeatQuerySet:
+        """Annotate ``age``: the time since the last beat, by the database's clock."""
+        return self.annotate(
+            age=ExpressionWrapper(Now() - F("last_beat"), output_field=DurationField())
+        )
+
+    def stale(self, stale_after: timedelta) -> HeartbeatQuerySet:
+        return self.filter(Q(stopped_at__isnull=False) | Q(last_beat__lt=Now() - stale_after))
+
+
 class Heartbeat(models.Model):
     """One row per daemon process, or per run in a terminal or task worker: how daemons
     tell a dead owner of a running run from a busy one."""
@@ -240,6 +257,8 @@ class Heartbeat(models.Model):
     last_beat = models.DateTimeField(default=dj_timezone.now, db_index=True)
     stopped_at = models.DateTimeField(null=True, blank=True)
 
+    objects = HeartbeatQuerySet.as_manager()
+
     class Meta:
         ordering = ["-last_beat"]
         verbose_name = "daemon"
@@ -247,16 +266,24 @@ class Heartbeat(models.Model):
     def __str__(self) -> str:
         return f"{self.host}:{self.pid}"
 
+    @classmethod
+    def start(cls, *, host: str, pid: int, kind: str = "daemon") -> Heartbeat:
+        """A new heartbeat, its first beat stamped by the database's clock."""
+        heartbeat = cls.objects.create(host=host, pid=pid, kind=kind, last_beat=Now())
+        heartbeat.refresh_from_db(fields=["last_beat"])
+        return heartbeat
+
     def beat(self) -> None:
-        self.last_beat = dj_timezone.now()
-        Heartbeat.objects.filter(pk=self.pk).update(last_beat=self.last_beat)
+        """Beat by the database's clock (see ``HeartbeatQuerySet``)."""
+        Heartbeat.objects.filter(pk=self.pk).update(last_beat=Now())
 
     def stop(self) -> None:
         self.stopped_at = dj_timezone.now()
         Heartbeat.objects.filter(pk=self.pk).update(stopped_at=self.stopped_at)
 
-    def is_fresh(self, now: datetime, stale_after: timedelta) -> bool:
-        return self.stopped_at is None and now - self.last_beat <= stale_after
+    def is_fresh(self, stale_after: timedelta) -> bool:
+        """Needs ``age`` (``Heartbeat.objects.with_age()``): judged by the database's clock."""
+        return self.stopped_at is None and self.age <= stale_after
 
 
 @dataclass(frozen=True)
@@ -329,6 +356,16 @@ class Run(models.Model):
     )
     task_id = models.CharField(
         "task ID", max_length=255, blank=True, help_text="The task backend's id for this run."
+    )
+    # The schedule's limits as they were when this run was taken: an edit of the schedule
+    # applies to later runs, not to one already going.
+    timeout = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Seconds this run may take (the schedule's, at claim)."
+    )
+    jitter = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Seconds of start delay allowed (the schedule's, at claim).",
     )
 
     class Meta:
@@ -403,6 +440,8 @@ class Run(models.Model):
             scheduled_for=scheduled_for,
             created_at=now,
             executor=schedule.effective_executor(),
+            timeout=schedule.timeout,
+            jitter=schedule.jitter,
         )
 
     @classmethod
@@ -521,18 +560,60 @@ class Run(models.Model):
         self.task_id = task_id
         Run.objects.filter(pk=self.pk).update(task_id=task_id)
 
-    def mark_started(self) -> None:
-        """Record the real start (after jitter), separate from the claim."""
-        self.started_at = dj_timezone.now()
-        Run.objects.filter(pk=self.pk).update(started_at=self.started_at)
+    def mark_started(self) -> bool:
+        """Record the real start (after jitter), separate from the claim.
 
-    def finish(self, result: ExecutionResult) -> None:
-        self.status = result.status
-        self.exit_code = result.exit_code
-        self.stdout = result.stdout
-        self.stderr = result.stderr
-        self.finished_at = dj_timezone.now()
-        self.save(update_fields=["status", "exit_code", "stdout", "stderr", "finished_at"])
+        Only a run still ``running`` is changed; False if another process ended it.
+        """
+        now = dj_timezone.now()
+        if not Run.objects.filter(pk=self.pk, status=Status.RUNNING).update(started_at=now):
+            return False
+        self.started_at = now
+        return True
+
+    def finish(self, result: ExecutionResult) -> bool:
+        """Record the command's result; False if another process had ended the run.
+
+        That process's status (``interrupted`` by a daemon that took this one for dead)
+        stays, and this object is reloaded to show it: the run was ended, and notified
+        about, once.
+        """
+        now = dj_timezone.now()
+        ended = Run.objects.filter(pk=self.pk, status=Status.RUNNING).update(
+            status=result.status,
+            exit_code=result.exit_code,
+            stdout=result.stdout,
+            stderr=result.stderr,
+            finished_at=now,
+        )
+        if not ended:
+            self.refresh_from_db()
+            return False
+        self.status, self.exit_code, self.finished_at = result.status, result.exit_code, now
+        self.stdout, self.stderr = result.stdout, result.stderr
+        return True
+
+    def still_owned(self) -> bool:
+        """Is this run still ``running`` under the owner that took it (no one ended it)?"""
+        return Run.objects.filter(
+            pk=self.pk, status=Status.RUNNING, heartbeat_id=self.heartbeat_id
+        ).exists()
+
+    def release(self) -> bool:
+        """Give back a run taken but never started (its jitter delay was cut short).
+
+        A fire time's run is deleted, so the fire time is unclaimed again and catch-up
+        runs it at the next start; a queued manual run goes back to ``queued``. Only a
+        run still ``running`` under its owner is released; returns whether this call did.
+        """
+        mine = Run.objects.filter(pk=self.pk, status=Status.RUNNING, heartbeat_id=self.heartbeat_id)
+        if self.reason == Reason.MANUAL:
+            return bool(
+                mine.update(
+                    status=Status.QUEUED, started_at=None, host="", pid=None, heartbeat=None
+                )
+            )
+        return bool(mine.delete()[0])
 
     @classmethod
     def interrupt_orphans(cls, heartbeat_ids: list[int], *, message: str) -> list[Run]:
@@ -548,13 +629,14 @@ class Run(models.Model):
     ) -> list[Run]:
         """End ``tasks`` runs still ``running`` long after they must have ended.
 
-        That is past the schedule's timeout (``max_age`` without one) plus its jitter and
-        ``grace``: the worker stops a command at that limit itself, so only a worker that
-        is lost or stuck overruns it. The backstop for workers no heartbeat rule caught.
+        That is past the timeout the run was taken with (``max_age`` without one) plus its
+        jitter and ``grace``: the worker stops a command at that limit itself, so only a
+        worker that is lost or stuck overruns it. The backstop for workers no heartbeat
+        rule caught. A schedule edited since does not change a run already going.
         """
         running = cls.objects.filter(
             status=Status.RUNNING, executor=Executor.TASKS, started_at__isnull=False
-        ).values_list("pk", "started_at", "schedule__timeout", "schedule__jitter")
+        ).values_list("pk", "started_at", "timeout", "jitter")
         overdue = [
             pk
             for pk, started_at, timeout, jitter in running
@@ -564,6 +646,11 @@ class Run(models.Model):
             + grace
         ]
         return cls._interrupt(overdue, message)
+
+    @classmethod
+    def interrupt(cls, run_ids: list[int], *, message: str) -> list[Run]:
+        """End these runs as ``interrupted`` if still ``running``; returns those this call ended."""
+        return cls._interrupt(run_ids, message)
 
     @classmethod
     def _interrupt(cls, run_ids: list[int], message: str) -> list[Run]:

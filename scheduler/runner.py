@@ -31,8 +31,44 @@ logger = logging.getLogger("scheduler.runner")
 
 T = TypeVar("T")
 
-# How long a finished run's result is retried while the database is unreachable.
+# How long a finished run's result is retried while the database is unreachable; a
+# daemon keeps it after that (see ``record_unrecorded``).
 PERSIST_RETRY_FOR = 600.0
+
+# Runs this process is executing, and results it could not write yet: what a daemon
+# still holds, so that it can end the rest of its ``running`` runs (see ``holding``).
+_held_lock = threading.Lock()
+_executing: set[int] = set()
+_unrecorded: dict[int, tuple[Run, ExecutionResult]] = {}
+
+
+def holding() -> set[int]:
+    """Ids of the runs this process is executing or still has a result for."""
+    with _held_lock:
+        return _executing | set(_unrecorded)
+
+
+def record_unrecorded() -> list[Run]:
+    """Write results kept back by a database outage longer than ``PERSIST_RETRY_FOR``.
+
+    Returns the runs this call ended, for the caller to notify about; a result another
+    process overtook (it ended the run meanwhile) is dropped, and one the database still
+    refuses is kept for next time.
+    """
+    with _held_lock:
+        pending = list(_unrecorded.values())
+    recorded = []
+    for run, result in pending:
+        try:
+            ended = run.finish(result)
+        except DatabaseError:
+            break
+        with _held_lock:
+            _unrecorded.pop(run.pk, None)
+        if ended:
+            logger.warning("Run %s of %s recorded late: %s", run.pk, run.schedule, run.status)
+            recorded.append(run)
+    return recorded
 
 
 def run_schedule(
@@ -42,11 +78,14 @@ def run_schedule(
     *,
     owner: Owner | None = None,
     stop: threading.Event | None = None,
+    stopping: threading.Event | None = None,
 ) -> Run | None:
     """Claim ``scheduled_for`` for the schedule and run it; None if it was not ours to run.
 
     This is also the function APScheduler's job refers to; called without a fire time
     (by a stock APScheduler executor) it runs as if the schedule fired this instant.
+    ``stop`` stops the command; ``stopping`` (a daemon shutting down) releases the fire
+    time instead if it is set before the command starts (see ``execute_run``).
     """
     if scheduled_for is None:
         scheduled_for = timezone.now()
@@ -59,7 +98,7 @@ def run_schedule(
         return run
     if run.status == Status.QUEUED:
         return hand_over(run)
-    return execute_run(run, stop=stop)
+    return execute_run(run, stop=stop, stopping=stopping)
 
 
 def hand_over(run: Run, *, retry_before: datetime | None = None) -> Run:
@@ -89,7 +128,11 @@ def fail_lost_tasks(enqueued_before: datetime) -> list[Run]:
 
 
 def run_queued(
-    run_id: int, *, owner: Owner | None = None, stop: threading.Event | None = None
+    run_id: int,
+    *,
+    owner: Owner | None = None,
+    stop: threading.Event | None = None,
+    stopping: threading.Event | None = None,
 ) -> Run | None:
     """Start a queued run ("run now" in admin, a task in a worker) unless another process did."""
     run = Run.objects.select_related("schedule").filter(pk=run_id).first()
@@ -97,11 +140,15 @@ def run_queued(
         return None
     if run.status == Status.SKIPPED:
         return run
-    return execute_run(run, stop=stop)
+    return execute_run(run, stop=stop, stopping=stopping)
 
 
 def execute_run(
-    run: Run, *, stop: threading.Event | None = None, echo: OutputCallback | None = None
+    run: Run,
+    *,
+    stop: threading.Event | None = None,
+    stopping: threading.Event | None = None,
+    echo: OutputCallback | None = None,
 ) -> Run:
     """Run a claimed ``Run``'s command and record how it ended.
 
@@ -109,9 +156,16 @@ def execute_run(
     the scheduler's own code fail on the way, the run is still ended as ``failed`` with
     the traceback: a run left ``running`` by a live daemon would never be resolved, and
     would make an ``overlap="skip"`` schedule skip for ever.
+
+    ``stopping`` is a daemon's "no new command starts": set before the command started
+    (during the jitter delay, say), the run is released (``Run.release``), so the fire
+    time is not lost but caught up at the next start. Without it, ``stop`` in that
+    phase ends the run ``interrupted`` (a terminal's Ctrl-C).
     """
+    with _held_lock:
+        _executing.add(run.pk)
     try:
-        return _execute_run(run, stop=stop, echo=echo)
+        return _execute_run(run, stop=stop, stopping=stopping, echo=echo)
     except (KeyboardInterrupt, SystemExit):
         # A worker told to stop at once (its second SIGTERM) exits through here.
         logger.warning("Run %s of %s stopped: this process is exiting", run.pk, run.schedule)
@@ -123,6 +177,9 @@ def execute_run(
         message = f"[scheduler] The scheduler failed while running this:\n{traceback.format_exc()}"
         _end_broken(run, message, Status.FAILED)
         raise
+    finally:
+        with _held_lock:
+            _executing.discard(run.pk)
 
 
 def _end_broken(run: Run, message: str, status: str) -> None:
@@ -133,7 +190,13 @@ def _end_broken(run: Run, message: str, status: str) -> None:
         pass
 
 
-def _execute_run(run: Run, *, stop: threading.Event | None, echo: OutputCallback | None) -> Run:
+def _execute_run(
+    run: Run,
+    *,
+    stop: threading.Event | None,
+    stopping: threading.Event | None,
+    echo: OutputCallback | None,
+) -> Run:
     schedule = run.schedule
     ping_base = schedule.ping_url if schedule else ""
     try:
@@ -143,17 +206,23 @@ def _execute_run(run: Run, *, stop: threading.Event | None, echo: OutputCallback
         message = f"Not executed: {exc}"
         end(run, lambda: run.fail(message))
         return run
-    jitter = schedule.jitter if schedule else None
-    if jitter:
-        delay = random.uniform(0, jitter)
+    hold = stopping or stop
+    if run.jitter:
+        delay = random.uniform(0, run.jitter)
         logger.debug("Run %s of %s waits %.1f s of jitter", run.pk, schedule, delay)
-        if stop is not None and stop.wait(delay):
-            message = "Not started: the scheduler shut down during the jitter delay."
+        (hold or threading.Event()).wait(delay)
+    if hold is not None and hold.is_set():
+        if stopping is not None:
+            _release(run)
+        else:
+            message = "Not started: told to stop before the command started."
             end(run, lambda: run.fail(message, status=Status.INTERRUPTED))
-            return run
-        if stop is None:
-            threading.Event().wait(delay)
-        persist(run.mark_started, run)
+        return run
+    if run.jitter and not persist(run.mark_started, run):
+        logger.warning(
+            "Run %s of %s was ended by another process before it started", run.pk, schedule
+        )
+        return run
     logger.info(
         "Run %s of %s started: %s %s (%s, %s)",
         run.pk,
@@ -165,7 +234,7 @@ def _execute_run(run: Run, *, stop: threading.Event | None, echo: OutputCallback
     )
     ping(ping_base, "start")
     live = LiveOutput(run) if run.executor != Executor.THREAD else None
-    timeout = schedule.timeout if schedule else None
+    timeout = run.timeout
     if run.executor == Executor.TASKS:
         # Nobody else can stop a worker's command, so it never runs unbounded.
         timeout = timeout or conf.TASKS_MAX_AGE
@@ -176,13 +245,34 @@ def _execute_run(run: Run, *, stop: threading.Event | None, echo: OutputCallback
             # A worker runs a ``tasks`` run in a child process, like the process executor.
             Executor.THREAD if run.executor == Executor.THREAD else Executor.PROCESS,
             timeout=timeout,
-            stop=stop,
+            stop=stop if run.executor == Executor.THREAD else OwnedRunStop(run, stop),
             on_output=_fan_out(live, echo),
         )
     except Exception:
         logger.exception("Run %s of %s could not be executed", run.pk, schedule)
         result = ExecutionResult(Status.FAILED, None, "", traceback.format_exc())
-    persist(lambda: run.finish(result), run)
+    try:
+        recorded = persist(lambda: run.finish(result), run)
+    except DatabaseError:
+        logger.error(
+            "Run %s of %s %s but cannot be recorded yet; kept until the database is back",
+            run.pk,
+            schedule,
+            result.status,
+        )
+        with _held_lock:
+            _unrecorded[run.pk] = (run, result)
+        return run
+    if not recorded:
+        logger.warning(
+            "Run %s of %s was already ended as %s by another process; its command's result "
+            "(%s) is not recorded",
+            run.pk,
+            schedule,
+            run.status,
+            result.status,
+        )
+        return run
     logger.info(
         "Run %s of %s %s in %.2f s (exit code %s)",
         run.pk,
@@ -194,6 +284,58 @@ def _execute_run(run: Run, *, stop: threading.Event | None, echo: OutputCallback
     ping(ping_base, "success" if run.status == Status.SUCCEEDED else "failure", run.exit_code)
     finished(run)
     return run
+
+
+def _release(run: Run) -> None:
+    """Give back a run taken but not started, so the fire time is not lost (see Run.release)."""
+    try:
+        released = run.release()
+    except DatabaseError as exc:
+        logger.warning("Run %s of %s could not be released: %s", run.pk, run.schedule, exc)
+        return
+    if released:
+        logger.info(
+            "Run %s of %s not started: the scheduler is stopping; %s runs later",
+            run.pk,
+            run.schedule,
+            run.scheduled_for,
+        )
+
+
+class OwnedRunStop:
+    """The ``stop`` a process-executor run is given: set when ``stop`` is, or once
+    another process has ended the run.
+
+    A daemon frozen (SIGSTOP, a paused VM) past ``HEARTBEAT_TIMEOUT`` finds its runs
+    ended ``interrupted`` by a live daemon when it wakes; their commands must not go on
+    beside a second run. Asked every tick by the executor, it looks in the database
+    every ``HEARTBEAT_INTERVAL``.
+    """
+
+    def __init__(self, run: Run, stop: threading.Event | None) -> None:
+        self.run = run
+        self.stop = stop
+        self.checked_at = time.monotonic()
+        self.ended_elsewhere = False
+
+    def is_set(self) -> bool:
+        if self.stop is not None and self.stop.is_set():
+            return True
+        if not self.ended_elsewhere and (
+            time.monotonic() - self.checked_at >= conf.HEARTBEAT_INTERVAL
+        ):
+            self.checked_at = time.monotonic()
+            try:
+                self.ended_elsewhere = not self.run.still_owned()
+            except DatabaseError:
+                return False  # not known to be ended: keep going
+            if self.ended_elsewhere:
+                logger.warning(
+                    "Run %s of %s was ended by another process; stopping its command",
+                    self.run.pk,
+                    self.run.schedule,
+                )
+        return self.ended_elsewhere
 
 
 def end(run: Run, write: Callable[[], bool]) -> None:

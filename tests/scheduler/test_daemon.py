@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import logging
+import threading
+import time
+from collections.abc import Iterator
 from concurrent import futures
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.core import mail
+from django.db import connection
+from django.utils import timezone
 
+from scheduler import runner
 from scheduler.daemon import DispatchExecutor, SchedulerDaemon, catch_up_time, job_id
-from scheduler.models import Owner, Reason, Run, Status
+from scheduler.models import Heartbeat, Owner, Reason, Run, Status
 
 T0 = datetime(2026, 11, 24, 1, 0, tzinfo=UTC)
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -160,3 +168,121 @@ def test_several_due_fire_times_at_once_are_one_catch_up_run(clock, daemon, make
     settle(daemon)
     [run] = Run.objects.filter(schedule=schedule)
     assert (run.reason, run.scheduled_for) == (Reason.CATCH_UP, fires[-1])
+
+
+@contextmanager
+def database_away() -> Iterator[None]:
+    """Make new connections fail, as in an outage; open ones (this thread's) stay usable."""
+    settings = connection.settings_dict
+    saved = dict(settings)
+    if connection.vendor == "sqlite":
+        settings["NAME"] = "/nonexistent/outage.sqlite3"
+    else:
+        settings["HOST"], settings["PORT"] = "127.0.0.1", "1"
+    try:
+        yield
+    finally:
+        settings.update(saved)
+
+
+def in_new_thread(func, *args, **kwargs):
+    """Call ``func`` in a thread of its own (a new connection); return what it returned."""
+    outcome = []
+
+    def call() -> None:
+        try:
+            outcome.append(func(*args, **kwargs))
+        finally:
+            connection.close()  # this thread's own
+
+    thread = threading.Thread(target=call)
+    thread.start()
+    thread.join()
+    return outcome[0] if outcome else None
+
+
+@pytest.fixture
+def live_daemon(daemon):
+    daemon.heartbeat = Heartbeat.objects.create(host="here", pid=1)
+    daemon.owner = Owner("here", 1, daemon.heartbeat.pk)
+    return daemon
+
+
+def test_a_result_not_recorded_within_the_retry_is_recorded_when_the_database_is_back(
+    live_daemon, make_schedule, monkeypatch
+):
+    monkeypatch.setattr(runner, "PERSIST_RETRY_FOR", 0.0)
+    schedule = make_schedule(executor="thread", overlap="skip")
+    run = Run.claim(schedule.pk, T0, Reason.SCHEDULED, owner=live_daemon.owner)
+    with database_away():
+        in_new_thread(runner.execute_run, run)
+    run.refresh_from_db()
+    assert run.status == Status.RUNNING
+
+    [recorded] = live_daemon.end_lost_runs()
+    assert recorded.pk == run.pk
+    run.refresh_from_db()
+    assert (run.status, run.exit_code) == (Status.SUCCEEDED, 0)
+    assert "stdout hello 0" in run.stdout
+
+
+def test_a_run_this_daemon_no_longer_holds_ends_interrupted(live_daemon, make_schedule):
+    schedule = make_schedule(executor="thread")
+    run = Run.claim(schedule.pk, T0, Reason.SCHEDULED, owner=live_daemon.owner)
+    assert live_daemon.end_lost_runs() == []  # perhaps claimed a moment ago
+    [ended] = live_daemon.end_lost_runs()
+    assert ended.pk == run.pk
+    assert ended.status == Status.INTERRUPTED
+    assert "could not record" in ended.stderr
+
+
+def test_a_catch_up_that_meets_a_database_outage_runs_once_it_is_back(
+    clock, live_daemon, make_schedule
+):
+    schedule = thread_schedule(make_schedule, interval=60)
+    live_daemon.sync(full=True)
+    clock(T0 + timedelta(minutes=5, seconds=1))
+    with database_away():
+        in_new_thread(live_daemon._call, live_daemon._catch_up, schedule.pk)
+    assert not Run.objects.filter(schedule=schedule).exists()
+
+    live_daemon.sync()
+    settle(live_daemon)
+    [run] = Run.objects.filter(schedule=schedule)
+    assert (run.reason, run.scheduled_for) == (Reason.CATCH_UP, T0 + timedelta(minutes=5))
+
+
+def test_runs_whose_mail_was_lost_are_mailed_later_once(live_daemon, make_schedule, settings):
+    settings.ADMINS = [("Ops", "ops@example.com")]
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    schedule = make_schedule(executor="thread")
+    run = Run.claim(schedule.pk, T0, Reason.SCHEDULED, owner=Owner("gone", 2))
+    Run.interrupt([run.pk], message="the scheduler exited")  # its mail was never sent
+    succeeded = Run.claim(
+        schedule.pk, T0 + timedelta(minutes=1), Reason.SCHEDULED, owner=Owner("gone", 2)
+    )
+    Run.objects.filter(pk=succeeded.pk).update(status=Status.SUCCEEDED)
+    Run.objects.update(finished_at=timezone.now() - timedelta(minutes=5))
+
+    live_daemon.mail_missed()
+    live_daemon.mail_missed()
+    assert [message.subject for message in mail.outbox] == [
+        f"[Django] {schedule.name}: interrupted (exit code None)"
+    ]
+
+
+def test_shutdown_with_work_still_waiting_for_a_thread_does_not_hang():
+    daemon = SchedulerDaemon(poll_interval=0.1)
+    daemon.scheduler.start(paused=True)
+    daemon.heartbeat = Heartbeat.objects.create(host="here", pid=1)
+    release = threading.Event()
+    for _ in range(daemon.pool._max_workers + 3):  # the last ones wait for a thread
+        daemon._submit(release.wait, 10)
+    stopping = threading.Thread(target=daemon._shutdown)
+    stopping.start()
+    time.sleep(0.5)
+    release.set()
+    stopping.join(10)
+    assert not stopping.is_alive()
+    daemon.heartbeat.refresh_from_db()
+    assert daemon.heartbeat.stopped_at is not None

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import time
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from django.db import connection
@@ -41,19 +43,105 @@ def test_kill_9_during_a_run_is_resolved_after_restart(start_daemon, make_schedu
     assert catch_up[0].scheduled_for > killed_at
 
 
+def started(daemon, schedule) -> Run | None:
+    """A run of the schedule whose command the daemon has started (its log says so)."""
+    for run in running(schedule):
+        if f"Run {run.pk} of {schedule.name} started" in daemon.log:
+            return run
+    return None
+
+
 def test_sigterm_lets_a_running_command_finish_and_starts_nothing_new(start_daemon, make_schedule):
     schedule = make_schedule(command="sleep_for", args=["2"], interval=1, overlap="allow")
     daemon = start_daemon(settings={"SHUTDOWN_GRACE": 10.0})
-    wait_for(lambda: running(schedule), 5)
+    # A run merely claimed when SIGTERM comes is released, not started: wait for a start.
+    run = wait_for(lambda: started(daemon, schedule), 5)
     daemon.process.send_signal(signal.SIGTERM)
     signalled_at = timezone.now()
-    assert daemon.stop() == 0
+    # One SIGTERM only: a second one means "stop running commands at once".
+    assert daemon.process.wait(30) == 0
 
+    run.refresh_from_db()
+    assert run.status == Status.SUCCEEDED
     runs = Run.objects.filter(schedule=schedule)
     assert not runs.filter(status=Status.RUNNING).exists()
-    assert runs.filter(status=Status.SUCCEEDED).exists()
     assert not runs.filter(created_at__gt=signalled_at + timedelta(seconds=0.5)).exists()
     assert Heartbeat.objects.get(pid=daemon.pid).stopped_at is not None
+
+
+def test_a_fire_time_waiting_out_its_jitter_at_sigterm_runs_at_the_next_start(
+    start_daemon, make_schedule
+):
+    # Due 5 s ago: caught up at once, then waits a random delay of up to ~11 days.
+    schedule = make_schedule(
+        interval=3600, jitter=10**6, created_at=timezone.now() - timedelta(hours=1, seconds=5)
+    )
+    daemon = start_daemon(settings=QUICK_STOP)
+    waiting = wait_for(lambda: running(schedule), 5)[0]
+    assert daemon.stop() == 0
+    assert not Run.objects.filter(schedule=schedule).exists()
+
+    schedule.jitter = None
+    schedule.save()
+    start_daemon(settings=QUICK_STOP)
+    run = wait_for(
+        lambda: Run.objects.filter(schedule=schedule, status=Status.SUCCEEDED).first(), 10
+    )
+    assert (run.reason, run.scheduled_for) == (Reason.CATCH_UP, waiting.scheduled_for)
+
+
+def descendants(pid: int) -> list[int]:
+    """Processes below ``pid`` (from /proc), children first."""
+    parents = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    found, frontier = [], [pid]
+    while frontier:
+        children = [child for child, parent in parents.items() if parent in frontier]
+        found += children
+        frontier = children
+    return found
+
+
+def process_gone(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return True
+    return state == "Z"
+
+
+def test_a_frozen_daemon_woken_after_its_run_was_interrupted_stops_the_command(
+    start_daemon, make_schedule
+):
+    settings = {"HEARTBEAT_INTERVAL": 0.5, "HEARTBEAT_TIMEOUT": 2.0, "KILL_GRACE": 1.0}
+    schedule = make_schedule(command="sleep_for", args=["60"], interval=3600)
+    owner = start_daemon(settings=settings)
+    run = Run.enqueue_manual(schedule)
+    wait_for(lambda: running(schedule), 5)
+    # The run's command leads its own process group, below the daemon's fork server.
+    [command] = wait_for(
+        lambda: [pid for pid in descendants(owner.pid) if os.getpgid(pid) == pid], 5
+    )
+    start_daemon(settings=settings)
+
+    owner.process.send_signal(signal.SIGSTOP)
+    try:
+        wait_for(lambda: Run.objects.filter(pk=run.pk, status=Status.INTERRUPTED).exists(), 15)
+        assert not process_gone(command)  # frozen daemons leave their commands going
+    finally:
+        owner.process.send_signal(signal.SIGCONT)
+    wait_for(lambda: process_gone(command), 5)
+    assert owner.alive()
+    run.refresh_from_db()
+    assert run.status == Status.INTERRUPTED
+    assert "stopped or died" in run.stderr
+    wait_for(lambda: "was ended by another process" in owner.log, 5)
 
 
 def test_sigterm_interrupts_what_outlasts_the_grace_period(start_daemon, make_schedule):

@@ -6,6 +6,7 @@ from io import StringIO
 
 import pytest
 from django.core.management import call_command
+from django.db.models.functions import Now
 from django.utils import timezone
 
 from scheduler.health import check_health
@@ -24,8 +25,9 @@ def health_command(*args: str) -> tuple[int, str]:
 
 
 def beat(age_seconds: float, host: str = "box") -> Heartbeat:
+    """A daemon that beat ``age_seconds`` ago by the database's clock (which stamps beats)."""
     return Heartbeat.objects.create(
-        host=host, pid=1, last_beat=timezone.now() - timedelta(seconds=age_seconds)
+        host=host, pid=1, last_beat=Now() - timedelta(seconds=age_seconds)
     )
 
 

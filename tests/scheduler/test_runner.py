@@ -5,9 +5,11 @@ import threading
 from datetime import UTC, datetime
 
 import pytest
+from django.db import connection
 
 from scheduler.models import Owner, Reason, Run, Schedule, Status
 from scheduler.runner import execute_run, run_queued, run_schedule
+from scheduler.signals import run_finished
 from tests.conftest import wait_for
 
 FIRE = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)
@@ -123,3 +125,80 @@ def test_a_run_broken_outside_the_command_still_ends_truthfully(
 def test_a_terminal_run_is_started_directly_so_no_daemon_takes_it(make_schedule):
     run = Run.start_manual(make_schedule(), owner=Owner("cli-host", 9))
     assert (run.status, run.reason, run.host) == (Status.RUNNING, Reason.MANUAL, "cli-host")
+
+
+def test_a_run_ended_by_another_process_keeps_that_status_and_is_not_notified_again(
+    make_schedule,
+):
+    schedule = make_schedule(executor="thread")
+    run = Run.claim(schedule.pk, FIRE, Reason.SCHEDULED, owner=Owner.this_process())
+    [other] = Run.interrupt([run.pk], message="taken for dead")
+    other.claim_notification()
+    notified = []
+    run_finished.connect(
+        lambda sender, run, **kwargs: notified.append(run.pk), weak=False, dispatch_uid="seen"
+    )
+    try:
+        ended = execute_run(run)
+    finally:
+        run_finished.disconnect(dispatch_uid="seen")
+    assert ended.status == Status.INTERRUPTED
+    run.refresh_from_db()
+    assert run.status == Status.INTERRUPTED
+    assert "taken for dead" in run.stderr
+    assert notified == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_process_run_ended_by_another_process_has_its_command_stopped(make_schedule, settings):
+    settings.SCHEDULER = {"HEARTBEAT_INTERVAL": 0.2, "KILL_GRACE": 1.0}
+    schedule = make_schedule(command="sleep_for", args=["30"])
+    run = Run.claim(schedule.pk, FIRE, Reason.SCHEDULED, owner=Owner.this_process())
+
+    def execute() -> None:
+        try:
+            execute_run(run)
+        finally:
+            connection.close()  # this thread's own
+
+    worker = threading.Thread(target=execute)
+    worker.start()
+    try:
+        wait_for(lambda: Run.objects.filter(pk=run.pk, stdout__contains="sleeping").exists(), 10)
+        Run.interrupt([run.pk], message="taken for dead")
+        worker.join(8)
+        assert not worker.is_alive()
+    finally:
+        worker.join()
+    run.refresh_from_db()
+    assert run.status == Status.INTERRUPTED
+    assert "woke up" not in run.stdout
+
+
+def test_a_fire_time_in_its_jitter_delay_when_the_daemon_stops_is_released(make_schedule):
+    schedule = make_schedule(executor="thread", jitter=30)
+    stopping = threading.Event()
+    stopping.set()
+    run_schedule(schedule.pk, FIRE, Reason.SCHEDULED, stop=threading.Event(), stopping=stopping)
+    assert not Run.objects.filter(schedule=schedule).exists()  # unclaimed: caught up later
+    assert run_schedule(schedule.pk, FIRE, Reason.CATCH_UP).status == Status.SUCCEEDED
+
+
+def test_a_queued_manual_run_in_its_jitter_delay_when_the_daemon_stops_stays_queued(
+    make_schedule,
+):
+    queued = Run.enqueue_manual(make_schedule(executor="thread", jitter=30))
+    stopping = threading.Event()
+    stopping.set()
+    run_queued(queued.pk, stopping=stopping)
+    queued.refresh_from_db()
+    assert (queued.status, queued.heartbeat_id, queued.started_at) == (Status.QUEUED, None, None)
+    assert run_queued(queued.pk).status == Status.SUCCEEDED
+
+
+def test_a_run_keeps_the_timeout_it_was_claimed_with(make_schedule):
+    schedule = make_schedule(command="sleep_for", args=["1.5"], timeout=30)
+    run = Run.claim(schedule.pk, FIRE, Reason.SCHEDULED, owner=Owner.this_process())
+    Schedule.objects.filter(pk=schedule.pk).update(timeout=1)
+    run = Run.objects.select_related("schedule").get(pk=run.pk)  # as a worker reads it
+    assert execute_run(run).status == Status.SUCCEEDED
