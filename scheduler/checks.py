@@ -132,7 +132,7 @@ def tasks_backend_problem() -> str | None:
     entered rather than found at the first fire time.
     """
     try:
-        from django_tasks.base import Task
+        from .compat import Task
     except ImportError:
         return "The tasks executor needs the django-tasks package (pip install django-tasks)."
     alias, queue = conf.TASKS_BACKEND, conf.TASKS_QUEUE
@@ -154,9 +154,7 @@ def _check_tasks_backend() -> list:
     problem = tasks_backend_problem()
     if problem:
         return [Error(problem, hint="Check settings.TASKS.", id="scheduler.E011")]
-    from django_tasks import task_backends
-    from django_tasks.backends.dummy import DummyBackend
-    from django_tasks.backends.immediate import ImmediateBackend
+    from .compat import DummyBackend, ImmediateBackend, task_backends
 
     backend = task_backends[conf.TASKS_BACKEND]
     if isinstance(backend, ImmediateBackend | DummyBackend):
