@@ -160,3 +160,20 @@ def test_several_due_fire_times_at_once_are_one_catch_up_run(clock, daemon, make
     settle(daemon)
     [run] = Run.objects.filter(schedule=schedule)
     assert (run.reason, run.scheduled_for) == (Reason.CATCH_UP, fires[-1])
+
+
+def test_start_up_reads_the_schedules_again_when_the_first_read_fails(daemon, make_schedule):
+    from django.db import OperationalError, connection
+
+    make_schedule(interval=60)
+    make_schedule(interval=120)
+    failures = iter([True])
+
+    def first_read_fails(execute, sql, params, many, context):
+        if "scheduler_schedule" in sql and next(failures, False):
+            raise OperationalError("database is locked")
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(first_read_fails):
+        daemon._read_schedules()
+    assert len(daemon._known) == 2
