@@ -132,12 +132,12 @@ def tasks_backend_problem() -> str | None:
     entered rather than found at the first fire time.
     """
     try:
-        from .compat import Task
+        from .compat import task
     except ImportError:
         return "The tasks executor needs the django-tasks package (pip install django-tasks)."
     alias, queue = conf.TASKS_BACKEND, conf.TASKS_QUEUE
     try:
-        Task(func=_probe_task, backend=alias, queue_name=queue)
+        task(backend=alias, queue_name=queue)(_probe_task)
     except Exception as exc:
         return (
             f'SCHEDULER["TASKS_BACKEND"] {alias!r} with TASKS_QUEUE {queue!r} cannot take '

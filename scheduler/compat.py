@@ -25,7 +25,6 @@ _tasks = importlib.import_module(_package)
 task = _tasks.task
 task_backends = _tasks.task_backends
 TaskResultStatus = _tasks.TaskResultStatus
-Task = importlib.import_module(f"{_package}.base").Task
 TaskResultDoesNotExist = importlib.import_module(f"{_package}.exceptions").TaskResultDoesNotExist
 DummyBackend = importlib.import_module(f"{_package}.backends.dummy").DummyBackend
 ImmediateBackend = importlib.import_module(f"{_package}.backends.immediate").ImmediateBackend
@@ -33,7 +32,6 @@ ImmediateBackend = importlib.import_module(f"{_package}.backends.immediate").Imm
 __all__ = [
     "DummyBackend",
     "ImmediateBackend",
-    "Task",
     "TaskResultDoesNotExist",
     "TaskResultStatus",
     "task",

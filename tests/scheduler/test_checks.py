@@ -3,6 +3,7 @@ from django.core.checks import run_checks
 from django.test import modify_settings, override_settings
 
 from scheduler.checks import check_installed_apps, sqlite_warnings
+from scheduler.compat import tasks_package
 
 
 def check_ids(**scheduler) -> set[str]:
@@ -45,7 +46,8 @@ def test_the_tasks_executor_on_a_backend_with_workers_passes():
 
 
 def test_a_tasks_backend_without_workers_is_a_warning():
-    immediate = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"}}
+    backend = f"{tasks_package()}.backends.immediate.ImmediateBackend"
+    immediate = {"default": {"BACKEND": backend}}
     with override_settings(TASKS=immediate):
         assert check_ids(EXECUTOR="tasks") == {"scheduler.W003"}
 
