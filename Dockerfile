@@ -7,9 +7,10 @@ RUN apt-get update && apt-get install -y --no-install-recommends tini \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY . .
-# Editable, so the project's apps stay under /app: ALLOWED_COMMANDS' default admits the
-# commands of apps inside the project folder.
-RUN pip install -e . && useradd --create-home app && chown app /app
+# The example site's extras (dj-database-url, psycopg, the tasks backend). Editable, so
+# the project's apps stay under /app: ALLOWED_COMMANDS' default admits the commands of
+# apps inside the project folder.
+RUN pip install -e ".[example]" && useradd --create-home app && chown app /app
 USER app
 ENTRYPOINT ["/usr/bin/tini", "-s", "--"]
 CMD ["python", "manage.py", "runscheduler"]

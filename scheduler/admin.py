@@ -10,6 +10,7 @@ from datetime import timedelta
 from functools import partial
 
 from django import forms
+from django.apps import apps
 from django.contrib import admin, messages
 from django.db import models
 from django.db.models import Count, Prefetch, Q, QuerySet
@@ -17,7 +18,6 @@ from django.http import HttpRequest
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
-from django_apscheduler.models import DjangoJob, DjangoJobExecution
 
 from .conf import conf
 from .describe import (
@@ -32,10 +32,14 @@ from .models import Heartbeat, Run, Schedule, Status
 from .timeline import timeline_view
 from .timing import TimingError
 
-# The job store is the daemon's internal state; the history lives in Run.
-for model in (DjangoJob, DjangoJobExecution):
-    if admin.site.is_registered(model):
-        admin.site.unregister(model)
+# The job store is the daemon's internal state; the history lives in Run. Without
+# django_apscheduler installed its models cannot be imported: the system check says so.
+if apps.is_installed("django_apscheduler"):
+    from django_apscheduler.models import DjangoJob, DjangoJobExecution
+
+    for model in (DjangoJob, DjangoJobExecution):
+        if admin.site.is_registered(model):
+            admin.site.unregister(model)
 
 
 def moment(value) -> str:

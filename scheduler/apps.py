@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.db.backends.signals import connection_created
 
 
 class SchedulerConfig(AppConfig):
@@ -10,5 +11,7 @@ class SchedulerConfig(AppConfig):
         from . import checks  # noqa: F401
         from .notifications import mail_admins_about_run
         from .signals import run_finished
+        from .sqlite import tune_connection
 
         run_finished.connect(mail_admins_about_run, dispatch_uid="scheduler.mail_admins")
+        connection_created.connect(tune_connection, dispatch_uid="scheduler.tune_sqlite")

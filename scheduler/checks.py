@@ -150,10 +150,7 @@ def tasks_backend_problem() -> str | None:
     workers, is refused where it is entered rather than found at the first fire time.
     """
     try:
-        from django_tasks import task_backends
-        from django_tasks.backends.dummy import DummyBackend
-        from django_tasks.backends.immediate import ImmediateBackend
-        from django_tasks.base import Task
+        from .compat import DummyBackend, ImmediateBackend, task, task_backends
     except ImportError:
         return "The tasks executor needs the django-tasks package (pip install django-tasks)."
     if not hasattr(settings, "TASKS"):
@@ -164,7 +161,7 @@ def tasks_backend_problem() -> str | None:
         )
     alias, queue = conf.TASKS_BACKEND, conf.TASKS_QUEUE
     try:
-        Task(func=_probe_task, backend=alias, queue_name=queue)
+        task(backend=alias, queue_name=queue)(_probe_task)
     except Exception as exc:
         return (
             f'SCHEDULER["TASKS_BACKEND"] {alias!r} with TASKS_QUEUE {queue!r} cannot take '
@@ -233,3 +230,52 @@ def _check_declared(declared) -> list:
 
 def _messages(exc) -> dict[str, list[str]]:
     return exc.message_dict if hasattr(exc, "error_dict") else {"schedule": exc.messages}
+
+
+@register(Tags.compatibility)
+def check_installed_apps(app_configs=None, **kwargs) -> list:
+    """Name the line to add when an app the scheduler needs is missing from INSTALLED_APPS."""
+    from django.apps import apps
+
+    if apps.is_installed("django_apscheduler"):
+        return []
+    return [
+        Error(
+            "The scheduler keeps its job store in django_apscheduler, which is not in "
+            "INSTALLED_APPS.",
+            hint='Add this line to INSTALLED_APPS, next to "scheduler": "django_apscheduler",',
+            id="scheduler.E020",
+        )
+    ]
+
+
+@register(Tags.compatibility)
+def check_sqlite(app_configs=None, **kwargs) -> list:
+    """Show the SQLite option the app cannot set for the project's own processes."""
+    return sqlite_warnings(settings.DATABASES)
+
+
+def sqlite_warnings(databases: dict) -> list:
+    """A warning, with the line to paste, per SQLite database that begins DEFERRED."""
+    warnings = []
+    for alias, database in databases.items():
+        if database.get("ENGINE") != "django.db.backends.sqlite3":
+            continue
+        options = database.get("OPTIONS") or {}
+        if str(options.get("transaction_mode") or "").upper() in ("IMMEDIATE", "EXCLUSIVE"):
+            continue
+        line = (
+            f'DATABASES["{alias}"]["OPTIONS"]["transaction_mode"] = "IMMEDIATE"'
+            if options
+            else f'DATABASES["{alias}"]["OPTIONS"] = {{"transaction_mode": "IMMEDIATE"}}'
+        )
+        warnings.append(
+            Warning(
+                f"SQLite database {alias!r} begins transactions DEFERRED: a write that "
+                "reads first (an admin form, your own atomic blocks) fails at once, instead "
+                "of waiting, when a scheduler daemon writes at the same moment.",
+                hint=f"Add this line to your settings, after DATABASES: {line}",
+                id="scheduler.W010",
+            )
+        )
+    return warnings

@@ -246,7 +246,7 @@ class SchedulerDaemon:
             self._guarded(self.sync_declared)
             self._guarded(self.check_liveness)
             self._submit_once("mail", self.mail_missed)
-            self._guarded(self.sync, full=True)
+            self._read_schedules()
             self._guarded(self._drop_orphan_jobs)
             self.scheduler.resume()
             logger.info(
@@ -258,6 +258,19 @@ class SchedulerDaemon:
                 self._guarded(self.tick)
         finally:
             self._shutdown()
+
+    def _read_schedules(self) -> None:
+        """Plan every enabled schedule before start-up counts them; a failed read is retried.
+
+        A read that succeeds right after a failure is done again, as coming back from a
+        failure forgets what was planned (``_guarded``).
+        """
+        while not self.stopping.is_set():
+            self._guarded(self.sync, full=True)
+            if self._db_down_since is None and self._fingerprint is not None:
+                return
+            if self._db_down_since is not None:
+                self.stopping.wait(self.poll_interval)
 
     def request_stop(self, *, immediate: bool = False) -> None:
         """Stop starting runs; with ``immediate``, also stop the ones running now."""

@@ -16,10 +16,8 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from django_tasks import TaskResultStatus, task, task_backends
-from django_tasks.exceptions import TaskResultDoesNotExist
-
 from . import runner
+from .compat import TaskResultDoesNotExist, TaskResultStatus, task, task_backends
 from .conf import conf
 from .liveness import heartbeat_owner
 from .models import Run

@@ -2,13 +2,14 @@ import pytest
 from django.conf import settings
 from django.core.checks import run_checks
 from django.core.exceptions import ValidationError
-from django.test import override_settings
+from django.test import modify_settings, override_settings
 
-from scheduler.checks import tasks_backend_problem
+from scheduler.checks import check_installed_apps, sqlite_warnings, tasks_backend_problem
+from scheduler.compat import tasks_package
 from scheduler.models import Schedule
 
-IMMEDIATE = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"}}
-DUMMY = {"default": {"BACKEND": "django_tasks.backends.dummy.DummyBackend"}}
+IMMEDIATE = {"default": {"BACKEND": f"{tasks_package()}.backends.immediate.ImmediateBackend"}}
+DUMMY = {"default": {"BACKEND": f"{tasks_package()}.backends.dummy.DummyBackend"}}
 
 
 def check_ids(**scheduler) -> list[str]:
@@ -92,3 +93,51 @@ def test_a_tasks_schedule_without_a_tasks_setting_is_refused():
 def test_a_tasks_schedule_on_a_backend_without_workers_is_refused(tasks, name):
     with override_settings(TASKS=tasks):
         assert f"'default' is {name}, which hands runs to no worker" in executor_errors()[0]
+
+
+def test_a_missing_django_apscheduler_app_names_the_line_to_add():
+    with modify_settings(INSTALLED_APPS={"remove": ["django_apscheduler"]}):
+        (error,) = check_installed_apps()
+    assert error.id == "scheduler.E020"
+    assert '"django_apscheduler",' in error.hint
+
+
+def test_installed_apps_with_django_apscheduler_pass():
+    assert check_installed_apps() == []
+
+
+def sqlite(**options) -> dict:
+    database = {"ENGINE": "django.db.backends.sqlite3", "NAME": "db.sqlite3"}
+    return {**database, "OPTIONS": options} if options else database
+
+
+@pytest.mark.parametrize(
+    ("database", "line"),
+    [
+        (sqlite(), 'DATABASES["default"]["OPTIONS"] = {"transaction_mode": "IMMEDIATE"}'),
+        (sqlite(timeout=20), 'DATABASES["default"]["OPTIONS"]["transaction_mode"] = "IMMEDIATE"'),
+        (
+            sqlite(transaction_mode="DEFERRED"),
+            'DATABASES["default"]["OPTIONS"]["transaction_mode"]',
+        ),
+    ],
+)
+def test_sqlite_without_immediate_transactions_warns_with_the_line_to_paste(database, line):
+    (warning,) = sqlite_warnings({"default": database})
+    assert warning.id == "scheduler.W010"
+    assert line in warning.hint
+
+
+def test_the_pasted_sqlite_line_silences_the_warning():
+    databases = {"default": sqlite()}
+    (warning,) = sqlite_warnings(databases)
+    exec(warning.hint.split("after DATABASES: ", 1)[1], {"DATABASES": databases})
+    assert sqlite_warnings(databases) == []
+
+
+def test_immediate_sqlite_and_other_databases_pass():
+    databases = {
+        "default": sqlite(transaction_mode="IMMEDIATE"),
+        "other": {"ENGINE": "django.db.backends.postgresql", "NAME": "x"},
+    }
+    assert sqlite_warnings(databases) == []

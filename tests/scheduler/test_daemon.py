@@ -286,3 +286,20 @@ def test_shutdown_with_work_still_waiting_for_a_thread_does_not_hang():
     assert not stopping.is_alive()
     daemon.heartbeat.refresh_from_db()
     assert daemon.heartbeat.stopped_at is not None
+
+
+def test_start_up_reads_the_schedules_again_when_the_first_read_fails(daemon, make_schedule):
+    from django.db import OperationalError, connection
+
+    make_schedule(interval=60)
+    make_schedule(interval=120)
+    failures = iter([True])
+
+    def first_read_fails(execute, sql, params, many, context):
+        if "scheduler_schedule" in sql and next(failures, False):
+            raise OperationalError("database is locked")
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(first_read_fails):
+        daemon._read_schedules()
+    assert len(daemon._known) == 2

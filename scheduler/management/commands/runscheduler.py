@@ -1,10 +1,14 @@
 import argparse
+import logging
 import os
 import signal
 
 from django.core.management.base import BaseCommand
 
-from scheduler.daemon import SchedulerDaemon
+from scheduler.sqlite import use_immediate_transactions
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+LEVELS = {0: logging.WARNING, 1: logging.INFO}
 
 
 def positive_seconds(value: str) -> float:
@@ -28,6 +32,12 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options):
+        # Imported here, after the system checks: they explain a missing app in
+        # INSTALLED_APPS, which importing the daemon would report as a traceback.
+        from scheduler.daemon import SchedulerDaemon
+
+        show_logs(options["verbosity"])
+        use_immediate_transactions()
         daemon = SchedulerDaemon(poll_interval=options["poll_interval"])
 
         def on_signal(signum, frame):
@@ -40,3 +50,34 @@ class Command(BaseCommand):
         if daemon.unfinished:
             # Thread-executor runs cannot be stopped; do not let them hold the exit.
             os._exit(0)
+
+
+def configured(logger: logging.Logger) -> bool:
+    """Whether the project's logging set-up sends ``logger``'s records anywhere."""
+    current: logging.Logger | None = logger
+    while current is not None:
+        if current.handlers:
+            return True
+        if not current.propagate:  # the project cut it off on purpose
+            return True
+        current = current.parent
+    return False
+
+
+def show_logs(verbosity: int) -> None:
+    """Log to the terminal, as ``runserver`` does, unless the project's LOGGING decides.
+
+    A project without ``LOGGING`` for ``scheduler`` (a stock ``startproject`` site) would
+    otherwise print nothing below WARNING. ``verbosity`` sets the level: 0 warnings,
+    1 each run's start and end, 2 and 3 debug detail.
+    """
+    logger = logging.getLogger("scheduler")
+    ours = [h for h in logger.handlers if getattr(h, "scheduler_console", False)]
+    if not ours and configured(logger):
+        return
+    if not ours:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter(LOG_FORMAT))
+        handler.scheduler_console = True  # type: ignore[attr-defined]
+        logger.addHandler(handler)
+    logger.setLevel(LEVELS.get(verbosity, logging.DEBUG))
