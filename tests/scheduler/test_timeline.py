@@ -160,7 +160,7 @@ def test_next_fire_times_are_marks_with_their_time_in_a_title(make_schedule):
 
 
 def test_fire_times_are_capped_per_schedule(make_schedule):
-    schedule = make_schedule(interval=60)
+    schedule = make_schedule(interval=60, created_at=NOW - timedelta(days=1))
     fires = upcoming_fire_times(schedule, NOW, NOW + timedelta(hours=24))
     assert len(fires) == FIRE_LIMIT
     assert all(NOW < fire <= NOW + timedelta(hours=24) for fire in fires)
