@@ -181,7 +181,7 @@ def catch_up_time(
         logger.info("Schedule %s missed %d fire time(s); catch-up is off", schedule, count)
         return None
     window = schedule.catch_up_window
-    if window is not None and now - missed > timedelta(seconds=window):
+    if window is not None and (now - missed).total_seconds() > window:
         logger.info(
             "Schedule %s missed %s, outside its %d s catch-up window", schedule, missed, window
         )
@@ -513,7 +513,8 @@ class SchedulerDaemon:
                 timing = schedule.timing
                 missed = catch_up_time(schedule, stamps.get(schedule.pk), now, timing)
                 next_fire = timing.next_fire_time(now)
-            except TimingError as exc:
+            except (TimingError, ArithmeticError, ValueError) as exc:
+                # One row written around validation must not stop the others.
                 logger.error("Schedule %s cannot be scheduled: %s", schedule, exc)
                 self._remove_job(schedule.pk)
                 continue

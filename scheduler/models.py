@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.management.base import CommandError
+from django.core.validators import MaxValueValidator
 from django.db import IntegrityError, models, transaction
 from django.db.models import DurationField, ExpressionWrapper, F, OuterRef, Q, Subquery, Value
 from django.db.models.functions import Concat, Now
@@ -24,7 +25,7 @@ from django.utils import timezone as dj_timezone
 
 from .commands import CommandNotAllowed, check_allowed, check_arguments
 from .conf import EXECUTORS, conf
-from .timing import Timing, TimingError, expand_cron, get_zone
+from .timing import MAX_INTERVAL, Timing, TimingError, expand_cron, get_zone
 
 if TYPE_CHECKING:
     from .executor import ExecutionResult
@@ -52,6 +53,20 @@ class Notify(models.TextChoices):
     NEVER = "never", "Never"
 
 
+# Upper bounds of the number fields: far beyond any real schedule, and small enough that
+# no date arithmetic with them can leave the range of ``datetime``.
+MAX_CATCH_UP_WINDOW = 365 * 24 * 3600
+MAX_TIMEOUT = 365 * 24 * 3600
+MAX_JITTER = 24 * 3600
+MAX_KEEP_RUNS = 1_000_000
+MAX_KEEP_DAYS = 36_500
+
+
+def at_most(limit: int, unit: str, meaning: str = "") -> MaxValueValidator:
+    """A validator refusing values above ``limit``, with a message that gives the bound."""
+    return MaxValueValidator(limit, f"At most {limit} {unit}{meaning}.")
+
+
 class ScheduleQuerySet(models.QuerySet):
     def with_last_run(self) -> ScheduleQuerySet:
         """Each schedule with ``last_status`` and ``last_run_at`` of its latest run, in the
@@ -77,7 +92,10 @@ class Schedule(models.Model):
         help_text="crontab(5) expression such as '30 3 * * *', or @hourly, @daily, …",
     )
     interval = models.PositiveIntegerField(
-        null=True, blank=True, help_text="Run every this many seconds (instead of cron)."
+        null=True,
+        blank=True,
+        validators=[at_most(MAX_INTERVAL, "seconds", " (365 days); use cron for longer")],
+        help_text="Run every this many seconds (instead of cron); 1 to 31536000 (365 days).",
     )
     timezone = models.CharField(
         max_length=64, default=default_timezone, help_text="IANA name, e.g. Europe/Berlin."
@@ -92,14 +110,23 @@ class Schedule(models.Model):
         "catch-up window",
         null=True,
         blank=True,
-        help_text="Seconds: a missed fire time older than this is not caught up. Empty: no limit.",
+        validators=[at_most(MAX_CATCH_UP_WINDOW, "seconds", " (365 days)")],
+        help_text="Seconds, up to 31536000 (365 days): a missed fire time older than this is "
+        "not caught up. Empty: no limit.",
     )
     overlap = models.CharField(max_length=5, choices=Overlap.choices, default=Overlap.SKIP)
     timeout = models.PositiveIntegerField(
-        null=True, blank=True, help_text="Seconds after which a run is stopped; empty: no limit."
+        null=True,
+        blank=True,
+        validators=[at_most(MAX_TIMEOUT, "seconds", " (365 days)")],
+        help_text="Seconds after which a run is stopped, 1 to 31536000 (365 days); "
+        "empty: no limit.",
     )
     jitter = models.PositiveIntegerField(
-        null=True, blank=True, help_text="Seconds: start each run after a random delay up to this."
+        null=True,
+        blank=True,
+        validators=[at_most(MAX_JITTER, "seconds", " (one day)")],
+        help_text="Seconds, up to 86400 (one day): start each run after a random delay up to this.",
     )
     executor = models.CharField(
         max_length=16, choices=Executor.choices, default=Executor.DEFAULT, blank=True
@@ -116,10 +143,17 @@ class Schedule(models.Model):
         help_text="Dead-man monitor (healthchecks.io style): /start, then the URL or /fail.",
     )
     keep_runs = models.PositiveIntegerField(
-        null=True, blank=True, help_text="Runs kept in history; empty: the settings default."
+        null=True,
+        blank=True,
+        validators=[at_most(MAX_KEEP_RUNS, "runs")],
+        help_text="Runs kept in history, up to 1000000; empty: the settings default.",
     )
     keep_days = models.PositiveIntegerField(
-        null=True, blank=True, help_text="Days runs are kept; empty: the settings default."
+        null=True,
+        blank=True,
+        validators=[at_most(MAX_KEEP_DAYS, "days", " (100 years, to keep runs for good)")],
+        help_text="Days runs are kept, up to 36500 (100 years: use that to keep them for "
+        "good); empty: the settings default.",
     )
     defined_in_code = models.BooleanField(
         default=False,

@@ -53,15 +53,18 @@ def _expired(now: datetime):
         )
         .order_by("scheduled_for", "id")
     )
-    default_cutoff = now - timedelta(days=conf.KEEP_DAYS)
-    yield finished.filter(
-        Q(schedule__isnull=True) | Q(schedule__keep_days__isnull=True),
-        scheduled_for__lt=default_cutoff,
-    )
+    default_cutoff = _cutoff(now, conf.KEEP_DAYS)
+    if default_cutoff is not None:
+        yield finished.filter(
+            Q(schedule__isnull=True) | Q(schedule__keep_days__isnull=True),
+            scheduled_for__lt=default_cutoff,
+        )
     for schedule_id, days in Schedule.objects.filter(keep_days__isnull=False).values_list(
         "id", "keep_days"
     ):
-        yield finished.filter(schedule_id=schedule_id, scheduled_for__lt=now - timedelta(days=days))
+        cutoff = _cutoff(now, days)
+        if cutoff is not None:
+            yield finished.filter(schedule_id=schedule_id, scheduled_for__lt=cutoff)
     limits = dict(Schedule.objects.filter(keep_runs__isnull=False).values_list("id", "keep_runs"))
     smallest = min([conf.KEEP_RUNS, *limits.values()])
     crowded = (
@@ -86,3 +89,14 @@ def _expired(now: datetime):
                 Q(scheduled_for__lt=boundary[0]) | Q(scheduled_for=boundary[0], id__lt=boundary[1])
             )
         yield older
+
+
+def _cutoff(now: datetime, days: int) -> datetime | None:
+    """``days`` days before ``now``; None if that is before year 1, when nothing is older.
+
+    Validation bounds ``keep_days``, but a row written around it must not stop pruning.
+    """
+    try:
+        return now - timedelta(days=days)
+    except OverflowError:
+        return None

@@ -40,6 +40,10 @@ _NAMES = {
     "day of week": set("sun mon tue wed thu fri sat".split()),
 }
 
+# The longest interval: longer cadences are cron's (@yearly); bounded so that fire time
+# arithmetic stays far from the ends of ``datetime``.
+MAX_INTERVAL = 365 * 24 * 3600
+
 # How many missed fire times catch-up counts one by one before it says "more than".
 MISSED_COUNT_LIMIT = 100_000
 
@@ -74,8 +78,18 @@ def expand_cron(expression: str) -> str:
     return text
 
 
+# Names in the zone database that mean each host's own setting (or none), so two daemons
+# could compute different fire times for one schedule.
+HOST_DEPENDENT_ZONES = frozenset({"localtime", "posixrules", "Factory"})
+
+
 def get_zone(name: str) -> ZoneInfo:
     """Return the IANA zone ``name``, or raise :class:`TimingError`."""
+    if name in HOST_DEPENDENT_ZONES:
+        raise TimingError(
+            f"Timezone {name!r} depends on each host's settings; use an IANA name such as "
+            f"Europe/Berlin so every scheduler computes the same fire times."
+        )
     if not name or name not in _zone_names():
         raise TimingError(f"Unknown timezone {name!r}; use an IANA name such as Europe/Berlin.")
     try:
@@ -90,7 +104,7 @@ _ZONES: frozenset[str] | None = None
 def _zone_names() -> frozenset[str]:
     global _ZONES
     if _ZONES is None:
-        _ZONES = frozenset(available_timezones()) | {"UTC"}
+        _ZONES = (frozenset(available_timezones()) | {"UTC"}) - HOST_DEPENDENT_ZONES
     return _ZONES
 
 
@@ -113,6 +127,11 @@ class Timing:
         if self.interval is not None:
             if self.interval <= 0:
                 raise TimingError("The interval must be a positive number of seconds.")
+            if self.interval > MAX_INTERVAL:
+                raise TimingError(
+                    f"The interval must be at most {MAX_INTERVAL} seconds (365 days); "
+                    f"use a cron expression such as @yearly for longer."
+                )
             if self.anchor is None or self.anchor.tzinfo is None:
                 raise TimingError("An interval needs an aware anchor datetime.")
         if self.cron is not None:
@@ -120,24 +139,44 @@ class Timing:
         get_zone(self.timezone)
 
     def iter_after(self, after: datetime) -> Iterator[datetime]:
-        """Fire times strictly after the aware ``after``, ascending, in UTC."""
+        """Fire times strictly after the aware ``after``, ascending, in UTC.
+
+        Ends where the next fire time would not fit in a ``datetime`` (past year 9999).
+        """
         _require_aware(after)
-        if self.interval is not None:
-            assert self.anchor is not None
-            step = timedelta(seconds=self.interval)
-            elapsed = (after - self.anchor) // step
-            current = self.anchor + step * max(elapsed + 1, 1)
-            while True:
-                yield current.astimezone(UTC)
-                current += step
-        else:
-            assert self.cron is not None
-            local = after.astimezone(get_zone(self.timezone))
-            try:
-                for fire in CronSim(self.cron, local):
-                    yield fire.astimezone(UTC)
-            except StopIteration:
-                return
+        fires = (
+            self._interval_fires(after) if self.interval is not None else self._cron_fires(after)
+        )
+        latest = after
+        try:
+            for fire in fires:
+                # cronsim walks a fixed-time job in wall-clock time: started in the second
+                # pass of a repeated hour it offers that hour's first pass again, and jobs
+                # moved out of a skipped hour meet at the jump. Each fire time once, ahead.
+                if fire > latest:
+                    latest = fire
+                    yield fire
+        except OverflowError:
+            return
+
+    def _interval_fires(self, after: datetime) -> Iterator[datetime]:
+        assert self.anchor is not None and self.interval is not None
+        step = timedelta(seconds=self.interval)
+        elapsed = (after - self.anchor) // step
+        current = self.anchor + step * max(elapsed + 1, 1)
+        while True:
+            yield current.astimezone(UTC)
+            current += step
+
+    def _cron_fires(self, after: datetime) -> Iterator[datetime]:
+        assert self.cron is not None
+        local = after.astimezone(get_zone(self.timezone))
+        try:
+            for fire in CronSim(self.cron, local):
+                yield fire.astimezone(UTC)
+        except ValueError:
+            # cronsim builds dates past year 9999 with replace(), which says ValueError.
+            raise OverflowError("fire time out of range") from None
 
     def next_fire_times(self, after: datetime, count: int) -> list[datetime]:
         return list(islice(self.iter_after(after), count))
@@ -182,14 +221,20 @@ class Timing:
         """
         assert self.cron is not None
         # Fire times fall on whole seconds; cronsim steps back one second before searching.
-        local = now.astimezone(get_zone(self.timezone)).replace(microsecond=0)
-        local += timedelta(seconds=1)
+        # Step forward in UTC: in wall-clock time the last second before a fall-back
+        # would step into the repeated hour's second pass, an hour later.
+        probe = now.astimezone(UTC).replace(microsecond=0) + timedelta(seconds=1)
         try:
-            found = next(CronSim(self.cron, local, reverse=True))
-        except StopIteration:
+            found = next(
+                CronSim(self.cron, probe.astimezone(get_zone(self.timezone)), reverse=True)
+            )
+        except (StopIteration, OverflowError, ValueError):
+            return None
+        found = found.astimezone(UTC)
+        if found > now:
             return None
         # Step back one more second so the forward walk re-yields ``found`` itself.
-        return found.astimezone(UTC) - timedelta(seconds=1)
+        return found - timedelta(seconds=1)
 
 
 def _require_aware(value: datetime) -> None:

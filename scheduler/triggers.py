@@ -8,11 +8,14 @@ day-of-month/day-of-week rule and daylight-saving changes).
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 
 from apscheduler.triggers.base import BaseTrigger
 
 from .timing import Timing
+
+logger = logging.getLogger("scheduler.daemon")
 
 
 class TimingTrigger(BaseTrigger):
@@ -24,7 +27,13 @@ class TimingTrigger(BaseTrigger):
     ) -> datetime | None:
         # After a fire, the next one follows it even if that is already past: APScheduler
         # then coalesces the late ones into one run instead of dropping them.
-        return self.timing.next_fire_time(previous_fire_time or now)
+        try:
+            return self.timing.next_fire_time(previous_fire_time or now)
+        except (ArithmeticError, ValueError) as exc:
+            # Raised here, it would end APScheduler's thread and all scheduling with it;
+            # no next fire time removes this job alone.
+            logger.error("%s has no next fire time: %s", self, exc)
+            return None
 
     def __getstate__(self) -> dict:
         return {"version": 1, "timing": self.timing}

@@ -4,6 +4,7 @@ from datetime import UTC, datetime
 
 import pytest
 from django.contrib.auth.models import Permission, User
+from django.db import connection
 from django.urls import reverse
 
 from scheduler.models import Owner, Reason, Run, Schedule, Status
@@ -194,3 +195,24 @@ def test_a_run_waiting_for_a_worker_shows_how_long_it_has_been_queued(
     assert 'Queued</span> <span class="queued-for">for 7 min</span>' in listing
     assert "task-42" in page
     assert "2026-11-24 03:00:00.000" in page  # handed to the task backend
+
+
+def test_pages_render_a_schedule_written_around_validation(admin_client, make_schedule):
+    bad = make_schedule(name="huge interval")
+    local = make_schedule(name="host zone", cron="@daily")
+    make_schedule(name="fine")
+    # SQLite stores any 64-bit integer; PostgreSQL's integer column stops at 2**31 - 1.
+    huge = 10**12 if connection.vendor == "sqlite" else 2**31 - 1
+    Schedule.objects.filter(pk=bad.pk).update(interval=huge, keep_days=huge, timeout=huge)
+    Schedule.objects.filter(pk=local.pk).update(timezone="localtime")
+    listing = admin_client.get(reverse("admin:scheduler_schedule_changelist"))
+    assert listing.status_code == 200
+    page = listing.content.decode()
+    assert "at most 31536000 seconds" in page
+    assert "depends on each host" in page
+    for schedule in (bad, local):
+        change = admin_client.get(reverse("admin:scheduler_schedule_change", args=[schedule.pk]))
+        assert change.status_code == 200
+    timeline = admin_client.get(reverse("admin:scheduler_run_timeline"))
+    assert timeline.status_code == 200
+    assert "fine" in timeline.content.decode()

@@ -9,8 +9,9 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.db import connection
 
-from scheduler.models import Reason, Run, Status
+from scheduler.models import Reason, Run, Schedule, Status
 
 pytestmark = pytest.mark.django_db
 
@@ -40,6 +41,16 @@ def test_list_as_json_is_for_scripts(make_schedule):
     assert row["when"] == "Every minute"
     assert row["last_status"] is None
     assert row["next_run"]
+
+
+def test_list_shows_a_schedule_written_around_validation_without_a_next_run(make_schedule):
+    bad = make_schedule(name="huge")
+    make_schedule(name="fine")
+    huge = 10**12 if connection.vendor == "sqlite" else 2**31 - 1
+    Schedule.objects.filter(pk=bad.pk).update(interval=huge)
+    rows = {row["name"]: row for row in json.loads(schedules("list", "--json")[1])}
+    assert rows["huge"]["next_run"] is None
+    assert rows["fine"]["next_run"] is not None
 
 
 def test_run_records_a_manual_run_streams_output_and_passes_the_exit_code(make_schedule):

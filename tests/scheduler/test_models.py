@@ -81,6 +81,33 @@ class TestValidation:
     def test_negative_jitter_is_refused(self):
         assert "jitter" in errors_of(interval=5, jitter=-1)
 
+    @pytest.mark.parametrize(
+        ("field", "limit", "bound"),
+        [
+            ("interval", 31_536_000, "At most 31536000 seconds (365 days)"),
+            ("catch_up_window", 31_536_000, "At most 31536000 seconds (365 days)"),
+            ("timeout", 31_536_000, "At most 31536000 seconds (365 days)"),
+            ("jitter", 86_400, "At most 86400 seconds (one day)"),
+            ("keep_runs", 1_000_000, "At most 1000000 runs"),
+            ("keep_days", 36_500, "At most 36500 days (100 years"),
+        ],
+    )
+    def test_number_fields_are_bounded_with_the_bound_in_the_message(self, field, limit, bound):
+        fields = {"interval": 60, field: limit}
+        Schedule(name="x", command="say", args=["hi"], **fields).full_clean()
+        for value in (limit + 1, 10**12):
+            messages = errors_of(**{**fields, field: value})[field]
+            assert any(message.startswith(bound) for message in messages), messages
+
+    @pytest.mark.parametrize("name", ["localtime", "posixrules", "Factory"])
+    def test_host_dependent_timezone_is_refused(self, name):
+        message = errors_of(cron="@daily", timezone=name)["timezone"][0]
+        assert "depends on each host" in message
+
+    @override_settings(TIME_ZONE="America/Chicago")
+    def test_default_timezone_setting_stays_valid(self):
+        Schedule(name="x", command="say", args=["hi"], cron="@daily").full_clean()
+
     def test_timezone_defaults_to_time_zone_setting(self):
         with override_settings(TIME_ZONE="Europe/Riga"):
             assert Schedule(name="x", command="say", interval=5).timezone == "Europe/Riga"

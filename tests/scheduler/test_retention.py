@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.test import override_settings
 
-from scheduler.models import Reason, Run, Status
+from scheduler.models import Reason, Run, Schedule, Status
 from scheduler.retention import prune_runs
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
@@ -65,6 +65,28 @@ def test_a_schedules_own_limits_override_the_settings(make_schedule, history):
     assert ages_left(strict) == [1]
     assert ages_left(short) == [1]
     assert ages_left(default) == [1, 3, 5]
+
+
+@override_settings(SCHEDULER={"KEEP_RUNS": 100, "KEEP_DAYS": 100})
+def test_a_keep_days_beyond_the_calendar_keeps_runs_and_others_are_still_pruned(
+    make_schedule, history
+):
+    forever = make_schedule()
+    short = make_schedule(keep_days=2)
+    # Written around validation: 999999 days before now is before year 1.
+    Schedule.objects.filter(pk=forever.pk).update(keep_days=999_999)
+    for schedule in (forever, short):
+        history(schedule, [1, 3, 5000])
+    prune_runs(NOW)
+    assert ages_left(forever) == [1, 3, 5000]
+    assert ages_left(short) == [1]
+
+
+@override_settings(SCHEDULER={"KEEP_RUNS": 100, "KEEP_DAYS": 999_999})
+def test_a_default_keep_days_beyond_the_calendar_keeps_runs(make_schedule, history):
+    schedule = make_schedule()
+    history(schedule, [1, 5000])
+    assert prune_runs(NOW) == 0
 
 
 @override_settings(SCHEDULER={"KEEP_RUNS": 1, "KEEP_DAYS": 1})

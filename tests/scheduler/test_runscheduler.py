@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.db import connection
+from django.db.models import F
 
 from scheduler.models import Reason, Run, Schedule, Status
 from tests.conftest import wait_for
@@ -86,6 +89,41 @@ def test_timeout_stops_the_run_and_other_schedules_go_on(start_daemon, make_sche
     assert timed_out.duration.total_seconds() < 5
     assert wait_for(lambda: len(runs_of(healthy, status=Status.SUCCEEDED)) >= 3, 6)
     assert daemon.alive()
+
+
+def test_schedules_written_around_validation_are_logged_and_the_others_run(
+    start_daemon, make_schedule
+):
+    huge_interval = make_schedule(name="huge interval", interval=60)
+    host_zone = make_schedule(name="host zone", cron="* * * * *")
+    huge_window = make_schedule(name="huge window", interval=60)
+    fine = make_schedule(name="fine", interval=1)
+    # SQLite stores any 64-bit integer; PostgreSQL's integer column stops at 2**31 - 1.
+    sqlite = connection.vendor == "sqlite"
+    Schedule.objects.filter(pk=huge_interval.pk).update(interval=10**12 if sqlite else 2**31 - 1)
+    Schedule.objects.filter(pk=host_zone.pk).update(timezone="localtime")
+    Schedule.objects.filter(pk=huge_window.pk).update(
+        catch_up_window=10**15 if sqlite else 2**31 - 1, keep_days=2**31 - 1
+    )
+    Run.objects.create(
+        schedule=huge_window,
+        command="say",
+        reason=Reason.SCHEDULED,
+        status=Status.SUCCEEDED,
+        scheduled_for=huge_window.created_at - timedelta(minutes=5),
+    )
+    Schedule.objects.filter(pk=huge_window.pk).update(
+        created_at=F("created_at") - timedelta(hours=1)
+    )
+
+    daemon = start_daemon()
+    wait_for(lambda: len(runs_of(fine)) >= 3, 10)
+    assert daemon.alive()
+    log = daemon.log
+    assert "Schedule huge interval cannot be scheduled: The interval must be at most" in log
+    assert "Schedule host zone cannot be scheduled: Timezone 'localtime' depends" in log
+    assert runs_of(huge_window, reason=Reason.CATCH_UP)
+    assert not runs_of(huge_interval) and not runs_of(host_zone)
 
 
 def test_sigterm_exits_cleanly(start_daemon, make_schedule):

@@ -255,6 +255,32 @@ def test_non_positive_interval_is_refused(interval):
         Timing(interval=interval, anchor=utc(2026, 1, 1))
 
 
+def test_interval_above_a_year_is_refused():
+    Timing(interval=365 * 86400, anchor=utc(2026, 1, 1))
+    with pytest.raises(TimingError, match="at most 31536000 seconds"):
+        Timing(interval=10**12, anchor=utc(2026, 1, 1))
+
+
+@pytest.mark.parametrize("zone", ["localtime", "posixrules", "Factory"])
+def test_host_dependent_timezone_is_refused(zone):
+    with pytest.raises(TimingError, match="depends on each host"):
+        Timing(cron="@daily", timezone=zone)
+
+
+@pytest.mark.parametrize(
+    "timing",
+    [
+        Timing(interval=365 * 86400, anchor=utc(9999, 6, 1)),
+        Timing(cron="0 0 1 1 *", timezone="Pacific/Chatham"),
+    ],
+    ids=["interval", "cron"],
+)
+def test_fire_times_end_at_the_end_of_the_calendar_instead_of_raising(timing):
+    now = utc(9999, 12, 1)
+    assert timing.next_fire_times(now, 3) == []
+    assert timing.count_between(now - timedelta(days=30), now) == 0
+
+
 def test_exactly_one_of_cron_and_interval():
     with pytest.raises(TimingError, match="exactly one"):
         Timing()

@@ -28,3 +28,9 @@ def test_trigger_survives_the_job_store_round_trip():
     restored = pickle.loads(pickle.dumps(trigger))
     assert restored.timing == trigger.timing
     assert str(restored) == "cron[30 2 * * * Europe/Berlin]"
+
+
+def test_no_fire_time_left_in_the_calendar_ends_the_job_instead_of_raising():
+    trigger = TimingTrigger(Timing(interval=30 * 86400, anchor=datetime(9999, 11, 1, tzinfo=UTC)))
+    now = datetime(9999, 12, 31, 12, tzinfo=UTC)
+    assert trigger.get_next_fire_time(None, now) is None
