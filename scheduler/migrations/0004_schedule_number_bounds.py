@@ -6,7 +6,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("scheduler", "0002_tasks_executor"),
+        ("scheduler", "0003_run_limits_snapshot"),
     ]
 
     operations = [
