@@ -204,6 +204,21 @@ class Timing:
             latest = fire
         return latest
 
+    def previous_fire_time(self, before: datetime) -> datetime | None:
+        """Return the last fire time strictly before ``before``.
+
+        For an interval this is the grid point before it even when that lies before the
+        anchor, so the first run of an interval schedule still covers a whole period.
+        """
+        _require_aware(before)
+        if self.interval is not None:
+            assert self.anchor is not None
+            step = timedelta(seconds=self.interval)
+            periods = (before - self.anchor - timedelta(microseconds=1)) // step
+            return (self.anchor + step * periods).astimezone(UTC)
+        earliest = datetime(1, 1, 2, tzinfo=UTC)
+        return self.latest_at_or_before(before - timedelta(microseconds=1), earliest)
+
     def count_between(self, since: datetime, now: datetime) -> int:
         """How many fire times fall in ``(since, now]``, up to ``MISSED_COUNT_LIMIT``."""
         count = 0

@@ -331,3 +331,32 @@ def test_latest_missed_interval_fire_time():
 def test_times_must_be_aware():
     with pytest.raises(ValueError, match="aware"):
         Timing(cron="@daily").next_fire_time(datetime(2026, 1, 1))
+
+
+@pytest.mark.parametrize(
+    ("timing", "before", "previous"),
+    [
+        (
+            Timing(cron="10 0 * * *", timezone="Europe/Berlin"),
+            datetime(2026, 11, 30, 23, 10, tzinfo=UTC),
+            datetime(2026, 11, 29, 23, 10, tzinfo=UTC),
+        ),
+        (
+            Timing(cron="0 3 * * *", timezone="Europe/Berlin"),
+            datetime(2026, 3, 29, 1, 0, tzinfo=UTC),  # the day the clocks go forward
+            datetime(2026, 3, 28, 2, 0, tzinfo=UTC),
+        ),
+        (
+            Timing(interval=3600, anchor=datetime(2026, 1, 1, tzinfo=UTC)),
+            datetime(2026, 1, 1, 1, 0, tzinfo=UTC),  # the first fire: the period from creation
+            datetime(2026, 1, 1, 0, 0, tzinfo=UTC),
+        ),
+        (
+            Timing(interval=3600, anchor=datetime(2026, 1, 1, tzinfo=UTC)),
+            datetime(2026, 1, 1, 5, 30, tzinfo=UTC),
+            datetime(2026, 1, 1, 5, 0, tzinfo=UTC),
+        ),
+    ],
+)
+def test_previous_fire_time_is_the_last_one_strictly_before(timing, before, previous):
+    assert timing.previous_fire_time(before) == previous
