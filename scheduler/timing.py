@@ -170,13 +170,47 @@ class Timing:
 
     def _cron_fires(self, after: datetime) -> Iterator[datetime]:
         assert self.cron is not None
-        local = after.astimezone(get_zone(self.timezone))
         try:
-            for fire in CronSim(self.cron, local):
-                yield fire.astimezone(UTC)
+            if self._fixed_time:
+                local = after.astimezone(get_zone(self.timezone))
+                for fire in CronSim(self.cron, local):
+                    yield fire.astimezone(UTC)
+            else:
+                yield from self._real_time_fires(after)
         except ValueError:
             # cronsim builds dates past year 9999 with replace(), which says ValueError.
             raise OverflowError("fire time out of range") from None
+
+    @property
+    def _fixed_time(self) -> bool:
+        """Whether cronsim applies Debian cron's rules for fixed-time jobs to this one."""
+        assert self.cron is not None
+        minute, hour = self.cron.split(" ")[:2]
+        return not minute.startswith("*") and not hour.startswith("*")
+
+    def _real_time_fires(self, after: datetime) -> Iterator[datetime]:
+        """Each real instant after ``after`` whose wall-clock time matches the expression.
+
+        cronsim walks such expressions in aware local time, which can loop back into the
+        first pass of a repeated hour for ever; here it walks wall-clock time one UTC
+        offset at a time instead, starting again where the offset changes.
+        """
+        zone = get_zone(self.timezone)
+        cursor = after.astimezone(UTC)
+        offset = _offset(zone, cursor)
+        while True:
+            for wall in CronSim(self.cron, (cursor + offset).replace(tzinfo=None)):
+                fire = wall.replace(tzinfo=UTC) - offset
+                change = _offset_change(zone, cursor, fire, offset)
+                if change is None:
+                    yield fire
+                    cursor = fire
+                    continue
+                cursor = change - timedelta(microseconds=1)
+                offset = _offset(zone, change)
+                break
+            else:
+                return
 
     def next_fire_times(self, after: datetime, count: int) -> list[datetime]:
         return list(islice(self.iter_after(after), count))
@@ -196,9 +230,17 @@ class Timing:
                 return None
             latest = self.anchor + step * periods
             return latest.astimezone(UTC) if latest > since else None
-        start = max(since, self._reverse_candidate(now) or since)
+        hint = self._reverse_candidate(now)
+        if hint is not None and hint > since:
+            found = self._last_fire(hint, now)
+            if found is not None:
+                return found
+        # The hint lies after the last fire time (one moved by a daylight-saving change).
+        return self._last_fire(since, now)
+
+    def _last_fire(self, since: datetime, now: datetime) -> datetime | None:
         latest = None
-        for fire in self.iter_after(start):
+        for fire in self.iter_after(since):
             if fire > now:
                 break
             latest = fire
@@ -239,10 +281,15 @@ class Timing:
         # Step forward in UTC: in wall-clock time the last second before a fall-back
         # would step into the repeated hour's second pass, an hour later.
         probe = now.astimezone(UTC).replace(microsecond=0) + timedelta(seconds=1)
+        zone = get_zone(self.timezone)
         try:
-            found = next(
-                CronSim(self.cron, probe.astimezone(get_zone(self.timezone)), reverse=True)
-            )
+            if self._fixed_time:
+                found = next(CronSim(self.cron, probe.astimezone(zone), reverse=True))
+            else:
+                # In wall-clock time at now's offset; the caller checks the result.
+                offset = _offset(zone, probe)
+                wall = (probe + offset).replace(tzinfo=None)
+                found = next(CronSim(self.cron, wall, reverse=True)).replace(tzinfo=UTC) - offset
         except (StopIteration, OverflowError, ValueError):
             return None
         found = found.astimezone(UTC)
@@ -250,6 +297,36 @@ class Timing:
             return None
         # Step back one more second so the forward walk re-yields ``found`` itself.
         return found - timedelta(seconds=1)
+
+
+def _offset(zone: ZoneInfo, instant: datetime) -> timedelta:
+    offset = instant.astimezone(zone).utcoffset()
+    assert offset is not None
+    return offset
+
+
+def _offset_change(
+    zone: ZoneInfo, start: datetime, end: datetime, offset: timedelta
+) -> datetime | None:
+    """The first instant in ``(start, end]`` whose UTC offset is not ``offset``, if any.
+
+    Looks a day at a time (zones change offset months apart), then bisects.
+    """
+    good = start
+    while good < end:
+        probe = min(good + timedelta(days=1), end)
+        if _offset(zone, probe) == offset:
+            good = probe
+            continue
+        bad = probe
+        while bad - good > timedelta(microseconds=1):
+            middle = good + (bad - good) / 2
+            if _offset(zone, middle) == offset:
+                good = middle
+            else:
+                bad = middle
+        return bad
+    return None
 
 
 def _require_aware(value: datetime) -> None:

@@ -165,3 +165,18 @@ def test_latest_fire_time_in_the_last_second_before_fall_back():
     timing = Timing(cron="30 * * * *", timezone="Europe/Berlin")
     now = utc(2024, 10, 27, 0, 59, 59)
     assert timing.latest_at_or_before(now, now - timedelta(days=1)) == utc(2024, 10, 27, 0, 30)
+
+
+def test_fixed_time_job_after_a_half_hour_fall_back_runs_once():
+    timing = Timing(cron="0 3 * * *", timezone="Pacific/Chatham")
+    # 14:00 UTC is 02:45 again on 2015-04-05; 03:00 +13:45 ran at 13:15 UTC.
+    assert timing.next_fire_times(utc(2015, 4, 4, 14, 0), 2) == [
+        utc(2015, 4, 5, 14, 15),
+        utc(2015, 4, 6, 14, 15),
+    ]
+
+
+def test_latest_fire_time_in_the_last_second_before_a_half_hour_fall_back():
+    timing = Timing(cron="30 * * * *", timezone="Australia/Lord_Howe")
+    now = utc(2015, 4, 4, 14, 59, 59)  # 01:59:59 +11:00; then 01:30 +10:30
+    assert timing.latest_at_or_before(now, now - timedelta(days=1)) == utc(2015, 4, 4, 14, 30)
