@@ -72,9 +72,9 @@ def test_sigterm_lets_a_running_command_finish_and_starts_nothing_new(start_daem
 def test_a_fire_time_waiting_out_its_jitter_at_sigterm_runs_at_the_next_start(
     start_daemon, make_schedule
 ):
-    # Due 5 s ago: caught up at once, then waits a random delay of up to ~11 days.
+    # Due 5 s ago: caught up at once, then waits a random delay of up to a day.
     schedule = make_schedule(
-        interval=3600, jitter=10**6, created_at=timezone.now() - timedelta(hours=1, seconds=5)
+        interval=3600, jitter=86400, created_at=timezone.now() - timedelta(hours=1, seconds=5)
     )
     daemon = start_daemon(settings=QUICK_STOP)
     waiting = wait_for(lambda: running(schedule), 5)[0]
