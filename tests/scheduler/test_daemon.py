@@ -299,3 +299,15 @@ def test_start_up_reads_the_schedules_again_when_the_first_read_fails(daemon, ma
     with connection.execute_wrapper(first_read_fails):
         daemon.plan_all()
     assert len(daemon.planner.planned) == 2
+
+
+def test_an_idle_tick_costs_two_queries(
+    live_daemon, make_schedule, settings, django_assert_num_queries
+):
+    settings.SCHEDULER = {**settings.SCHEDULER, "HEARTBEAT_INTERVAL": 3600}  # not due again
+    thread_schedule(make_schedule, interval=3600)
+    live_daemon.tick(T0)  # beats, plans, and submits nothing
+    live_daemon.drain()
+    # Nothing due, nothing changed: the schedules' fingerprint and the queued runs.
+    with django_assert_num_queries(2):
+        live_daemon.tick(T0 + timedelta(seconds=1))
