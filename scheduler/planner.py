@@ -29,7 +29,9 @@ CHUNK = 500
 class Planner:
     """Plan changed schedules into ``jobs``; start their catch-up runs with ``launcher``."""
 
-    def __init__(self, jobs: APSchedulerJobs, launcher: Launcher, *, resync_interval: float):
+    def __init__(
+        self, jobs: APSchedulerJobs, launcher: Launcher, *, resync_interval: float
+    ) -> None:
         self.jobs = jobs
         self.launcher = launcher
         self.resync_interval = resync_interval
