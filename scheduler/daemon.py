@@ -116,12 +116,16 @@ class SchedulerDaemon:
                 self.stopping.wait(self.poll_interval)
 
     def tick(self, now: datetime | None = None) -> None:
-        """Do one round of upkeep, sync the schedules, and start queued runs."""
+        """Do one round of upkeep, sync the schedules, and start queued runs.
+
+        Without ``now``, each step reads the clock as it starts: upkeep may take a while,
+        and planning from a time already past would fire late what is due meanwhile.
+        """
         close_old_connections()
-        now = now or timezone.now()
-        self.upkeep.step(now)
-        self.planner.sync(now, full=self.planner.full_sync_due(now))
-        self.launcher.start_queued(now)
+        self.upkeep.step(now or timezone.now())
+        planned_at = now or timezone.now()
+        self.planner.sync(planned_at, full=self.planner.full_sync_due(planned_at))
+        self.launcher.start_queued(now or timezone.now())
 
     def drain(self, timeout: float | None = 10.0) -> bool:
         """Wait for the work in flight to finish; return whether it all did."""
