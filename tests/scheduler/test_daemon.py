@@ -6,7 +6,6 @@ import logging
 import threading
 import time
 from collections.abc import Iterator
-from concurrent import futures
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
@@ -16,7 +15,9 @@ from django.db import connection
 from django.utils import timezone
 
 from scheduler import runner
-from scheduler.daemon import DispatchExecutor, SchedulerDaemon, catch_up_time, job_id
+from scheduler.catch_up import decide
+from scheduler.daemon import SchedulerDaemon
+from scheduler.in_flight import call
 from scheduler.models import Heartbeat, Owner, Reason, Run, Status
 
 T0 = datetime(2026, 11, 24, 1, 0, tzinfo=UTC)
@@ -34,16 +35,18 @@ def clock(time_machine):
 def daemon():
     """A daemon whose APScheduler is started but paused: jobs are stored, none fire."""
     daemon = SchedulerDaemon(poll_interval=0.1)
-    daemon.scheduler.start(paused=True)
+    daemon.jobs.start(paused=True)
     yield daemon
-    daemon.scheduler.shutdown(wait=False)
+    daemon.jobs.shutdown()
     daemon.pool.shutdown(wait=True)
 
 
 def settle(daemon: SchedulerDaemon) -> None:
-    with daemon._futures_lock:
-        pending = list(daemon._futures)
-    futures.wait(pending, timeout=10)
+    daemon.drain(timeout=10)
+
+
+def sync(daemon: SchedulerDaemon, *, full: bool = False) -> None:
+    daemon.planner.sync(timezone.now(), full=full)
 
 
 def thread_schedule(make_schedule, **fields):
@@ -66,9 +69,9 @@ def test_downtime_across_many_fire_times_gives_one_catch_up_run(
     latest_missed = T0 + timedelta(seconds=60 * (1 + missed))
     clock(latest_missed + timedelta(seconds=20))
 
-    daemon.sync(full=True)
+    sync(daemon, full=True)
     settle(daemon)
-    daemon.sync(full=True)
+    sync(daemon, full=True)
     settle(daemon)
 
     [run] = ran(schedule, Reason.CATCH_UP)
@@ -81,7 +84,7 @@ def test_new_schedule_counts_from_its_creation(clock, daemon, make_schedule):
     schedule = thread_schedule(make_schedule, cron="30 2 * * *", created_at=T0)
     clock(T0 + timedelta(hours=4))
 
-    daemon.sync(full=True)
+    sync(daemon, full=True)
     settle(daemon)
 
     [run] = ran(schedule, Reason.CATCH_UP)
@@ -91,7 +94,7 @@ def test_new_schedule_counts_from_its_creation(clock, daemon, make_schedule):
 def test_new_schedule_with_no_fire_time_since_creation_waits(clock, daemon, make_schedule):
     schedule = thread_schedule(make_schedule, cron="30 2 * * *", created_at=T0)
     clock(T0 + timedelta(hours=1))
-    daemon.sync(full=True)
+    sync(daemon, full=True)
     settle(daemon)
     assert not Run.objects.filter(schedule=schedule).exists()
 
@@ -100,7 +103,7 @@ def test_catch_up_off_runs_nothing_and_logs_the_count(clock, daemon, make_schedu
     schedule = thread_schedule(make_schedule, interval=600, catch_up=False)
     clock(T0 + timedelta(hours=1, seconds=5))
     with caplog.at_level(logging.INFO, logger="scheduler"):
-        daemon.sync(full=True)
+        sync(daemon, full=True)
         settle(daemon)
     assert not Run.objects.filter(schedule=schedule).exists()
     assert "missed 6 fire time(s); catch-up is off" in caplog.text
@@ -108,37 +111,31 @@ def test_catch_up_off_runs_nothing_and_logs_the_count(clock, daemon, make_schedu
 
 def test_missed_fire_time_outside_the_window_is_not_caught_up(clock, make_schedule):
     schedule = thread_schedule(make_schedule, interval=3600, catch_up_window=600)
-    assert catch_up_time(schedule, None, T0 + timedelta(hours=1, minutes=5)) is not None
-    assert catch_up_time(schedule, None, T0 + timedelta(hours=1, minutes=11)) is None
+    assert decide(schedule, None, T0 + timedelta(hours=1, minutes=5)).fire_time is not None
+    assert decide(schedule, None, T0 + timedelta(hours=1, minutes=11)).fire_time is None
 
 
 def test_sync_schedules_jobs_for_enabled_schedules_only(clock, daemon, make_schedule):
     enabled = thread_schedule(make_schedule, interval=60)
     disabled = thread_schedule(make_schedule, interval=60, enabled=False)
-    daemon.sync(full=True)
-    jobs = {job.id: job for job in daemon.scheduler.get_jobs()}
-    assert set(jobs) == {job_id(enabled.pk)}
-    assert jobs[job_id(enabled.pk)].next_run_time == T0 + timedelta(seconds=60)
-    assert job_id(disabled.pk) not in jobs
+    sync(daemon, full=True)
+    jobs = daemon.jobs.next_fire_times()
+    assert set(jobs) == {enabled.pk}
+    assert jobs[enabled.pk] == T0 + timedelta(seconds=60)
+    assert disabled.pk not in jobs
 
 
 def test_sync_follows_edits_and_removals(clock, daemon, make_schedule):
     schedule = thread_schedule(make_schedule, interval=60)
-    daemon.sync()
+    sync(daemon)
     clock(T0 + timedelta(seconds=1))
     schedule.interval = 300
     schedule.save()
-    daemon.sync()
-    [job] = daemon.scheduler.get_jobs()
-    assert job.next_run_time == T0 + timedelta(seconds=300)
+    sync(daemon)
+    assert list(daemon.jobs.next_fire_times().values()) == [T0 + timedelta(seconds=300)]
     schedule.delete()
-    daemon.sync()
-    assert daemon.scheduler.get_jobs() == []
-
-
-class FakeJob:
-    def __init__(self, schedule_id: int) -> None:
-        self.args = [schedule_id]
+    sync(daemon)
+    assert daemon.jobs.next_fire_times() == {}
 
 
 @pytest.mark.parametrize(
@@ -155,7 +152,7 @@ def test_a_fire_handed_over_late_follows_the_catch_up_rules(
     schedule = thread_schedule(make_schedule, interval=60, catch_up=catch_up)
     fire = T0 + timedelta(minutes=30)
     clock(fire + late)
-    DispatchExecutor(daemon).submit_job(FakeJob(schedule.pk), [fire])
+    daemon.launcher.fire_due(schedule.pk, [fire], timezone.now())
     settle(daemon)
     assert [run.reason for run in Run.objects.filter(schedule=schedule)] == expected
 
@@ -164,7 +161,7 @@ def test_several_due_fire_times_at_once_are_one_catch_up_run(clock, daemon, make
     schedule = thread_schedule(make_schedule, interval=60)
     clock(T0 + timedelta(minutes=5, seconds=1))
     fires = [T0 + timedelta(minutes=minute) for minute in (3, 4, 5)]
-    DispatchExecutor(daemon).submit_job(FakeJob(schedule.pk), fires)
+    daemon.launcher.fire_due(schedule.pk, fires, timezone.now())
     settle(daemon)
     [run] = Run.objects.filter(schedule=schedule)
     assert (run.reason, run.scheduled_for) == (Reason.CATCH_UP, fires[-1])
@@ -203,8 +200,7 @@ def in_new_thread(func, *args, **kwargs):
 
 @pytest.fixture
 def live_daemon(daemon):
-    daemon.heartbeat = Heartbeat.objects.create(host="here", pid=1)
-    daemon.owner = Owner("here", 1, daemon.heartbeat.pk)
+    daemon.attach(Heartbeat.objects.create(host="here", pid=1))
     return daemon
 
 
@@ -219,7 +215,7 @@ def test_a_result_not_recorded_within_the_retry_is_recorded_when_the_database_is
     run.refresh_from_db()
     assert run.status == Status.RUNNING
 
-    [recorded] = live_daemon.end_lost_runs()
+    [recorded] = live_daemon.upkeep.end_lost_runs()
     assert recorded.pk == run.pk
     run.refresh_from_db()
     assert (run.status, run.exit_code) == (Status.SUCCEEDED, 0)
@@ -229,8 +225,8 @@ def test_a_result_not_recorded_within_the_retry_is_recorded_when_the_database_is
 def test_a_run_this_daemon_no_longer_holds_ends_interrupted(live_daemon, make_schedule):
     schedule = make_schedule(executor="thread")
     run = Run.claim(schedule.pk, T0, Reason.SCHEDULED, owner=live_daemon.owner)
-    assert live_daemon.end_lost_runs() == []  # perhaps claimed a moment ago
-    [ended] = live_daemon.end_lost_runs()
+    assert live_daemon.upkeep.end_lost_runs() == []  # perhaps claimed a moment ago
+    [ended] = live_daemon.upkeep.end_lost_runs()
     assert ended.pk == run.pk
     assert ended.status == Status.INTERRUPTED
     assert "could not record" in ended.stderr
@@ -240,13 +236,13 @@ def test_a_catch_up_that_meets_a_database_outage_runs_once_it_is_back(
     clock, live_daemon, make_schedule
 ):
     schedule = thread_schedule(make_schedule, interval=60)
-    live_daemon.sync(full=True)
+    sync(live_daemon, full=True)
     clock(T0 + timedelta(minutes=5, seconds=1))
     with database_away():
-        in_new_thread(live_daemon._call, live_daemon._catch_up, schedule.pk)
+        in_new_thread(call, live_daemon.launcher.run_catch_up, schedule.pk)
     assert not Run.objects.filter(schedule=schedule).exists()
 
-    live_daemon.sync()
+    sync(live_daemon)
     settle(live_daemon)
     [run] = Run.objects.filter(schedule=schedule)
     assert (run.reason, run.scheduled_for) == (Reason.CATCH_UP, T0 + timedelta(minutes=5))
@@ -264,8 +260,8 @@ def test_runs_whose_mail_was_lost_are_mailed_later_once(live_daemon, make_schedu
     Run.objects.filter(pk=succeeded.pk).update(status=Status.SUCCEEDED)
     Run.objects.update(finished_at=timezone.now() - timedelta(minutes=5))
 
-    live_daemon.mail_missed()
-    live_daemon.mail_missed()
+    live_daemon.upkeep.mail_missed()
+    live_daemon.upkeep.mail_missed()
     assert [message.subject for message in mail.outbox] == [
         f"[Django] {schedule.name}: interrupted (exit code None)"
     ]
@@ -273,12 +269,12 @@ def test_runs_whose_mail_was_lost_are_mailed_later_once(live_daemon, make_schedu
 
 def test_shutdown_with_work_still_waiting_for_a_thread_does_not_hang():
     daemon = SchedulerDaemon(poll_interval=0.1)
-    daemon.scheduler.start(paused=True)
-    daemon.heartbeat = Heartbeat.objects.create(host="here", pid=1)
+    daemon.jobs.start(paused=True)
+    daemon.attach(Heartbeat.objects.create(host="here", pid=1))
     release = threading.Event()
-    for _ in range(daemon.pool._max_workers + 3):  # the last ones wait for a thread
-        daemon._submit(release.wait, 10)
-    stopping = threading.Thread(target=daemon._shutdown)
+    for _ in range(daemon.pool.max_workers + 3):  # the last ones wait for a thread
+        daemon.pool.submit(release.wait, 10)
+    stopping = threading.Thread(target=daemon.shutdown)
     stopping.start()
     time.sleep(0.5)
     release.set()
@@ -301,5 +297,17 @@ def test_start_up_reads_the_schedules_again_when_the_first_read_fails(daemon, ma
         return execute(sql, params, many, context)
 
     with connection.execute_wrapper(first_read_fails):
-        daemon._read_schedules()
-    assert len(daemon._known) == 2
+        daemon.plan_all()
+    assert len(daemon.planner.planned) == 2
+
+
+def test_an_idle_tick_costs_two_queries(
+    live_daemon, make_schedule, settings, django_assert_num_queries
+):
+    settings.SCHEDULER = {**settings.SCHEDULER, "HEARTBEAT_INTERVAL": 3600}  # not due again
+    thread_schedule(make_schedule, interval=3600)
+    live_daemon.tick(T0)  # beats, plans, and submits nothing
+    live_daemon.drain()
+    # Nothing due, nothing changed: the schedules' fingerprint and the queued runs.
+    with django_assert_num_queries(2):
+        live_daemon.tick(T0 + timedelta(seconds=1))

@@ -5,15 +5,16 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from concurrent.futures import Future
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.test import override_settings
+from django.utils import timezone
 from django_tasks.signals import task_enqueued
 from django_tasks_db.models import DBTaskResult
 
 from scheduler.daemon import SchedulerDaemon
+from scheduler.in_flight import InFlightPool
 from scheduler.models import Heartbeat, Owner, Reason, Run, Status
 from scheduler.runner import fail_lost_tasks, run_schedule
 from scheduler.signals import run_finished
@@ -138,11 +139,11 @@ def test_a_hand_over_whose_daemon_died_mid_enqueue_is_taken_again_later(
     run = Run.claim(tasks_schedule.pk, FIRE, Reason.SCHEDULED, owner=Owner("gone", 1))
     assert run.take_hand_over()  # ... and the daemon died before the task was enqueued
     time_machine.move_to(FIRE + timedelta(seconds=10), tick=False)
-    daemon.start_queued_runs()
+    daemon.launcher.start_queued(timezone.now())
     assert DBTaskResult.objects.count() == 0  # it may still be enqueueing
 
     time_machine.move_to(FIRE + timedelta(seconds=31), tick=False)
-    daemon.start_queued_runs()
+    daemon.launcher.start_queued(timezone.now())
     run.refresh_from_db()
     assert str(DBTaskResult.objects.get().pk) == run.task_id
 
@@ -216,23 +217,15 @@ def test_a_recently_enqueued_run_is_not_looked_up(handed_over):
 
 
 @pytest.fixture
-def daemon(monkeypatch) -> SchedulerDaemon:
+def daemon() -> SchedulerDaemon:
     """A daemon whose loop steps run their work inline, in the test's transaction."""
-    daemon = SchedulerDaemon(poll_interval=0.1)
-
-    def inline(func, *args, **kwargs) -> Future:
-        future: Future = Future()
-        future.set_result(func(*args, **kwargs))
-        return future
-
-    monkeypatch.setattr(daemon, "_submit", inline)
-    return daemon
+    return SchedulerDaemon(poll_interval=0.1, pool=InFlightPool(1, inline=True))
 
 
 def test_run_now_of_a_tasks_schedule_goes_to_the_backend_through_the_daemon(daemon, tasks_schedule):
     run = Run.enqueue_manual(tasks_schedule)
-    daemon.start_queued_runs()
-    daemon.start_queued_runs()  # the next tick: handed over already, no second task
+    daemon.launcher.start_queued(timezone.now())
+    daemon.launcher.start_queued(timezone.now())  # next tick: handed over already, no 2nd task
 
     run.refresh_from_db()
     assert run.status == Status.QUEUED

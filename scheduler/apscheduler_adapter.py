@@ -1,0 +1,247 @@
+"""Everything APScheduler: the daemon's only module that imports it.
+
+APScheduler hosts one job per planned schedule, persisted in django-apscheduler's job
+store, and wakes up at fire times; it runs no command. Its fire times come from
+:mod:`scheduler.timing` (:class:`TimingTrigger`), so the daemon fires exactly when
+``Schedule.next_fire_times`` says it will, and a due job only hands its fire times to a
+callback (:class:`DispatchExecutor`), which starts the run. :class:`APSchedulerJobs` is
+the face the rest of the daemon sees: start, resume, shut down, put and remove jobs.
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from apscheduler.executors.base import BaseExecutor
+from apscheduler.job import Job
+from apscheduler.jobstores.base import JobLookupError
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.base import BaseTrigger
+from django.db import DatabaseError, transaction
+from django.utils import timezone
+from django_apscheduler.jobstores import DjangoJobStore
+from django_apscheduler.models import DjangoJob
+
+from .timing import Timing
+
+logger = logging.getLogger("scheduler.daemon")
+
+# Stored in each job: APScheduler requires a callable, though DispatchExecutor never
+# calls it.
+JOB_FUNC = "scheduler.runner:run_schedule"
+JOBSTORE_RETRY_INTERVAL = 1.0
+
+# Called with a schedule's id, its fire times come due, and the current time.
+OnDue = Callable[[int, list[datetime], datetime], None]
+
+
+def job_id(schedule_id: int) -> str:
+    """Return the id of the job that fires ``schedule_id``."""
+    return f"schedule-{schedule_id}"
+
+
+class TimingTrigger(BaseTrigger):  # type: ignore[misc]
+    """Fire at the times :class:`scheduler.timing.Timing` computes."""
+
+    # Stored jobs name their trigger's class by this path: daemons of earlier versions
+    # (which defined it there) sharing the database must read jobs this one writes, and
+    # this one theirs. django-apscheduler deletes a job it cannot unpickle.
+    # scheduler/triggers.py keeps the name importable.
+    __module__ = "scheduler.triggers"
+
+    def __init__(self, timing: Timing) -> None:
+        self.timing = timing
+
+    def get_next_fire_time(
+        self, previous_fire_time: datetime | None, now: datetime
+    ) -> datetime | None:
+        """Return the fire time after the previous one (even if past), or after ``now``."""
+        # After a fire, the next one follows it even if that is already past: APScheduler
+        # then hands the late ones over together instead of dropping them.
+        try:
+            return self.timing.next_fire_time(previous_fire_time or now)
+        except (ArithmeticError, ValueError) as exc:
+            # Raised here, it would end APScheduler's thread and all scheduling with it;
+            # no next fire time removes this job alone.
+            logger.error("%s has no next fire time: %s", self, exc)
+            return None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"version": 1, "timing": self.timing}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.timing = state["timing"]
+
+    def __str__(self) -> str:
+        if self.timing.cron:
+            return f"cron[{self.timing.cron} {self.timing.timezone}]"
+        return f"interval[{self.timing.interval}s]"
+
+
+class ScheduleJobStore(DjangoJobStore):  # type: ignore[misc]
+    """django-apscheduler's job store, made safe to share and to lose the database under.
+
+    APScheduler's scheduler thread dies on an exception from ``update_job`` or
+    ``get_next_run_time``, silently ending all scheduling. Several daemons share this
+    store, so a job another daemon just removed is normal, and a database outage must
+    only delay the next wake-up. Run history is written where the command runs, so
+    django-apscheduler's event listeners are not registered.
+    """
+
+    def register_event_listeners(self) -> None:
+        pass
+
+    def put_jobs(self, jobs: list[Job]) -> None:
+        """Insert or replace many jobs with a few statements.
+
+        ``add_job(replace_existing=True)`` costs an INSERT that fails plus a locked
+        read and an UPDATE per job, seconds for 10,000 schedules at every start.
+        """
+        DjangoJob.objects.bulk_create(
+            [
+                DjangoJob(
+                    id=job.id,
+                    next_run_time=job.next_run_time,
+                    job_state=pickle.dumps(job.__getstate__(), self.pickle_protocol),
+                )
+                for job in jobs
+            ],
+            update_conflicts=True,
+            unique_fields=["id"],
+            update_fields=["next_run_time", "job_state"],
+            batch_size=500,
+        )
+
+    def get_due_jobs(self, now: datetime) -> list[Job]:
+        try:
+            jobs: list[Job] = super().get_due_jobs(now)
+        except DatabaseError as exc:
+            logger.debug("Could not read due jobs: %s", exc)
+            return []
+        return jobs
+
+    def update_job(self, job: Job) -> None:
+        try:
+            super().update_job(job)
+        except JobLookupError:
+            pass
+        except DatabaseError as exc:
+            # The stored fire time stays as it was, so the job comes due again and its
+            # missed fire times are handed over together once the database is back.
+            logger.warning("Could not store the next fire time of %s: %s", job.id, exc)
+
+    def get_next_run_time(self) -> datetime | None:
+        try:
+            next_run_time: datetime | None = super().get_next_run_time()
+        except DatabaseError as exc:
+            logger.debug("Could not read the next fire time: %s", exc)
+            return timezone.now() + timedelta(seconds=JOBSTORE_RETRY_INTERVAL)
+        return next_run_time
+
+
+class DispatchExecutor(BaseExecutor):  # type: ignore[misc]
+    """Hand a due job's fire times to ``on_due`` instead of calling the job.
+
+    APScheduler's own executors call ``job.func()`` without the fire time, which the run
+    needs for its exactly-once claim. Jobs do not coalesce inside APScheduler, so this
+    sees every fire time that came due at once. Overlap is decided in the database, so
+    APScheduler's per-job instance counting is bypassed too.
+    """
+
+    def __init__(self, on_due: OnDue) -> None:
+        super().__init__()
+        self.on_due = on_due
+
+    def submit_job(self, job: Job, run_times: list[datetime]) -> None:
+        self.on_due(job.args[0], run_times, timezone.now())
+
+    def _do_submit_job(self, job: Job, run_times: list[datetime]) -> None:  # pragma: no cover
+        raise NotImplementedError  # submit_job replaces it
+
+
+@dataclass(frozen=True)
+class JobPlan:
+    """A schedule's job as it is to be stored: what fires it, and when next."""
+
+    schedule_id: int
+    name: str
+    timing: Timing
+    next_fire: datetime
+
+
+class APSchedulerJobs:
+    """APScheduler's background scheduler holding one job per planned schedule.
+
+    ``on_due`` is called in APScheduler's thread with the fire times of a job that came
+    due; it must return at once.
+    """
+
+    def __init__(self, on_due: OnDue) -> None:
+        self.store = ScheduleJobStore()
+        self.scheduler = BackgroundScheduler(
+            jobstores={"default": self.store},
+            executors={"default": DispatchExecutor(on_due)},
+            timezone=UTC,
+            jobstore_retry_interval=JOBSTORE_RETRY_INTERVAL,
+        )
+        # Its retry warnings would repeat every second of an outage; the daemon reports
+        # the outage once.
+        logging.getLogger("django_apscheduler").setLevel(logging.ERROR)
+
+    def start(self, *, paused: bool = True) -> None:
+        """Start APScheduler's thread; ``paused``, it fires nothing until :meth:`resume`."""
+        self.scheduler.start(paused=paused)
+
+    def resume(self) -> None:
+        """Start firing due jobs."""
+        self.scheduler.resume()
+
+    def shutdown(self) -> None:
+        """Stop firing; do not wait for APScheduler's thread."""
+        self.scheduler.shutdown(wait=False)
+
+    def put(self, plans: list[JobPlan]) -> None:
+        """Store these jobs, replacing any of the same schedules, and wake APScheduler."""
+        jobs = [
+            Job(
+                self.scheduler,
+                id=job_id(plan.schedule_id),
+                func=JOB_FUNC,
+                trigger=TimingTrigger(plan.timing),
+                executor="default",
+                args=[plan.schedule_id],
+                kwargs={},
+                name=plan.name,
+                misfire_grace_time=None,
+                coalesce=False,
+                max_instances=1,
+                next_run_time=plan.next_fire,
+            )
+            for plan in plans
+        ]
+        self.store.put_jobs(jobs)
+        # Woken before the commit, APScheduler's thread would find no job and sleep on.
+        transaction.on_commit(self.scheduler.wakeup)
+
+    def remove(self, schedule_id: int) -> None:
+        """Remove the job of ``schedule_id``, if there is one."""
+        try:
+            self.scheduler.remove_job(job_id(schedule_id))
+        except JobLookupError:
+            pass
+
+    def remove_all_but(self, schedule_ids: Iterable[int]) -> None:
+        """Remove every stored job that is not one of these schedules'."""
+        wanted = {job_id(schedule_id) for schedule_id in schedule_ids}
+        orphans = [pk for pk in DjangoJob.objects.values_list("id", flat=True) if pk not in wanted]
+        for start in range(0, len(orphans), 500):
+            DjangoJob.objects.filter(id__in=orphans[start : start + 500]).delete()
+
+    def next_fire_times(self) -> dict[int, datetime | None]:
+        """Return the next fire time of each stored job, by schedule id."""
+        return {job.args[0]: job.next_run_time for job in self.scheduler.get_jobs()}

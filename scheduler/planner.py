@@ -1,0 +1,129 @@
+"""Keep APScheduler's jobs in step with the enabled ``Schedule`` rows.
+
+*Planning* a schedule means deciding its catch-up (:mod:`scheduler.catch_up`), starting
+that run if any, and storing its job with its next fire time. A schedule is planned
+again when its row changes, so edits from admin or another process reach a running
+daemon without a restart.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Count, Max
+
+from . import catch_up
+from .apscheduler_adapter import APSchedulerJobs, JobPlan
+from .launcher import Launcher, log_catch_up
+from .models import Reason, Schedule
+from .timing import TimingError
+
+logger = logging.getLogger("scheduler.daemon")
+
+CHUNK = 500
+
+
+class Planner:
+    """Plan changed schedules into ``jobs``; start their catch-up runs with ``launcher``."""
+
+    def __init__(
+        self, jobs: APSchedulerJobs, launcher: Launcher, *, resync_interval: float
+    ) -> None:
+        self.jobs = jobs
+        self.launcher = launcher
+        self.resync_interval = resync_interval
+        # Per planned schedule, the row's fields its plan depends on.
+        self._planned: dict[int, tuple[Any, ...]] = {}
+        self._replan: set[int] = set()
+        self._fingerprint: tuple[Any, ...] | None = None
+        self._last_full_sync = 0.0
+
+    @property
+    def planned(self) -> frozenset[int]:
+        """Return the ids of the schedules planned now."""
+        return frozenset(self._planned)
+
+    @property
+    def synced(self) -> bool:
+        """Return whether a sync has read the schedules since start or :meth:`forget`."""
+        return self._fingerprint is not None
+
+    def full_sync_due(self, now: datetime) -> bool:
+        """Return whether ``RESYNC_INTERVAL`` has passed since the last full sync."""
+        return now.timestamp() - self._last_full_sync >= self.resync_interval
+
+    def replan(self, schedule_id: int) -> None:
+        """Plan ``schedule_id`` again at the next sync (its fire time was not claimed)."""
+        self._replan.add(schedule_id)
+
+    def forget(self) -> None:
+        """Plan every schedule again at the next sync (after a database outage)."""
+        self._planned = {}
+        self._fingerprint = None
+
+    def sync(self, now: datetime, *, full: bool = False) -> None:
+        """Bring the jobs in line with the enabled schedules in the database.
+
+        A cheap fingerprint query runs every time; the schedule rows are read only when
+        it changes, and, with ``full``, in case a row was edited in a way that does not
+        move ``updated_at`` (``QuerySet.update()``, raw SQL).
+        """
+        fingerprint = tuple(
+            Schedule.objects.aggregate(
+                count=Count("id"), latest=Max("updated_at"), ids=Max("id")
+            ).values()
+        )
+        replan, self._replan = self._replan, set()
+        if not full and not replan and fingerprint == self._fingerprint:
+            return
+        for schedule_id in replan:
+            self._planned.pop(schedule_id, None)
+        # What planning depends on (see the docstring on edits that keep updated_at).
+        current = {
+            row[0]: row[1:]
+            for row in Schedule.objects.filter(enabled=True).values_list(
+                "id", "updated_at", "cron", "interval", "timezone", "created_at"
+            )
+        }
+        for schedule_id in self._planned.keys() - current.keys():
+            self.jobs.remove(schedule_id)
+            logger.info("Schedule %s removed or disabled", schedule_id)
+        changed = [sid for sid, version in current.items() if self._planned.get(sid) != version]
+        for start in range(0, len(changed), CHUNK):
+            # One transaction per chunk: the job store's writes commit together instead
+            # of one by one (on SQLite, one fsync per chunk rather than per schedule).
+            with transaction.atomic():
+                self._plan(changed[start : start + CHUNK], now)
+        self._planned = current
+        self._fingerprint = fingerprint
+        if full:
+            self._last_full_sync = now.timestamp()
+
+    def drop_orphan_jobs(self) -> None:
+        """Remove stored jobs of schedules deleted or disabled while no daemon ran."""
+        self.jobs.remove_all_but(self._planned)
+
+    def _plan(self, schedule_ids: list[int], now: datetime) -> None:
+        last_claimed = catch_up.last_claimed_fire_times(schedule_ids)
+        plans = []
+        for schedule in Schedule.objects.filter(pk__in=schedule_ids, enabled=True):
+            try:
+                timing = schedule.timing
+                decision = catch_up.decide(schedule, last_claimed.get(schedule.pk), now, timing)
+                next_fire = timing.next_fire_time(now)
+            except (TimingError, ArithmeticError, ValueError) as exc:
+                # One row written around validation must not stop the others.
+                logger.error("Schedule %s cannot be scheduled: %s", schedule, exc)
+                self.jobs.remove(schedule.pk)
+                continue
+            missed = log_catch_up(schedule, decision)
+            if missed is not None:
+                self.launcher.fire(schedule.pk, missed, Reason.CATCH_UP)
+            if next_fire is None:
+                self.jobs.remove(schedule.pk)
+                continue
+            plans.append(JobPlan(schedule.pk, schedule.name, timing, next_fire))
+        self.jobs.put(plans)

@@ -1,0 +1,174 @@
+"""The daemon's upkeep: liveness, pruning, lost tasks, lost runs and lost mail.
+
+Every ``HEARTBEAT_INTERVAL`` the daemon beats its heartbeat and resolves runs nobody
+will finish: those of daemons and workers gone silent, ``tasks`` runs long overdue, its
+own runs it could not record, and queued runs whose task the backend lost. Every
+``PRUNE_INTERVAL`` it prunes run history and mails about runs whose mail was lost.
+Whatever may be slow goes to the pool, so the loop never waits for it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db.models import Q
+from django.utils import timezone
+
+from . import notifications, runner
+from .conf import conf
+from .declared import sync_declared
+from .in_flight import InFlightPool
+from .liveness import dead_heartbeats, prune_heartbeats
+from .models import PROBLEM_STATUSES, Heartbeat, Notify, Run, Status
+from .retention import prune_runs
+
+logger = logging.getLogger("scheduler.daemon")
+
+# Runs ended this long ago at most, and not notified, are mailed by any daemon: their
+# own mail was lost (a daemon stopping, or dying, just after it ended them).
+MAIL_SWEEP_WINDOW = timedelta(days=1)
+
+
+class Upkeep:
+    """Keep this daemon's ``heartbeat`` beating and the run history truthful."""
+
+    def __init__(self, pool: InFlightPool) -> None:
+        self.pool = pool
+        self.heartbeat: Heartbeat | None = None
+        self._last_beat = 0.0
+        self._last_prune = time.monotonic()
+        # Judge other daemons dead only after this (monotonic) time; see defer_judging.
+        self._judge_stale_after = 0.0
+        self._lost_seen: set[int] = set()
+
+    def step(self, now: datetime) -> None:
+        """Check liveness and prune, each when its interval has passed."""
+        if time.monotonic() - self._last_beat >= conf.HEARTBEAT_INTERVAL:
+            self.check_liveness(now)
+        if time.monotonic() - self._last_prune >= conf.PRUNE_INTERVAL:
+            self._last_prune = time.monotonic()
+            self.pool.submit_once("prune", prune, now)
+            self.mail_missed_later()
+
+    def defer_judging(self) -> None:
+        """Judge no daemon dead for a heartbeat timeout: all were cut off by an outage."""
+        self._judge_stale_after = time.monotonic() + conf.HEARTBEAT_TIMEOUT
+
+    def mail_missed_later(self) -> None:
+        """Submit :meth:`mail_missed` to the pool, unless it is still running."""
+        self.pool.submit_once("mail", self.mail_missed)
+
+    def check_liveness(self, now: datetime) -> None:
+        """Beat; end the running runs of gone daemons and workers, and overdue ``tasks``
+        runs, as interrupted; forget old heartbeats; look for queued runs whose task was
+        lost."""
+        assert self.heartbeat is not None
+        self.heartbeat.beat()
+        self._last_beat = time.monotonic()
+        stale_after = timedelta(seconds=conf.HEARTBEAT_TIMEOUT)
+        dead = dead_heartbeats(
+            stale_after=stale_after,
+            me=self.heartbeat,
+            judge_stale=time.monotonic() >= self._judge_stale_after,
+        )
+        interrupted = Run.interrupt_orphans(
+            dead, message="Interrupted: the scheduler or worker running it stopped or died."
+        )
+        interrupted += Run.interrupt_overdue(
+            now,
+            max_age=timedelta(seconds=conf.TASKS_MAX_AGE),
+            grace=timedelta(seconds=conf.KILL_GRACE) + stale_after,
+            message="Interrupted: still running long past its timeout or TASKS_MAX_AGE; "
+            "the worker running it was lost.",
+        )
+        if interrupted:
+            logger.warning(
+                "Resolved %d run(s) of gone daemons or workers as interrupted", len(interrupted)
+            )
+        interrupted += self.end_lost_runs()
+        for run in interrupted:
+            self.pool.submit(runner.finished, run)  # mail may be slow; the loop must not wait
+        prune_heartbeats(keep_for=timedelta(days=7))
+        if Run.awaiting_worker(now - stale_after).exists():
+            self.pool.submit_once("lost tasks", fail_lost_tasks, now - stale_after)
+
+    def end_lost_runs(self) -> list[Run]:
+        """End this daemon's own ``running`` runs that none of its threads holds any more.
+
+        A run whose result could not be written within ``PERSIST_RETRY_FOR`` (a long
+        database outage) is recorded now; a run this daemon lost otherwise (a write that
+        failed for good on the way) would stay ``running`` for ever under its live
+        heartbeat, so it ends ``interrupted``. A run is taken for lost when seen so on two
+        checks in a row: one claimed a moment ago may not be held yet.
+        """
+        assert self.heartbeat is not None
+        recorded = runner.record_unrecorded()
+        if recorded:
+            logger.warning(
+                "Recorded %d run result(s) kept back by a database outage", len(recorded)
+            )
+        mine = Run.objects.filter(heartbeat=self.heartbeat, status=Status.RUNNING)
+        lost = set(mine.values_list("pk", flat=True)) - runner.holding()
+        confirmed, self._lost_seen = lost & self._lost_seen, lost
+        ended = Run.interrupt(
+            sorted(confirmed),
+            message="Interrupted: the scheduler running it could not record how it ended "
+            "(the database was unavailable).",
+        )
+        if ended:
+            logger.warning("Ended %d run(s) of this scheduler it could not finish", len(ended))
+        return recorded + ended
+
+    @staticmethod
+    def mail_missed(now: datetime | None = None) -> None:
+        """Mail about recently ended runs whose mail was never sent.
+
+        Their own mail was lost: cancelled by a daemon's shutdown, or its daemon died
+        after ending them. A run is mailed once whoever sends it (``claim_notification``).
+        """
+        if not settings.ADMINS:
+            return
+        now = now or timezone.now()
+        settled = now - timedelta(seconds=conf.HEARTBEAT_TIMEOUT)
+        wanted = (Q(status__in=PROBLEM_STATUSES) & ~Q(schedule__notify=Notify.NEVER)) | Q(
+            schedule__notify=Notify.ALWAYS
+        )
+        missed = (
+            Run.objects.filter(
+                wanted,
+                notified_at__isnull=True,
+                finished_at__gte=now - MAIL_SWEEP_WINDOW,
+                finished_at__lt=settled,
+            )
+            .exclude(status__in=[Status.RUNNING, Status.QUEUED, Status.SKIPPED])
+            .select_related("schedule")
+            .order_by("finished_at")[:100]
+        )
+        for run in missed:
+            logger.info("Mailing about run %s of %s, whose mail was lost", run.pk, run.schedule)
+            notifications.mail_admins_about_run(sender=Run, run=run)
+
+
+def sync_declared_schedules() -> None:
+    """Create or update the schedules declared in ``SCHEDULER["SCHEDULES"]``."""
+    report = sync_declared(conf.SCHEDULES)
+    for change, names in report.items():
+        if names:
+            logger.info("Schedules in code %s: %s", change, ", ".join(names))
+
+
+def prune(now: datetime) -> None:
+    """Prune run history past its limits (in a pool thread: it may take long)."""
+    pruned = prune_runs(now)
+    if pruned:
+        logger.info("Pruned %d run(s) past the history limits", pruned)
+
+
+def fail_lost_tasks(enqueued_before: datetime) -> None:
+    """Fail queued runs whose task the backend lost (in a pool thread: it may be slow)."""
+    lost = runner.fail_lost_tasks(enqueued_before)
+    if lost:
+        logger.warning("Failed %d queued run(s) whose task was lost", len(lost))
