@@ -305,7 +305,10 @@ def lateness(
         result.update(summary(late), missed=missed)
     else:
         rows = Run.objects.filter(
-            reason=Reason.SCHEDULED, scheduled_for__gte=at(start), scheduled_for__lt=at(end)
+            reason=Reason.SCHEDULED,
+            scheduled_for__gte=at(start),
+            scheduled_for__lt=at(end),
+            started_at__isnull=False,  # a skipped fire time never started: it counts as missed
         ).values_list("scheduled_for", "started_at")
         late = [(started - fired).total_seconds() * 1000 for fired, started in rows]
         result.update(summary(late), missed=result["expected"] - len(late))

@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 import dj_database_url
+import django
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -24,7 +25,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_apscheduler",
-    "django_tasks",
+    # Django 6.0 has the Tasks framework built in; 5.2 has it from the django-tasks app.
+    *(["django_tasks"] if django.VERSION < (6, 0) else []),
     "django_tasks_db",
     "scheduler",
     "jobs",

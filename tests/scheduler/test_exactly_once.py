@@ -34,11 +34,12 @@ def test_two_then_three_daemons_run_each_fire_time_exactly_once(start_daemon, ma
 
     for schedule in schedules:
         assert_each_fire_time_once(schedule, window_start, window_end, at_least=13)
-        statuses = Counter(
-            Run.objects.filter(schedule=schedule, scheduled_for__lte=window_end).values_list(
-                "status", flat=True
-            )
+        # Before the window, a slow first run (cold imports) may rightly make the next
+        # fire time skip; inside it, every run succeeds.
+        in_window = Run.objects.filter(
+            schedule=schedule, scheduled_for__gte=window_start, scheduled_for__lte=window_end
         )
+        statuses = Counter(in_window.values_list("status", flat=True))
         assert set(statuses) == {Status.SUCCEEDED}
     assert len(set(Run.objects.values_list("pid", flat=True))) >= 2  # the work was shared
     for daemon in daemons:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import subprocess
 import sys
@@ -10,9 +11,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.test import override_settings
 from django.utils import timezone
-from django_tasks.signals import task_enqueued
 from django_tasks_db.models import DBTaskResult
 
+from scheduler.compat import tasks_package
 from scheduler.daemon import SchedulerDaemon
 from scheduler.in_flight import InFlightPool
 from scheduler.models import Heartbeat, Owner, Reason, Run, Status
@@ -21,6 +22,9 @@ from scheduler.signals import run_finished
 from scheduler.tasks import hand_over, run_task
 from tests.conftest import database_url
 from tests.manage_py import ROOT
+
+# The signal the backend sends: Django's own on 6.0, the backport's on 5.2.
+task_enqueued = importlib.import_module(f"{tasks_package()}.signals").task_enqueued
 
 FIRE = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)
 RQ_DOWN = {"TASKS_BACKEND": "rq"}  # tests/settings.py points RQ at a port nobody serves
