@@ -197,12 +197,12 @@ class Timing:
             latest = self.anchor + step * periods
             return latest.astimezone(UTC) if latest > since else None
         start = max(since, self._reverse_candidate(now) or since)
-        latest = None
+        last: datetime | None = None
         for fire in self.iter_after(start):
             if fire > now:
                 break
-            latest = fire
-        return latest
+            last = fire
+        return last
 
     def count_between(self, since: datetime, now: datetime) -> int:
         """How many fire times fall in ``(since, now]``, up to ``MISSED_COUNT_LIMIT``."""
