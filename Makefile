@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint install bench
+.PHONY: run test lint lint-target install bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -18,11 +18,20 @@ run: install
 	$(BIN)/python manage.py load_example_schedules
 	$(BIN)/python manage.py runscheduler
 
+# Style, types (mypy strict, pyproject.toml) and the layering (import-linter contracts,
+# pyproject.toml), then Django's checks and missing migrations.
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
 	DJANGO_SETTINGS_MODULE=tests.settings $(BIN)/python manage.py check --fail-level WARNING
 	$(BIN)/python manage.py makemigrations --check --dry-run
+
+# TEMPORARY: the layering contracts the redesign is still making true; they join `lint`
+# (pyproject.toml) once they pass.
+lint-target: install
+	$(BIN)/lint-imports .importlinter-target.toml
 
 # The fast tests run twice more with the clock a year and half a year ahead (the other
 # daylight-saving season): a test that holds only on today's date fails now, not later.
