@@ -1,5 +1,6 @@
 # Two entry points: `make run` (scheduler with the example schedules on SQLite) and
-# `make test` (the whole suite, on SQLite and on a throwaway PostgreSQL server).
+# `make test` (the fast and the end-to-end tests, on SQLite and on a throwaway PostgreSQL
+# server).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -33,13 +34,16 @@ lint: install
 lint-target: install
 	$(BIN)/lint-imports .importlinter-target.toml
 
-# The fast tests run twice more with the clock a year and half a year ahead (the other
-# daylight-saving season): a test that holds only on today's date fails now, not later.
+# Plain pytest runs the fast tests (not marked e2e); `-m e2e` the end-to-end ones, `-m ""`
+# both. The fast tests run twice more with the clock a year and half a year ahead (the
+# other daylight-saving season): a test that holds only on today's date fails now, not
+# later. End-to-end tests keep the real clock (their daemons cannot be moved).
 test: lint
 	$(BIN)/pytest
+	$(BIN)/pytest -m e2e
 	$(BIN)/pytest --clock-offset-days 365
 	$(BIN)/pytest --clock-offset-days 183
-	$(BIN)/python -m tests.postgres $(BIN)/pytest
+	$(BIN)/python -m tests.postgres $(BIN)/pytest -m ""
 
 # One table of this scheduler against cron-style fresh processes and django-apscheduler's
 # recommended pattern (also bench/results.json), on its own SQLite file or on a throwaway
