@@ -14,7 +14,7 @@ import importlib
 import django
 
 
-def tasks_package(version: tuple = django.VERSION) -> str:
+def tasks_package(version: tuple[int | str, ...] = django.VERSION) -> str:
     """The package that provides the Tasks framework on this Django ``version``."""
     return "django.tasks" if tuple(version[:2]) >= (6, 0) else "django_tasks"
 

@@ -12,10 +12,11 @@ from __future__ import annotations
 import math
 import re
 import shlex
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from django.core.exceptions import ValidationError
 from django.core.management.base import CommandError
@@ -443,7 +444,9 @@ class _Job:
         )
 
     def _environment(self, assignment: str) -> None:
-        name, value = _ASSIGNMENT.match(assignment).groups()
+        match = _ASSIGNMENT.match(assignment)
+        assert match is not None, assignment  # callers pass assignments only
+        name, value = match.groups()
         if name == "DJANGO_SETTINGS_MODULE":
             if value != self.settings_module:
                 raise Unconvertible(_other_settings(value, self.settings_module))
@@ -569,7 +572,7 @@ class _Job:
                 return None
         return None
 
-    def _flock(self, words: list[str], note) -> list[str]:
+    def _flock(self, words: list[str], note: Callable[[str], None]) -> list[str]:
         waits = True
         while words and words[0].startswith("-"):
             option = words.pop(0)
@@ -603,7 +606,9 @@ def _drop_options(words: list[str], with_value: set[str]) -> list[str]:
 
 
 def _seconds(duration: str) -> int:
-    number, unit = _DURATION.match(duration).groups()
+    match = _DURATION.match(duration)
+    assert match is not None, duration  # callers pass durations only
+    number, unit = match.groups()
     factor = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[unit]
     return max(1, math.ceil(float(number) * factor))
 
@@ -620,7 +625,7 @@ def _name_uniquely(crontab: Crontab) -> None:
     Names depend only on the file, so importing it again finds the same schedules.
     """
     kept: list[Proposal] = []
-    seen: dict[tuple, int] = {}
+    seen: dict[tuple[str, tuple[str, ...], str, str], int] = {}
     for proposal in crontab.proposals:
         key = (proposal.command, tuple(proposal.args), proposal.cron, proposal.timezone)
         if key in seen:
@@ -718,10 +723,10 @@ def read_source(path: str, stdin: TextIO) -> str:
         raise CommandError(f"Cannot read {path}: {exc}") from None
 
 
-def report(source: str, crontab: Crontab, reviewed: list[Reviewed]) -> dict:
+def report(source: str, crontab: Crontab, reviewed: list[Reviewed]) -> dict[str, Any]:
     """What the import found and did, as plain data (JSON for scripts, text for people)."""
     schedules = []
-    refused = [
+    refused: list[dict[str, Any]] = [
         {"line": refusal.line, "text": refusal.text, "reason": refusal.reason}
         for refusal in crontab.refused
     ]
@@ -763,7 +768,7 @@ def report(source: str, crontab: Crontab, reviewed: list[Reviewed]) -> dict:
     }
 
 
-def render(data: dict) -> str:
+def render(data: dict[str, Any]) -> str:
     """The report for people: one block per schedule, then the lines left behind."""
     schedules, refused = data["schedules"], data["not_converted"]
     lines = [

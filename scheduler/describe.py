@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from cron_descriptor import ExpressionDescriptor, FormatException, Options
@@ -30,7 +31,7 @@ def status_label(status: str) -> str:
     return Status(status).label if status in Status.values else status
 
 
-def command_line(command: str, args: list | None) -> str:
+def command_line(command: str, args: Sequence[object] | None) -> str:
     """A command and its argv as one line, for display (never run through a shell)."""
     return " ".join([command, *(str(arg) for arg in args or [])])
 
@@ -45,7 +46,7 @@ def describe_cron(expression: str) -> str:
     options.use_24hour_time_format = True
     options.day_of_week_start_index_zero = True
     try:
-        return ExpressionDescriptor(expanded, options).get_description()
+        return str(ExpressionDescriptor(expanded, options).get_description())
     except (FormatException, ValueError, KeyError):
         return expanded
 

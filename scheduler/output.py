@@ -146,4 +146,4 @@ def routed_std_streams() -> tuple[ThreadRoutedStream, ThreadRoutedStream]:
             sys.stdout = ThreadRoutedStream(sys.stdout)
         if not isinstance(sys.stderr, ThreadRoutedStream):
             sys.stderr = ThreadRoutedStream(sys.stderr)
-    return sys.stdout, sys.stderr  # type: ignore[return-value]
+    return sys.stdout, sys.stderr

@@ -16,8 +16,8 @@ from .conf import conf
 logger = logging.getLogger("scheduler.pings")
 
 _pool: ThreadPoolExecutor | None = None
-_pending: set[Future] = set()
-_last_by_base: dict[str, Future] = {}
+_pending: set[Future[None]] = set()
+_last_by_base: dict[str, Future[None]] = {}
 _lock = threading.Lock()
 
 
@@ -29,7 +29,7 @@ def ping_url(base: str, event: str, exit_code: int | None = None) -> str:
         return f"{base}/start"
     if event == "success":
         return base
-    return f"{base}/{exit_code}" if exit_code not in (None, 0) and exit_code > 0 else f"{base}/fail"
+    return f"{base}/{exit_code}" if exit_code is not None and exit_code > 0 else f"{base}/fail"
 
 
 def send(url: str) -> None:
@@ -50,20 +50,20 @@ def ping(base: str, event: str, exit_code: int | None = None) -> None:
     if not base:
         return
     url = ping_url(base, event, exit_code)
-    done: Future = Future()
+    done: Future[None] = Future()
     with _lock:
         previous = _last_by_base.get(base)
         _last_by_base[base] = done
         _pending.add(done)
 
-    def finished(_: Future) -> None:
+    def finished(_: Future[None]) -> None:
         with _lock:
             _pending.discard(done)
             if _last_by_base.get(base) is done:
                 del _last_by_base[base]
         done.set_result(None)
 
-    def submit(_: Future | None = None) -> None:
+    def submit(_: Future[None] | None = None) -> None:
         _executor().submit(send, url).add_done_callback(finished)
 
     if previous is None:

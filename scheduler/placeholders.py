@@ -28,7 +28,7 @@ def _pieces(arg: str) -> list[tuple[str, str | None, str]]:
         parsed = list(Formatter().parse(arg))
     except ValueError as exc:
         raise PlaceholderError(f"{arg!r}: {exc}; write {{{{ and }}}} for literal braces.") from None
-    pieces = []
+    pieces: list[tuple[str, str | None, str]] = []
     for literal, name, spec, conversion in parsed:
         if name is None:
             pieces.append((literal, None, ""))

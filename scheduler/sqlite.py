@@ -14,10 +14,13 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from django.db import connections
 from django.db.backends.base.base import BaseDatabaseWrapper
+
+if TYPE_CHECKING:
+    from django.db.backends.sqlite3.base import DatabaseWrapper as SQLiteWrapper
 
 logger = logging.getLogger("scheduler.sqlite")
 
@@ -30,9 +33,10 @@ def tune_connection(sender: Any, connection: BaseDatabaseWrapper, **kwargs: Any)
     """On ``connection_created``: set what the project's SQLite ``OPTIONS`` leave unset."""
     if connection.vendor != "sqlite":
         return
+    connection = cast("SQLiteWrapper", connection)
     options = connection.settings_dict.get("OPTIONS") or {}
     if _immediate and not options.get("transaction_mode"):
-        connection.transaction_mode = "IMMEDIATE"
+        connection.transaction_mode = "IMMEDIATE"  # type: ignore[attr-defined]  # not in the stubs
     if connection.is_in_memory_db():
         return
     raw = connection.connection
@@ -64,4 +68,4 @@ def use_immediate_transactions() -> None:
             and connection.connection is not None
             and not options.get("transaction_mode")
         ):
-            connection.transaction_mode = "IMMEDIATE"
+            connection.transaction_mode = "IMMEDIATE"  # type: ignore[attr-defined]  # not in the stubs

@@ -195,6 +195,7 @@ class Timing:
         first pass of a repeated hour for ever; here it walks wall-clock time one UTC
         offset at a time instead, starting again where the offset changes.
         """
+        assert self.cron is not None
         zone = get_zone(self.timezone)
         cursor = after.astimezone(UTC)
         offset = _offset(zone, cursor)
@@ -239,12 +240,12 @@ class Timing:
         return self._last_fire(since, now)
 
     def _last_fire(self, since: datetime, now: datetime) -> datetime | None:
-        latest = None
+        last: datetime | None = None
         for fire in self.iter_after(since):
             if fire > now:
                 break
-            latest = fire
-        return latest
+            last = fire
+        return last
 
     def previous_fire_time(self, before: datetime) -> datetime | None:
         """Return the last fire time strictly before ``before``.

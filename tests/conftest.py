@@ -56,7 +56,22 @@ def pytest_report_header(config: pytest.Config) -> str | None:
     return f"clock moved {days} days: now {datetime.now(UTC):%Y-%m-%d %H:%M} UTC" if days else None
 
 
+# Fixtures that start real processes, servers or a browser: a test using one is end to end.
+E2E_FIXTURES = frozenset({"start_daemon", "postgres_server", "browser", "page"})
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    unmarked = [
+        item.nodeid
+        for item in items
+        if E2E_FIXTURES & set(getattr(item, "fixturenames", ()))
+        and not item.get_closest_marker("e2e")
+    ]
+    if unmarked:
+        raise pytest.UsageError(
+            "end-to-end tests (they use " + ", ".join(sorted(E2E_FIXTURES)) + ") need "
+            "@pytest.mark.e2e: " + ", ".join(unmarked)
+        )
     if not config.getoption("clock_offset_days"):
         return
     e2e = [item for item in items if item.get_closest_marker("e2e")]

@@ -406,6 +406,7 @@ def test_a_missing_file_is_an_error():
         schedules("/nonexistent/crontab")
 
 
+@pytest.mark.e2e
 def test_crontab_l_can_be_piped_into_the_command(tmp_path):
     database = tmp_path / "db.sqlite3"
     env = {

@@ -176,7 +176,7 @@ def test_a_process_run_ended_by_another_process_has_its_command_stopped(make_sch
 
 
 def test_a_fire_time_in_its_jitter_delay_when_the_daemon_stops_is_released(make_schedule):
-    schedule = make_schedule(executor="thread", jitter=30)
+    schedule = make_schedule(executor="thread", jitter=1)
     stopping = threading.Event()
     stopping.set()
     run_schedule(schedule.pk, FIRE, Reason.SCHEDULED, stop=threading.Event(), stopping=stopping)
@@ -187,7 +187,7 @@ def test_a_fire_time_in_its_jitter_delay_when_the_daemon_stops_is_released(make_
 def test_a_queued_manual_run_in_its_jitter_delay_when_the_daemon_stops_stays_queued(
     make_schedule,
 ):
-    queued = Run.enqueue_manual(make_schedule(executor="thread", jitter=30))
+    queued = Run.enqueue_manual(make_schedule(executor="thread", jitter=1))
     stopping = threading.Event()
     stopping.set()
     run_queued(queued.pk, stopping=stopping)

@@ -87,6 +87,7 @@ def test_a_worker_takes_a_timeout_like_the_process_executor(make_schedule):
     assert "Stopped after the 1 s timeout" in run.stderr
 
 
+@pytest.mark.e2e
 @pytest.mark.django_db(transaction=True)
 def test_a_real_db_worker_runs_the_handed_over_run(tasks_schedule):
     run = run_schedule(tasks_schedule.pk, FIRE, Reason.SCHEDULED)
