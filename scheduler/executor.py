@@ -32,6 +32,7 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
+from multiprocessing import forkserver
 from multiprocessing.connection import Connection
 from typing import TextIO
 
@@ -43,9 +44,18 @@ from .conf import conf
 from .models import Status
 from .output import CappedBuffer, routed_std_streams
 
-_CONTEXT = multiprocessing.get_context("forkserver")
 _PR_SET_PDEATHSIG = 1
-_CONTEXT.set_forkserver_preload(["scheduler.forkserver_preload"])
+
+
+def fork_context() -> multiprocessing.context.ForkServerContext:
+    """Return the fork-server context, its server told to preload Django and this app.
+
+    Setting the preload is cheap and idempotent; it is done here, when a process is
+    about to be started, rather than at import, which must not change global state.
+    """
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["scheduler.forkserver_preload"])
+    return context
 
 
 @dataclass(frozen=True)
@@ -247,8 +257,6 @@ def _release_fork_server() -> None:
     (and what they start) held it too, it would outlive a daemon killed with ``kill -9``
     and so would they.
     """
-    from multiprocessing import forkserver
-
     server = forkserver._forkserver
     fd = getattr(server, "_forkserver_alive_fd", None)
     if fd is not None:
@@ -301,7 +309,7 @@ def run_in_process(
     out, err = Connection(out_w, readable=False), Connection(err_w, readable=False)
     try:
         with tempfile.NamedTemporaryFile(prefix="scheduler-result-") as result_file:
-            child = _CONTEXT.Process(
+            child = fork_context().Process(
                 target=_child_main,
                 args=(command, args, out, err, result_file.name, conf.MEMORY_LIMIT),
             )
@@ -399,8 +407,7 @@ def _describe_abnormal_exit(exitcode: int | None) -> str:
 
 def start_fork_server() -> None:
     """Start the fork server ahead of the first run so that run does not pay for it."""
-    from multiprocessing import forkserver
-
+    fork_context()
     forkserver.ensure_running()
 
 

@@ -5,10 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from django.db.models import Count, Min
-
 from .conf import conf
-from .models import Heartbeat, Run, Status
+from .models import Heartbeat, Run
 
 
 @dataclass(frozen=True)
@@ -53,13 +51,10 @@ def check_health(now: datetime, *, host: str | None = None) -> Health:
         status = "ok"
     else:
         status = "stale" if daemons else "none"
-    queued = Run.objects.filter(status=Status.QUEUED).aggregate(
-        count=Count("pk"), oldest=Min("created_at")
-    )
-    oldest = queued["oldest"]
+    count, oldest = Run.objects.queue_summary()
     return Health(
         status=status,
         daemons=daemons,
-        queued=queued["count"],
+        queued=count,
         oldest_queued_seconds=round((now - oldest).total_seconds(), 1) if oldest else None,
     )

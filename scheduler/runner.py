@@ -22,8 +22,9 @@ from django.utils import timezone
 from .commands import CommandNotAllowed, check_allowed
 from .conf import conf
 from .executor import ExecutionResult, OutputCallback, execute
-from .models import Executor, Owner, Reason, Run, Status
+from .models import Executor, Reason, Run, Status
 from .output import CappedBuffer
+from .owners import Owner
 from .pings import ping
 from .signals import run_finished
 
@@ -112,7 +113,7 @@ def hand_over(run: Run, *, retry_before: datetime | None = None) -> Run:
     except Exception as exc:
         logger.error("Run %s of %s cannot be handed over: %r", run.pk, run.schedule, exc)
         message = f"[scheduler] Not queued: the tasks executor is not usable here: {exc!r}\n"
-        end(run, lambda: run.refuse(message))
+        end(run, lambda: run.fail(message, expected=Status.QUEUED))
         return run
     return hand_over(run, retry_before=retry_before)
 
@@ -136,7 +137,7 @@ def run_queued(
 ) -> Run | None:
     """Start a queued run ("run now" in admin, a task in a worker) unless another process did."""
     run = Run.objects.select_related("schedule").filter(pk=run_id).first()
-    if run is None or not run.start_queued(owner=owner or Owner.this_process()):
+    if run is None or not run.start(owner=owner or Owner.this_process()):
         return None
     if run.status == Status.SKIPPED:
         return run
@@ -218,7 +219,7 @@ def _execute_run(
             message = "Not started: told to stop before the command started."
             end(run, lambda: run.fail(message, status=Status.INTERRUPTED))
         return run
-    if run.jitter and not persist(run.mark_started, run):
+    if run.jitter and not persist(run.record_start, run):
         logger.warning(
             "Run %s of %s was ended by another process before it started", run.pk, schedule
         )
@@ -341,7 +342,7 @@ class OwnedRunStop:
 def end(run: Run, write: Callable[[], bool]) -> None:
     """Record that a run ended without its command's result; notify only if this call did.
 
-    ``write`` is one of the run's conditional updates (``fail``, ``refuse``), which tell
+    ``write`` is one of the run's conditional updates (``fail``), which tell
     whether another process had ended the run first.
     """
     if persist(write, run):
@@ -381,7 +382,7 @@ class LiveOutput:
             self.flushed_at = time.monotonic()
             self.unsaved = False
             try:
-                self.run.save_output(
+                self.run.record_output(
                     self.buffers["stdout"].getvalue(), self.buffers["stderr"].getvalue()
                 )
             except DatabaseError as exc:

@@ -20,7 +20,7 @@ from . import runner
 from .compat import TaskResultDoesNotExist, TaskResultStatus, task, task_backends
 from .conf import conf
 from .liveness import heartbeat_owner
-from .models import Run
+from .models import Run, Status
 
 logger = logging.getLogger("scheduler.tasks")
 
@@ -46,7 +46,7 @@ def hand_over(run: Run, *, retry_before: datetime | None = None) -> Run:
     A backend that cannot take it (Redis down, a queue that does not exist) fails the run
     with the reason in ``stderr``; the daemon goes on scheduling.
     """
-    if not run.take_hand_over(retry_before=retry_before):
+    if not run.claim_enqueue(retry_before=retry_before):
         return run
     alias, queue = conf.TASKS_BACKEND, conf.TASKS_QUEUE
     try:
@@ -58,9 +58,9 @@ def hand_over(run: Run, *, retry_before: datetime | None = None) -> Run:
             f"this run: {type(exc).__name__}: {exc}\n"
         )
         # The backend may have stored the task before failing, and a worker started it.
-        runner.end(run, lambda: run.refuse(message))
+        runner.end(run, lambda: run.fail(message, expected=Status.QUEUED))
         return run
-    runner.persist(lambda: run.set_task_id(str(result.id)), run)
+    runner.persist(lambda: run.record_task_id(str(result.id)), run)
     logger.info(
         "Run %s of %s queued as task %s on %r (%s)", run.pk, run.schedule, result.id, alias, queue
     )
@@ -80,7 +80,7 @@ def fail_lost(enqueued_before: datetime, *, limit: int = 50) -> list[Run]:
     if not backend.supports_get_result:
         return []
     failed = []
-    waiting = Run.awaiting_worker(enqueued_before).select_related("schedule")
+    waiting = Run.objects.awaiting_worker(enqueued_before).select_related("schedule")
     for run in waiting.order_by("enqueued_at")[:limit]:
         try:
             result = backend.get_result(run.task_id)
@@ -95,7 +95,7 @@ def fail_lost(enqueued_before: datetime, *, limit: int = 50) -> list[Run]:
             errors = ", ".join(error.exception_class_path for error in result.errors)
             reason = f"its task {run.task_id} ended {result.status} without starting it"
             reason += f" ({errors})" if errors else ""
-        if run.refuse(f"[scheduler] Not run: {reason}.\n"):
+        if run.fail(f"[scheduler] Not run: {reason}.\n", expected=Status.QUEUED):
             logger.error("Run %s of %s lost: %s", run.pk, run.schedule, reason)
             failed.append(run)
     return failed

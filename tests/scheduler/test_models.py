@@ -6,7 +6,8 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.test import override_settings
 
-from scheduler.models import Overlap, Owner, Reason, Run, Schedule, Status
+from scheduler.models import Overlap, Reason, Run, Schedule, Status
+from scheduler.owners import Owner
 
 FIRE = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)
 ME = {"owner": Owner("test-host", 4242)}
@@ -156,22 +157,22 @@ class TestClaim:
 
     def test_manual_runs_do_not_take_a_fire_time(self, make_schedule):
         schedule = make_schedule(overlap=Overlap.ALLOW)
-        manual = Run.enqueue_manual(schedule)
+        manual = Run.claim_manual(schedule)
         assert manual.status == Status.QUEUED
-        assert Run.enqueue_manual(schedule).pk != manual.pk
+        assert Run.claim_manual(schedule).pk != manual.pk
         assert Run.claim(schedule.pk, manual.scheduled_for, Reason.SCHEDULED, **ME) is not None
 
     def test_a_queued_run_starts_once(self, make_schedule):
-        run = Run.enqueue_manual(make_schedule())
-        assert run.start_queued(**ME) is True
+        run = Run.claim_manual(make_schedule())
+        assert run.start(**ME) is True
         assert Run.objects.get().status == Status.RUNNING
-        assert Run.objects.get().start_queued(**ME) is False
+        assert Run.objects.get().start(**ME) is False
 
     def test_a_queued_run_of_a_busy_schedule_is_skipped(self, make_schedule):
         schedule = make_schedule()
         Run.claim(schedule.pk, FIRE, Reason.SCHEDULED, **ME)
-        run = Run.enqueue_manual(schedule)
-        assert run.start_queued(**ME) is True
+        run = Run.claim_manual(schedule)
+        assert run.start(**ME) is True
         assert run.status == Status.SKIPPED
 
     @pytest.mark.parametrize(("executor", "skipped"), [("tasks", True), ("process", False)])
@@ -179,7 +180,7 @@ class TestClaim:
         self, make_schedule, executor, skipped
     ):
         schedule = make_schedule(executor=executor)
-        Run.enqueue_manual(schedule)
+        Run.claim_manual(schedule)
         run = Run.claim(schedule.pk, FIRE, Reason.SCHEDULED, **ME)
         assert (run.status == Status.SKIPPED) is skipped
 

@@ -14,7 +14,8 @@ from django_tasks.signals import task_enqueued
 from django_tasks_db.models import DBTaskResult
 
 from scheduler.daemon import SchedulerDaemon
-from scheduler.models import Heartbeat, Owner, Reason, Run, Status
+from scheduler.models import Heartbeat, Reason, Run, Status
+from scheduler.owners import Owner
 from scheduler.runner import fail_lost_tasks, run_schedule
 from scheduler.signals import run_finished
 from scheduler.tasks import hand_over, run_task
@@ -136,7 +137,7 @@ def test_a_hand_over_whose_daemon_died_mid_enqueue_is_taken_again_later(
 ):
     time_machine.move_to(FIRE, tick=False)
     run = Run.claim(tasks_schedule.pk, FIRE, Reason.SCHEDULED, owner=Owner("gone", 1))
-    assert run.take_hand_over()  # ... and the daemon died before the task was enqueued
+    assert run.claim_enqueue()  # ... and the daemon died before the task was enqueued
     time_machine.move_to(FIRE + timedelta(seconds=10), tick=False)
     daemon.start_queued_runs()
     assert DBTaskResult.objects.count() == 0  # it may still be enqueueing
@@ -148,10 +149,10 @@ def test_a_hand_over_whose_daemon_died_mid_enqueue_is_taken_again_later(
 
 
 def test_a_failed_enqueue_leaves_a_run_a_worker_already_started_to_the_worker(handed_over):
-    second = Run.enqueue_manual(handed_over.schedule)
+    second = Run.claim_manual(handed_over.schedule)
 
     def started_then_failed(sender, task_result, **kwargs):
-        Run.objects.get(pk=task_result.args[0]).start_queued(owner=Owner("worker", 7))
+        Run.objects.get(pk=task_result.args[0]).start(owner=Owner("worker", 7))
         raise RuntimeError("the backend failed after storing the task")
 
     task_enqueued.connect(started_then_failed, dispatch_uid="started_then_failed")
@@ -230,7 +231,7 @@ def daemon(monkeypatch) -> SchedulerDaemon:
 
 
 def test_run_now_of_a_tasks_schedule_goes_to_the_backend_through_the_daemon(daemon, tasks_schedule):
-    run = Run.enqueue_manual(tasks_schedule)
+    run = Run.claim_manual(tasks_schedule)
     daemon.start_queued_runs()
     daemon.start_queued_runs()  # the next tick: handed over already, no second task
 
@@ -241,5 +242,5 @@ def test_run_now_of_a_tasks_schedule_goes_to_the_backend_through_the_daemon(daem
 
 
 def test_a_terminal_run_of_a_tasks_schedule_runs_right_here(tasks_schedule):
-    run = Run.start_manual(tasks_schedule, owner=Owner("cli-host", 9))
+    run = Run.claim_manual(tasks_schedule, owner=Owner("cli-host", 9))
     assert (run.status, run.executor, run.host) == (Status.RUNNING, "process", "cli-host")
