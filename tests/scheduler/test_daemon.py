@@ -211,7 +211,7 @@ def live_daemon(daemon):
 def test_a_result_not_recorded_within_the_retry_is_recorded_when_the_database_is_back(
     live_daemon, make_schedule, monkeypatch
 ):
-    monkeypatch.setattr(runner, "PERSIST_RETRY_FOR", 0.0)
+    monkeypatch.setattr("scheduler.execution.PERSIST_RETRY_FOR", 0.0)
     schedule = make_schedule(executor="thread", overlap="skip")
     run = Run.claim(schedule.pk, T0, Reason.SCHEDULED, owner=live_daemon.owner)
     with database_away():

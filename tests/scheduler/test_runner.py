@@ -114,7 +114,7 @@ def test_a_run_broken_outside_the_command_still_ends_truthfully(
     def fail(*args, **kwargs):
         raise error
 
-    monkeypatch.setattr(f"scheduler.runner.{broken}", fail)
+    monkeypatch.setattr(f"scheduler.execution.{broken}", fail)
     schedule = make_schedule(executor="thread")
     with pytest.raises(type(error)):
         run_schedule(schedule.pk, FIRE, Reason.SCHEDULED)

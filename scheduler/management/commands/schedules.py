@@ -11,10 +11,10 @@ from django.utils import timezone
 
 from scheduler import cli, crontab
 from scheduler.commands import CommandNotAllowed, check_allowed
+from scheduler.execution import execute_run
 from scheduler.executor import execute
 from scheduler.liveness import heartbeat_owner
 from scheduler.models import Run, Status
-from scheduler.runner import execute_run
 
 
 class Command(BaseCommand):
