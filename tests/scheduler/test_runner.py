@@ -203,3 +203,18 @@ def test_a_run_keeps_the_timeout_it_was_claimed_with(make_schedule):
     Schedule.objects.filter(pk=schedule.pk).update(timeout=1)
     run = Run.objects.select_related("schedule").get(pk=run.pk)  # as a worker reads it
     assert execute_run(run).status == Status.SUCCEEDED
+
+
+# The same on SQLite and PostgreSQL. Claim: a savepoint (the atomic block, nested in the
+# test's transaction), lock the schedule row, look for a run still going, insert the run
+# in a savepoint of its own and release both; finish: one conditional update.
+CLAIM_AND_FINISH_QUERIES = 8
+
+
+def test_a_claim_plus_finish_takes_a_fixed_number_of_queries(
+    make_schedule, django_assert_num_queries
+):
+    schedule = make_schedule(executor="thread")
+    with django_assert_num_queries(CLAIM_AND_FINISH_QUERIES):
+        run = run_schedule(schedule.pk, FIRE, Reason.SCHEDULED)
+    assert run.status == Status.SUCCEEDED
