@@ -15,6 +15,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
+from datetime import timedelta
 from typing import TypeVar
 
 from django.db import DatabaseError, connections
@@ -180,7 +181,7 @@ def _execute_run(
     )
     ping(ping_base, "start")
     live = LiveOutput(run) if run.executor != Executor.THREAD else None
-    timeout = run.timeout
+    timeout: float | None = run.timeout
     if run.executor == Executor.TASKS:
         # Nobody else can stop a worker's command, so it never runs unbounded.
         timeout = timeout or conf.TASKS_MAX_AGE
@@ -224,7 +225,7 @@ def _execute_run(
         run.pk,
         schedule,
         run.status,
-        run.duration.total_seconds(),
+        (run.duration or timedelta()).total_seconds(),
         run.exit_code,
     )
     ping(ping_base, "success" if run.status == Status.SUCCEEDED else "failure", run.exit_code)

@@ -27,14 +27,13 @@ import selectors
 import signal
 import sys
 import tempfile
-import threading
 import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing import forkserver
 from multiprocessing.connection import Connection
-from typing import TextIO
+from typing import Protocol, TextIO
 
 from django.core.management import call_command
 from django.core.management.base import CommandError
@@ -96,6 +95,14 @@ def status_for(exit_code: int) -> str:
 
 
 OutputCallback = Callable[[str, str], None]
+
+
+class StopFlag(Protocol):
+    """What tells a running command to stop: a ``threading.Event``, or anything as askable."""
+
+    def is_set(self) -> bool: ...
+
+
 """Called with ("stdout" or "stderr", text) as a command's output arrives; the process
 executor also calls it with "" while the command is quiet, for consumers that batch."""
 
@@ -260,7 +267,7 @@ def _release_fork_server() -> None:
     server = forkserver._forkserver
     fd = getattr(server, "_forkserver_alive_fd", None)
     if fd is not None:
-        server._forkserver_alive_fd = None
+        server._forkserver_alive_fd = None  # type: ignore[attr-defined]
         os.close(fd)
 
 
@@ -293,7 +300,7 @@ def run_in_process(
     args: list[str],
     *,
     timeout: float | None = None,
-    stop: threading.Event | None = None,
+    stop: StopFlag | None = None,
     output_limit: int | None = None,
     on_output: OutputCallback | None = None,
 ) -> ExecutionResult:
@@ -339,7 +346,7 @@ def _follow(
     child: multiprocessing.process.BaseProcess,
     capture: _Capture,
     timeout: float | None,
-    stop: threading.Event | None,
+    stop: StopFlag | None,
 ) -> str | None:
     """Read the child's output until it exits or must be stopped; how it was ended.
 
@@ -417,9 +424,10 @@ def execute(
     executor: str,
     *,
     timeout: float | None = None,
-    stop: threading.Event | None = None,
+    stop: StopFlag | None = None,
     on_output: OutputCallback | None = None,
 ) -> ExecutionResult:
+    """Run ``command`` with ``args`` by ``executor`` ("thread", else a child process)."""
     if executor == "thread":
         return run_in_thread(command, args, on_output=on_output)
     return run_in_process(command, args, timeout=timeout, stop=stop, on_output=on_output)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from .conf import conf
 from .models import Heartbeat, Run
@@ -12,7 +13,7 @@ from .models import Heartbeat, Run
 @dataclass(frozen=True)
 class Health:
     status: str  # "ok": a fresh heartbeat; "stale": daemons, none fresh; "none": no daemon
-    daemons: list[dict] = field(default_factory=list)
+    daemons: list[dict[str, Any]] = field(default_factory=list)
     queued: int = 0
     oldest_queued_seconds: float | None = None
 
@@ -20,7 +21,7 @@ class Health:
     def ok(self) -> bool:
         return self.status == "ok"
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {
             "status": self.status,
             "daemons": self.daemons,

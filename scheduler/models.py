@@ -28,7 +28,7 @@ its own: ``claim`` and ``start`` decide it under the schedule's row lock.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -95,7 +95,7 @@ def at_most(limit: int, unit: str, meaning: str = "") -> MaxValueValidator:
     return MaxValueValidator(limit, f"At most {limit} {unit}{meaning}.")
 
 
-class ScheduleQuerySet(models.QuerySet):
+class ScheduleQuerySet(models.QuerySet["Schedule"]):
     def with_last_run(self) -> ScheduleQuerySet:
         """Each schedule with ``last_status`` and ``last_run_at`` of its latest run, in the
         same query (admin's list and ``schedules list`` would otherwise ask per row)."""
@@ -276,7 +276,7 @@ class Schedule(models.Model):
             raise ValidationError(errors)
 
 
-class HeartbeatQuerySet(models.QuerySet):
+class HeartbeatQuerySet(models.QuerySet["Heartbeat"]):
     """Heartbeats judged by the database's clock, never by the reading host's.
 
     ``last_beat`` is written with the database's ``Now()``, so a host whose clock is
@@ -409,7 +409,7 @@ class RunQuerySet(models.QuerySet["Run"]):
         """Return the runs whose owner beats (or beat) as one of ``heartbeat_ids``."""
         return self.filter(heartbeat_id__in=heartbeat_ids)
 
-    def owner_heartbeat_ids(self) -> models.QuerySet[Run, dict[str, object]]:
+    def owner_heartbeat_ids(self) -> models.QuerySet[Run, Any]:
         """Return the heartbeat ids of these runs' owners, as a subquery."""
         return self.filter(heartbeat__isnull=False).values("heartbeat_id")
 
@@ -441,7 +441,8 @@ class RunQuerySet(models.QuerySet["Run"]):
         overdue = [
             pk
             for pk, started_at, timeout, jitter in running
-            if now - started_at
+            if started_at is not None
+            and now - started_at
             > (timedelta(seconds=timeout) if timeout else max_age)
             + timedelta(seconds=jitter or 0)
             + grace
@@ -740,9 +741,12 @@ class Run(models.Model):
 
     def still_owned(self) -> bool:
         """Return whether this run is still ``running`` under the owner that claimed it."""
-        return Run.objects.filter(
-            pk=self.pk, status=Status.RUNNING, heartbeat_id=self.heartbeat_id
-        ).exists()
+        return self._while_owned().exists()
+
+    def _while_owned(self) -> RunQuerySet:
+        """Return this run while it is ``running`` under the owner that claimed it."""
+        # An owner without a heartbeat (None) matches runs without one (IS NULL).
+        return Run.objects.running().filter(Q(heartbeat_id=self.heartbeat_id), pk=self.pk)
 
     # -- ends ------------------------------------------------------------------------------
 
@@ -793,7 +797,7 @@ class Run(models.Model):
         runs it at the next start; a queued manual run goes back to ``queued``. Only a
         run still ``running`` under its owner is released; return whether this call did.
         """
-        mine = Run.objects.filter(pk=self.pk, status=Status.RUNNING, heartbeat_id=self.heartbeat_id)
+        mine = self._while_owned()
         if self.reason == Reason.MANUAL:
             return bool(
                 mine.update(

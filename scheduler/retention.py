@@ -9,12 +9,13 @@ table the daemons write to.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 from django.db.models import Count, OuterRef, Q, Subquery
 
 from .conf import conf
-from .models import Reason, Run, Schedule
+from .models import Reason, Run, RunQuerySet, Schedule
 
 
 def prune_runs(now: datetime, *, batch: int = 500, max_batches: int = 20) -> int:
@@ -32,8 +33,8 @@ def prune_runs(now: datetime, *, batch: int = 500, max_batches: int = 20) -> int
     return deleted
 
 
-def _expired(now: datetime):
-    """Querysets of runs past a limit, oldest first; checked lazily, one at a time."""
+def _expired(now: datetime) -> Iterator[RunQuerySet]:
+    """Yield querysets of runs past a limit, oldest first; checked lazily, one at a time."""
     latest_fire = (
         Run.objects.filter(schedule=OuterRef("schedule"))
         .fire_times()

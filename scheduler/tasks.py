@@ -26,7 +26,7 @@ from .liveness import heartbeat_owner
 from .models import Run, Status
 
 if TYPE_CHECKING:
-    from django_tasks import Task
+    from django_tasks.base import Task
 
 logger = logging.getLogger("scheduler.tasks")
 
@@ -54,7 +54,8 @@ def task_for(backend: str, queue: str) -> Task[[int], str]:
     """Return the run task on ``backend`` and ``queue``; raise if the backend refuses it."""
     from .compat import task  # optional dependency: see the module's docstring
 
-    return task(backend=backend, queue_name=queue)(_run_task)  # type: ignore[no-any-return]
+    run_task: Task[[int], str] = task(backend=backend, queue_name=queue)(_run_task)
+    return run_task
 
 
 def __getattr__(name: str) -> Any:
