@@ -244,3 +244,43 @@ def test_run_now_of_a_tasks_schedule_goes_to_the_backend_through_the_daemon(daem
 def test_a_terminal_run_of_a_tasks_schedule_runs_right_here(tasks_schedule):
     run = Run.claim_manual(tasks_schedule, owner=Owner("cli-host", 9))
     assert (run.status, run.executor, run.host) == (Status.RUNNING, "process", "cli-host")
+
+
+def test_the_run_task_is_bound_to_the_backend_configured_when_it_is_asked_for():
+    from scheduler import tasks
+
+    with override_settings(SCHEDULER={"TASKS_BACKEND": "rq", "TASKS_QUEUE": "default"}):
+        assert (tasks.run_task.backend, tasks.run_task.module_path) == (
+            "rq",
+            "scheduler.tasks.run_task",
+        )
+    assert tasks.run_task.backend == "default"
+
+
+IMPORT_WITHOUT_A_DEFAULT_BACKEND = """
+import django
+from django.conf import settings
+
+settings.configure(
+    INSTALLED_APPS=["django_apscheduler", "scheduler"],
+    DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}},
+    TASKS={"only": {"BACKEND": "django_tasks_db.DatabaseBackend"}},
+)
+django.setup()
+import scheduler.runner
+import scheduler.tasks
+print("imported")
+"""
+
+
+def test_importing_the_runner_and_tasks_modules_reads_no_task_settings():
+    # No "default" task backend: binding the task at import would fail here.
+    imported = subprocess.run(
+        [sys.executable, "-c", IMPORT_WITHOUT_A_DEFAULT_BACKEND],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert imported.stdout.strip() == "imported", imported.stderr
