@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from numbers import Real
 
+from django.apps import apps
 from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
 from django.core.exceptions import ValidationError
@@ -196,8 +197,6 @@ def _messages(exc) -> dict[str, list[str]]:
 @register(Tags.compatibility)
 def check_installed_apps(app_configs=None, **kwargs) -> list:
     """Name the line to add when an app the scheduler needs is missing from INSTALLED_APPS."""
-    from django.apps import apps
-
     if apps.is_installed("django_apscheduler"):
         return []
     return [

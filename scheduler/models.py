@@ -60,6 +60,7 @@ from .timing import MAX_INTERVAL, Timing, TimingError, expand_cron, get_zone
 
 
 def default_timezone() -> str:
+    """Return the project's ``TIME_ZONE``, a new schedule's default."""
     return settings.TIME_ZONE
 
 
@@ -91,14 +92,16 @@ MAX_KEEP_DAYS = 36_500
 
 
 def at_most(limit: int, unit: str, meaning: str = "") -> MaxValueValidator:
-    """A validator refusing values above ``limit``, with a message that gives the bound."""
+    """Return a validator refusing values above ``limit``, its message giving the bound."""
     return MaxValueValidator(limit, f"At most {limit} {unit}{meaning}.")
 
 
 class ScheduleQuerySet(models.QuerySet["Schedule"]):
     def with_last_run(self) -> ScheduleQuerySet:
-        """Each schedule with ``last_status`` and ``last_run_at`` of its latest run, in the
-        same query (admin's list and ``schedules list`` would otherwise ask per row)."""
+        """Annotate ``last_status`` and ``last_run_at`` of each schedule's latest run.
+
+        In the same query: admin's list and ``schedules list`` would otherwise ask per row.
+        """
         latest = Run.objects.filter(schedule=OuterRef("pk")).order_by("-scheduled_for", "-id")
         return self.annotate(
             last_status=Subquery(latest.values("status")[:1]),
@@ -209,6 +212,7 @@ class Schedule(models.Model):
 
     @property
     def timing(self) -> Timing:
+        """Return the schedule's arithmetic: its cron or interval in its timezone."""
         return Timing(
             cron=self.cron or None,
             interval=self.interval,
@@ -217,14 +221,16 @@ class Schedule(models.Model):
         )
 
     def next_fire_times(self, after: datetime, count: int) -> list[datetime]:
-        """The next ``count`` fire times strictly after ``after``, in the schedule's timezone."""
+        """Return the next ``count`` fire times after ``after``, in the schedule's timezone."""
         zone = get_zone(self.timezone)
         return [fire.astimezone(zone) for fire in self.timing.next_fire_times(after, count)]
 
     def effective_executor(self) -> str:
+        """Return the executor runs of this schedule use: its own, or the settings'."""
         return self.executor or conf.EXECUTOR
 
     def clean(self) -> None:
+        """Refuse a schedule that could not run as entered, naming the field at fault."""
         errors: dict[str, str] = {}
         if self.cron and self.interval is not None:
             errors["cron"] = "Give a cron expression or an interval, not both."
@@ -290,6 +296,7 @@ class HeartbeatQuerySet(models.QuerySet["Heartbeat"]):
         )
 
     def stale(self, stale_after: timedelta) -> HeartbeatQuerySet:
+        """Return the heartbeats stopped, or silent for longer than ``stale_after``."""
         return self.filter(Q(stopped_at__isnull=False) | Q(last_beat__lt=Now() - stale_after))
 
 
@@ -321,7 +328,7 @@ class Heartbeat(models.Model):
 
     @classmethod
     def start(cls, *, host: str, pid: int, kind: str = "daemon") -> Heartbeat:
-        """A new heartbeat, its first beat stamped by the database's clock."""
+        """Create a heartbeat, its first beat stamped by the database's clock."""
         heartbeat = cls.objects.create(host=host, pid=pid, kind=kind, last_beat=Now())
         heartbeat.refresh_from_db(fields=["last_beat"])
         return heartbeat
@@ -331,11 +338,12 @@ class Heartbeat(models.Model):
         Heartbeat.objects.filter(pk=self.pk).update(last_beat=Now())
 
     def stop(self) -> None:
+        """Record that this owner stopped."""
         self.stopped_at = dj_timezone.now()
         Heartbeat.objects.filter(pk=self.pk).update(stopped_at=self.stopped_at)
 
     def is_fresh(self, stale_after: timedelta) -> bool:
-        """Needs ``age`` (``Heartbeat.objects.with_age()``): judged by the database's clock."""
+        """Return whether the owner beats; needs ``age`` (``HeartbeatQuerySet.with_age``)."""
         return self.stopped_at is None and self.age <= stale_after
 
 
@@ -572,6 +580,7 @@ class Run(models.Model):
 
     @property
     def duration(self) -> timedelta | None:
+        """Return how long the run took; None until it has started and ended."""
         if self.started_at and self.finished_at:
             return self.finished_at - self.started_at
         return None
