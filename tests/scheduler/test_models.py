@@ -191,3 +191,37 @@ class TestClaim:
         run = Run.objects.get()
         assert run.schedule is None
         assert run.command == "say"
+
+
+@pytest.mark.django_db
+class TestRunQueries:
+    def test_a_schedules_stamp_is_its_latest_claimed_fire_time_not_a_manual_run(
+        self, make_schedule
+    ):
+        schedule, other = make_schedule(overlap="allow"), make_schedule()
+        for minutes in (0, 5):
+            Run.claim(schedule.pk, FIRE + timedelta(minutes=minutes), Reason.SCHEDULED, **ME)
+        Run.claim_manual(schedule, **ME)
+        assert Run.objects.latest_fire_times([schedule.pk, other.pk]) == {
+            schedule.pk: FIRE + timedelta(minutes=5)
+        }
+
+    def test_a_daemon_takes_up_a_queued_run_once_unless_its_enqueue_got_no_task_id(
+        self, make_schedule
+    ):
+        manual = Run.claim_manual(make_schedule())
+        assert list(Run.objects.awaiting_daemon()) == [manual]
+        assert manual.claim_enqueue() is True
+        assert list(Run.objects.awaiting_daemon()) == []
+        assert manual.claim_enqueue() is False
+
+    def test_unnotified_ends_are_those_the_schedule_wants_mail_about(self, make_schedule):
+        failing, quiet = make_schedule(), make_schedule(notify="never")
+        runs = [Run.claim(s.pk, FIRE, Reason.SCHEDULED, **ME) for s in (failing, quiet)]
+        for run in runs:
+            run.fail("broken")
+        ended = runs[0].finished_at
+        window = {"ended_after": ended - timedelta(1), "ended_before": ended + timedelta(1)}
+        assert list(Run.objects.unnotified(**window)) == [runs[0]]
+        runs[0].claim_notification()
+        assert list(Run.objects.unnotified(**window)) == []
