@@ -148,7 +148,7 @@ class ScheduleAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Schedule]:
         finished = (
-            Run.objects.exclude(status__in=[Status.RUNNING, Status.QUEUED, Status.SKIPPED])
+            Run.objects.ended(skipped=False)
             .order_by("-scheduled_for")
             .only("schedule_id", "status")
         )
@@ -269,7 +269,7 @@ class ScheduleAdmin(admin.ModelAdmin):
     @admin.action(description="Run selected schedules now", permissions=["run"])
     def run_now(self, request: HttpRequest, queryset: QuerySet[Schedule]) -> None:
         for schedule in queryset:
-            run = Run.enqueue_manual(schedule)
+            run = Run.claim_manual(schedule)
             self.message_user(
                 request,
                 format_html(

@@ -14,9 +14,7 @@ import enum
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db.models import Max
-
-from .models import Reason, Run, Schedule
+from .models import Run, Schedule
 from .timing import Timing
 
 
@@ -68,10 +66,4 @@ def decide(
 
 def last_claimed_fire_times(schedule_ids: list[int]) -> dict[int, datetime]:
     """Return each schedule's latest claimed fire time, manual runs aside (one query)."""
-    rows = (
-        Run.objects.filter(schedule_id__in=schedule_ids)
-        .exclude(reason=Reason.MANUAL)
-        .values("schedule_id")
-        .annotate(latest=Max("scheduled_for"))
-    )
-    return {row["schedule_id"]: row["latest"] for row in rows}
+    return Run.objects.latest_fire_times(schedule_ids)

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from numbers import Real
 
+from django.apps import apps
 from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
+from django.core.exceptions import ValidationError
 from django.core.management import get_commands
 
 from .conf import DEFAULTS, EXECUTORS, conf
+from .declared import declared_schedule
+from .task_backend import tasks_backend_problem
 
 _POSITIVE_NUMBERS = (
     "POLL_INTERVAL",
@@ -142,44 +146,6 @@ def check_settings(app_configs=None, **kwargs) -> list:
     return errors
 
 
-def tasks_backend_problem() -> str | None:
-    """Why runs cannot be handed to ``SCHEDULER["TASKS_BACKEND"]``, or None if they can.
-
-    Asked by the system check when ``tasks`` is the default executor, and by a schedule's
-    validation when it picks ``tasks``, so a wrong alias or queue, or a backend without
-    workers, is refused where it is entered rather than found at the first fire time.
-    """
-    try:
-        from .compat import DummyBackend, ImmediateBackend, task, task_backends
-    except ImportError:
-        return "The tasks executor needs the django-tasks package (pip install django-tasks)."
-    if not hasattr(settings, "TASKS"):
-        return (
-            "The tasks executor needs a task backend with workers, and settings.TASKS is "
-            "not set: its default, the Immediate backend, would run commands inside the "
-            "scheduler."
-        )
-    alias, queue = conf.TASKS_BACKEND, conf.TASKS_QUEUE
-    try:
-        task(backend=alias, queue_name=queue)(_probe_task)
-    except Exception as exc:
-        return (
-            f'SCHEDULER["TASKS_BACKEND"] {alias!r} with TASKS_QUEUE {queue!r} cannot take '
-            f"runs: {exc}"
-        )
-    backend = task_backends[alias]
-    if isinstance(backend, ImmediateBackend | DummyBackend):
-        return (
-            f'SCHEDULER["TASKS_BACKEND"] {alias!r} is {type(backend).__name__}, which hands '
-            "runs to no worker (Immediate runs them inside the scheduler, Dummy never)."
-        )
-    return None
-
-
-def _probe_task() -> None:
-    """A module-level function to validate a backend with (a task's function must be one)."""
-
-
 def _check_tasks_backend() -> list:
     problem = tasks_backend_problem()
     if problem:
@@ -195,10 +161,6 @@ def _check_tasks_backend() -> list:
 
 
 def _check_declared(declared) -> list:
-    from django.core.exceptions import ValidationError
-
-    from .declared import declared_schedule
-
     if not isinstance(declared, dict):
         return [
             Error(
@@ -235,8 +197,6 @@ def _messages(exc) -> dict[str, list[str]]:
 @register(Tags.compatibility)
 def check_installed_apps(app_configs=None, **kwargs) -> list:
     """Name the line to add when an app the scheduler needs is missing from INSTALLED_APPS."""
-    from django.apps import apps
-
     if apps.is_installed("django_apscheduler"):
         return []
     return [

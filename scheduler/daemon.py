@@ -30,7 +30,8 @@ from .conf import conf
 from .executor import start_fork_server
 from .in_flight import InFlightPool
 from .launcher import Launcher
-from .models import Executor, Heartbeat, Owner, Run
+from .models import Executor, Heartbeat, Run
+from .owners import Owner
 from .planner import Planner
 from .upkeep import Upkeep, sync_declared_schedules
 
@@ -180,9 +181,10 @@ class SchedulerDaemon:
             if self.unfinished:
                 # Only thread-executor runs cannot be stopped; the process exits under them.
                 assert self.heartbeat is not None
-                interrupted = Run.interrupt_orphans(
-                    [self.heartbeat.pk],
-                    message="Interrupted: the scheduler exited while this run was going.",
+                interrupted = (
+                    Run.objects.running()
+                    .owned_by([self.heartbeat.pk])
+                    .interrupt("Interrupted: the scheduler exited while this run was going.")
                 )
                 logger.warning("Abandoned %d run(s) that could not be stopped", len(interrupted))
                 for run in interrupted:

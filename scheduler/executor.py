@@ -27,13 +27,13 @@ import selectors
 import signal
 import sys
 import tempfile
-import threading
 import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
+from multiprocessing import forkserver
 from multiprocessing.connection import Connection
-from typing import TextIO
+from typing import Protocol, TextIO
 
 from django.core.management import call_command
 from django.core.management.base import CommandError
@@ -43,9 +43,18 @@ from .conf import conf
 from .models import Status
 from .output import CappedBuffer, routed_std_streams
 
-_CONTEXT = multiprocessing.get_context("forkserver")
 _PR_SET_PDEATHSIG = 1
-_CONTEXT.set_forkserver_preload(["scheduler.forkserver_preload"])
+
+
+def fork_context() -> multiprocessing.context.ForkServerContext:
+    """Return the fork-server context, its server told to preload Django and this app.
+
+    Setting the preload is cheap and idempotent; it is done here, when a process is
+    about to be started, rather than at import, which must not change global state.
+    """
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["scheduler.forkserver_preload"])
+    return context
 
 
 @dataclass(frozen=True)
@@ -86,6 +95,14 @@ def status_for(exit_code: int) -> str:
 
 
 OutputCallback = Callable[[str, str], None]
+
+
+class StopFlag(Protocol):
+    """What tells a running command to stop: a ``threading.Event``, or anything as askable."""
+
+    def is_set(self) -> bool: ...
+
+
 """Called with ("stdout" or "stderr", text) as a command's output arrives; the process
 executor also calls it with "" while the command is quiet, for consumers that batch."""
 
@@ -247,12 +264,10 @@ def _release_fork_server() -> None:
     (and what they start) held it too, it would outlive a daemon killed with ``kill -9``
     and so would they.
     """
-    from multiprocessing import forkserver
-
     server = forkserver._forkserver
     fd = getattr(server, "_forkserver_alive_fd", None)
     if fd is not None:
-        server._forkserver_alive_fd = None
+        server._forkserver_alive_fd = None  # type: ignore[attr-defined]
         os.close(fd)
 
 
@@ -285,7 +300,7 @@ def run_in_process(
     args: list[str],
     *,
     timeout: float | None = None,
-    stop: threading.Event | None = None,
+    stop: StopFlag | None = None,
     output_limit: int | None = None,
     on_output: OutputCallback | None = None,
 ) -> ExecutionResult:
@@ -301,7 +316,7 @@ def run_in_process(
     out, err = Connection(out_w, readable=False), Connection(err_w, readable=False)
     try:
         with tempfile.NamedTemporaryFile(prefix="scheduler-result-") as result_file:
-            child = _CONTEXT.Process(
+            child = fork_context().Process(
                 target=_child_main,
                 args=(command, args, out, err, result_file.name, conf.MEMORY_LIMIT),
             )
@@ -331,7 +346,7 @@ def _follow(
     child: multiprocessing.process.BaseProcess,
     capture: _Capture,
     timeout: float | None,
-    stop: threading.Event | None,
+    stop: StopFlag | None,
 ) -> str | None:
     """Read the child's output until it exits or must be stopped; how it was ended.
 
@@ -399,8 +414,7 @@ def _describe_abnormal_exit(exitcode: int | None) -> str:
 
 def start_fork_server() -> None:
     """Start the fork server ahead of the first run so that run does not pay for it."""
-    from multiprocessing import forkserver
-
+    fork_context()
     forkserver.ensure_running()
 
 
@@ -410,9 +424,10 @@ def execute(
     executor: str,
     *,
     timeout: float | None = None,
-    stop: threading.Event | None = None,
+    stop: StopFlag | None = None,
     on_output: OutputCallback | None = None,
 ) -> ExecutionResult:
+    """Run ``command`` with ``args`` by ``executor`` ("thread", else a child process)."""
     if executor == "thread":
         return run_in_thread(command, args, on_output=on_output)
     return run_in_process(command, args, timeout=timeout, stop=stop, on_output=on_output)

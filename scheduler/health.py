@@ -4,17 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-
-from django.db.models import Count, Min
+from typing import Any
 
 from .conf import conf
-from .models import Heartbeat, Run, Status
+from .models import Heartbeat, Run
 
 
 @dataclass(frozen=True)
 class Health:
     status: str  # "ok": a fresh heartbeat; "stale": daemons, none fresh; "none": no daemon
-    daemons: list[dict] = field(default_factory=list)
+    daemons: list[dict[str, Any]] = field(default_factory=list)
     queued: int = 0
     oldest_queued_seconds: float | None = None
 
@@ -22,7 +21,7 @@ class Health:
     def ok(self) -> bool:
         return self.status == "ok"
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {
             "status": self.status,
             "daemons": self.daemons,
@@ -53,13 +52,10 @@ def check_health(now: datetime, *, host: str | None = None) -> Health:
         status = "ok"
     else:
         status = "stale" if daemons else "none"
-    queued = Run.objects.filter(status=Status.QUEUED).aggregate(
-        count=Count("pk"), oldest=Min("created_at")
-    )
-    oldest = queued["oldest"]
+    count, oldest = Run.objects.queue_summary()
     return Health(
         status=status,
         daemons=daemons,
-        queued=queued["count"],
+        queued=count,
         oldest_queued_seconds=round((now - oldest).total_seconds(), 1) if oldest else None,
     )

@@ -19,7 +19,8 @@ from django.utils import timezone
 from . import catch_up, runner
 from .conf import conf
 from .in_flight import InFlightPool
-from .models import Executor, Owner, Reason, Run, Schedule, Status
+from .models import Executor, Reason, Run, Schedule
+from .owners import Owner
 
 logger = logging.getLogger("scheduler.daemon")
 
@@ -120,8 +121,11 @@ class Launcher:
         task id within a heartbeat timeout: its daemon died while enqueueing.
         """
         retry_before = now - timedelta(seconds=conf.HEARTBEAT_TIMEOUT)
-        queued = Run.objects.filter(Run.open_hand_over(retry_before), status=Status.QUEUED)
-        rows = queued.order_by("created_at").values_list("id", "executor", "reason")[:100]
+        rows = (
+            Run.objects.awaiting_daemon(retry_before)
+            .order_by("created_at")
+            .values_list("id", "executor", "reason")[:100]
+        )
         for run_id, executor, reason in rows:
             if executor == Executor.TASKS:
                 self.pool.submit_once(("run", run_id), hand_over, run_id, retry_before)

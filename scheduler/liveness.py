@@ -20,7 +20,8 @@ from django.db.models import Q
 from django.db.models.functions import Now
 
 from .conf import conf
-from .models import Heartbeat, Owner, Run, Status
+from .models import Heartbeat, Run, Status
+from .owners import Owner
 
 ONE_RUN_KINDS = ("cli", "worker")
 
@@ -48,9 +49,7 @@ def dead_heartbeats(
     outage every other daemon's heartbeat looks stale, though they were only cut off too.
     """
     owners = Heartbeat.objects.filter(
-        pk__in=Run.objects.filter(status=Status.RUNNING, heartbeat__isnull=False)
-        .exclude(heartbeat=me)
-        .values("heartbeat_id")
+        pk__in=Run.objects.running().exclude(heartbeat=me).owner_heartbeat_ids()
     )
     stale = set(owners.stale(stale_after).values_list("pk", flat=True)) if judge_stale else set()
     dead = []

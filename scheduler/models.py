@@ -1,37 +1,66 @@
-"""Schedules people edit, and the runs the daemon records for them.
+"""Schedules people edit, the runs recorded for them, and the daemons' heartbeats.
 
-State changes of a run are methods here (``claim``, ``start_queued``, ``take_hand_over``,
-``finish``, ``fail``, ``refuse``, ``interrupt_orphans``…) so that the daemon, the workers,
-the admin and the command line move a run through its life the same way, and the
-database, not process memory, decides who runs a fire time.
+A run moves through its life by the methods of ``Run`` alone, so that the daemon, the
+workers, the admin and the command line do it the same way, and the database, not
+process memory, decides who runs a fire time. Every status change is an update
+conditional on the status it expects, so two processes never both make it.
+
+Glossary:
+
+claim
+    A conditional write that gives exactly one process the right to do something.
+    ``Run.claim`` inserts the row that takes a fire time (the unique constraint on
+    schedule and fire time refuses a second one); ``claim_manual`` the row of a "run
+    now"; ``claim_enqueue`` and ``claim_notification`` take the right to enqueue a
+    queued run on the task backend, and to mail about a run.
+stamp
+    A schedule's latest claimed fire time (``RunQuerySet.latest_fire_times``): what
+    catch-up counts missed fire times from.
+
+A run's life: ``claim`` (``running``, or ``queued`` for task workers, or ``skipped``
+when the previous run still goes), ``start`` (a queued run becomes its starter's:
+``running`` or ``skipped``), then one end: ``finish`` (the command's result), ``fail``
+(it could not execute), ``interrupt`` (its owner is gone: ``RunQuerySet.interrupt``), or
+``release`` (a claim given back before the command started). Skipping is not a call of
+its own: ``claim`` and ``start`` decide it under the schedule's row lock.
 """
 
 from __future__ import annotations
 
-import os
-import socket
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.management.base import CommandError
 from django.core.validators import MaxValueValidator
 from django.db import IntegrityError, models, transaction
-from django.db.models import DurationField, ExpressionWrapper, F, OuterRef, Q, Subquery, Value
+from django.db.models import (
+    Count,
+    DurationField,
+    ExpressionWrapper,
+    F,
+    Max,
+    Min,
+    OuterRef,
+    Q,
+    Subquery,
+    Value,
+)
 from django.db.models.functions import Concat, Now
 from django.utils import timezone as dj_timezone
 
 from .commands import CommandNotAllowed, check_allowed, check_arguments
 from .conf import EXECUTORS, conf
-from .timing import MAX_INTERVAL, Timing, TimingError, expand_cron, get_zone
 
-if TYPE_CHECKING:
-    from .executor import ExecutionResult
+# Migration 0001 names scheduler.models.local_pid_namespace as the pid_namespace default.
+from .owners import Owner, local_pid_namespace
+from .task_backend import tasks_backend_problem
+from .timing import MAX_INTERVAL, Timing, TimingError, expand_cron, get_zone
 
 
 def default_timezone() -> str:
+    """Return the project's ``TIME_ZONE``, a new schedule's default."""
     return settings.TIME_ZONE
 
 
@@ -63,14 +92,16 @@ MAX_KEEP_DAYS = 36_500
 
 
 def at_most(limit: int, unit: str, meaning: str = "") -> MaxValueValidator:
-    """A validator refusing values above ``limit``, with a message that gives the bound."""
+    """Return a validator refusing values above ``limit``, its message giving the bound."""
     return MaxValueValidator(limit, f"At most {limit} {unit}{meaning}.")
 
 
-class ScheduleQuerySet(models.QuerySet):
+class ScheduleQuerySet(models.QuerySet["Schedule"]):
     def with_last_run(self) -> ScheduleQuerySet:
-        """Each schedule with ``last_status`` and ``last_run_at`` of its latest run, in the
-        same query (admin's list and ``schedules list`` would otherwise ask per row)."""
+        """Annotate ``last_status`` and ``last_run_at`` of each schedule's latest run.
+
+        In the same query: admin's list and ``schedules list`` would otherwise ask per row.
+        """
         latest = Run.objects.filter(schedule=OuterRef("pk")).order_by("-scheduled_for", "-id")
         return self.annotate(
             last_status=Subquery(latest.values("status")[:1]),
@@ -181,6 +212,7 @@ class Schedule(models.Model):
 
     @property
     def timing(self) -> Timing:
+        """Return the schedule's arithmetic: its cron or interval in its timezone."""
         return Timing(
             cron=self.cron or None,
             interval=self.interval,
@@ -189,14 +221,16 @@ class Schedule(models.Model):
         )
 
     def next_fire_times(self, after: datetime, count: int) -> list[datetime]:
-        """The next ``count`` fire times strictly after ``after``, in the schedule's timezone."""
+        """Return the next ``count`` fire times after ``after``, in the schedule's timezone."""
         zone = get_zone(self.timezone)
         return [fire.astimezone(zone) for fire in self.timing.next_fire_times(after, count)]
 
     def effective_executor(self) -> str:
+        """Return the executor runs of this schedule use: its own, or the settings'."""
         return self.executor or conf.EXECUTOR
 
     def clean(self) -> None:
+        """Refuse a schedule that could not run as entered, naming the field at fault."""
         errors: dict[str, str] = {}
         if self.cron and self.interval is not None:
             errors["cron"] = "Give a cron expression or an interval, not both."
@@ -228,8 +262,6 @@ class Schedule(models.Model):
         if self.effective_executor() not in EXECUTORS:
             errors["executor"] = f"Unknown executor {self.effective_executor()!r}."
         elif self.effective_executor() == Executor.TASKS:
-            from .checks import tasks_backend_problem
-
             problem = tasks_backend_problem()
             if problem:
                 errors["executor"] = problem
@@ -250,14 +282,7 @@ class Schedule(models.Model):
             raise ValidationError(errors)
 
 
-def local_pid_namespace() -> str:
-    try:
-        return os.readlink("/proc/self/ns/pid")
-    except OSError:
-        return ""
-
-
-class HeartbeatQuerySet(models.QuerySet):
+class HeartbeatQuerySet(models.QuerySet["Heartbeat"]):
     """Heartbeats judged by the database's clock, never by the reading host's.
 
     ``last_beat`` is written with the database's ``Now()``, so a host whose clock is
@@ -271,6 +296,7 @@ class HeartbeatQuerySet(models.QuerySet):
         )
 
     def stale(self, stale_after: timedelta) -> HeartbeatQuerySet:
+        """Return the heartbeats stopped, or silent for longer than ``stale_after``."""
         return self.filter(Q(stopped_at__isnull=False) | Q(last_beat__lt=Now() - stale_after))
 
 
@@ -302,7 +328,7 @@ class Heartbeat(models.Model):
 
     @classmethod
     def start(cls, *, host: str, pid: int, kind: str = "daemon") -> Heartbeat:
-        """A new heartbeat, its first beat stamped by the database's clock."""
+        """Create a heartbeat, its first beat stamped by the database's clock."""
         heartbeat = cls.objects.create(host=host, pid=pid, kind=kind, last_beat=Now())
         heartbeat.refresh_from_db(fields=["last_beat"])
         return heartbeat
@@ -312,32 +338,13 @@ class Heartbeat(models.Model):
         Heartbeat.objects.filter(pk=self.pk).update(last_beat=Now())
 
     def stop(self) -> None:
+        """Record that this owner stopped."""
         self.stopped_at = dj_timezone.now()
         Heartbeat.objects.filter(pk=self.pk).update(stopped_at=self.stopped_at)
 
     def is_fresh(self, stale_after: timedelta) -> bool:
-        """Needs ``age`` (``Heartbeat.objects.with_age()``): judged by the database's clock."""
+        """Return whether the owner beats; needs ``age`` (``HeartbeatQuerySet.with_age``)."""
         return self.stopped_at is None and self.age <= stale_after
-
-
-@dataclass(frozen=True)
-class Owner:
-    """The process that runs a command, recorded on its run.
-
-    A run whose owner's heartbeat went stale (or whose process is gone) is resolved as
-    ``interrupted`` by any live daemon, so no run stays ``running`` forever.
-    """
-
-    host: str
-    pid: int
-    heartbeat_id: int | None = None
-
-    @classmethod
-    def this_process(cls, heartbeat_id: int | None = None) -> Owner:
-        return cls(socket.gethostname(), os.getpid(), heartbeat_id)
-
-    def fields(self) -> dict:
-        return {"host": self.host, "pid": self.pid, "heartbeat_id": self.heartbeat_id}
 
 
 class Reason(models.TextChoices):
@@ -361,6 +368,150 @@ SKIPPED_MESSAGE = (
 )
 
 PROBLEM_STATUSES = frozenset({Status.FAILED, Status.TIMED_OUT, Status.INTERRUPTED})
+
+
+class CommandResult(Protocol):
+    """How a command ended, as ``Run.finish`` records it (``executor.ExecutionResult``)."""
+
+    @property
+    def status(self) -> str: ...
+    @property
+    def exit_code(self) -> int | None: ...
+    @property
+    def stdout(self) -> str: ...
+    @property
+    def stderr(self) -> str: ...
+
+
+class RunQuerySet(models.QuerySet["Run"]):
+    """The named queries over runs that the daemon, workers, admin and reports ask."""
+
+    def running(self) -> RunQuerySet:
+        """Return the runs whose command is going (or about to)."""
+        return self.filter(status=Status.RUNNING)
+
+    def queued(self) -> RunQuerySet:
+        """Return the runs waiting for a daemon or a task worker to start them."""
+        return self.filter(status=Status.QUEUED)
+
+    def ended(self, *, skipped: bool = True) -> RunQuerySet:
+        """Return the runs in a terminal status; ``skipped=False`` leaves skipped ones out."""
+        unended = [Status.RUNNING, Status.QUEUED] + ([] if skipped else [Status.SKIPPED])
+        return self.exclude(status__in=unended)
+
+    def fire_times(self) -> RunQuerySet:
+        """Return the runs that claimed a fire time (all but manual runs)."""
+        return self.exclude(reason=Reason.MANUAL)
+
+    def in_progress(self, *, queued_too: bool = False) -> RunQuerySet:
+        """Return the runs an ``overlap="skip"`` schedule waits for.
+
+        That is its running runs, and with ``queued_too`` its runs queued for task workers.
+        """
+        pending = Q(status=Status.RUNNING)
+        if queued_too:
+            pending |= Q(status=Status.QUEUED, executor=Executor.TASKS)
+        return self.filter(pending)
+
+    def owned_by(self, heartbeat_ids: list[int]) -> RunQuerySet:
+        """Return the runs whose owner beats (or beat) as one of ``heartbeat_ids``."""
+        return self.filter(heartbeat_id__in=heartbeat_ids)
+
+    def owner_heartbeat_ids(self) -> models.QuerySet[Run, Any]:
+        """Return the heartbeat ids of these runs' owners, as a subquery."""
+        return self.filter(heartbeat__isnull=False).values("heartbeat_id")
+
+    def awaiting_daemon(self, retry_before: datetime | None = None) -> RunQuerySet:
+        """Return the queued runs a daemon may take up: start a manual one, enqueue a task.
+
+        A ``tasks`` run is taken up once (``Run.claim_enqueue``), unless that claim is
+        older than ``retry_before`` and got no task id: its daemon died while enqueueing.
+        """
+        return self.queued().filter(_awaiting_daemon(retry_before))
+
+    def awaiting_worker(self, enqueued_before: datetime) -> RunQuerySet:
+        """Return runs handed to the task backend before ``enqueued_before``, not started."""
+        return self.filter(
+            status=Status.QUEUED, executor=Executor.TASKS, enqueued_at__lt=enqueued_before
+        ).exclude(task_id="")
+
+    def overdue_tasks(self, now: datetime, *, max_age: timedelta, grace: timedelta) -> RunQuerySet:
+        """Return the ``tasks`` runs still ``running`` long after they must have ended.
+
+        That is past the timeout the run was claimed with (``max_age`` without one) plus
+        its jitter and ``grace``: the worker stops a command at that limit itself, so only
+        a worker that is lost or stuck overruns it. A schedule edited since does not
+        change a run already going. Evaluated at once (the limit is per row).
+        """
+        running = self.filter(
+            status=Status.RUNNING, executor=Executor.TASKS, started_at__isnull=False
+        ).values_list("pk", "started_at", "timeout", "jitter")
+        overdue = [
+            pk
+            for pk, started_at, timeout, jitter in running
+            if started_at is not None
+            and now - started_at
+            > (timedelta(seconds=timeout) if timeout else max_age)
+            + timedelta(seconds=jitter or 0)
+            + grace
+        ]
+        return self.filter(pk__in=overdue)
+
+    def latest_fire_times(self, schedule_ids: list[int]) -> dict[int, datetime]:
+        """Return each schedule's stamp: the fire time of its latest claimed run."""
+        rows = (
+            self.filter(schedule_id__in=schedule_ids)
+            .fire_times()
+            .values("schedule_id")
+            .annotate(latest=Max("scheduled_for"))
+        )
+        return {row["schedule_id"]: row["latest"] for row in rows}
+
+    def unnotified(self, *, ended_after: datetime, ended_before: datetime) -> RunQuerySet:
+        """Return ended runs in that window whose mail the schedule wants and nobody sent."""
+        wanted = (Q(status__in=PROBLEM_STATUSES) & ~Q(schedule__notify=Notify.NEVER)) | Q(
+            schedule__notify=Notify.ALWAYS
+        )
+        return (
+            self.filter(
+                wanted,
+                notified_at__isnull=True,
+                finished_at__gte=ended_after,
+                finished_at__lt=ended_before,
+            )
+            .ended(skipped=False)
+            .select_related("schedule")
+            .order_by("finished_at")
+        )
+
+    def for_timeline(self, start: datetime) -> RunQuerySet:
+        """Return the runs due or started since ``start``, and every running run."""
+        return self.filter(
+            Q(scheduled_for__gte=start) | Q(started_at__gte=start) | Q(status=Status.RUNNING)
+        )
+
+    def queue_summary(self) -> tuple[int, datetime | None]:
+        """Return how many runs are queued, and when the oldest of them was created."""
+        queued = self.queued().aggregate(count=Count("pk"), oldest=Min("created_at"))
+        return queued["count"], queued["oldest"]
+
+    def interrupt(self, message: str) -> list[Run]:
+        """End these runs as ``interrupted`` if still ``running``, noting ``message``.
+
+        Each update is conditional on ``running``; return the runs this call ended (not
+        those another process ended meanwhile).
+        """
+        ended = []
+        for run_id in (
+            self.filter(status=Status.RUNNING).order_by("pk").values_list("pk", flat=True)
+        ):
+            if self.model.objects.filter(pk=run_id, status=Status.RUNNING).update(
+                status=Status.INTERRUPTED,
+                finished_at=dj_timezone.now(),
+                stderr=Concat("stderr", Value(f"\n[scheduler] {message}\n")),
+            ):
+                ended.append(run_id)
+        return list(self.model.objects.select_related("schedule").filter(pk__in=ended))
 
 
 class Run(models.Model):
@@ -402,6 +553,8 @@ class Run(models.Model):
         help_text="Seconds of start delay allowed (the schedule's, at claim).",
     )
 
+    objects = RunQuerySet.as_manager()
+
     class Meta:
         ordering = ["-scheduled_for", "-id"]
         constraints = [
@@ -427,9 +580,12 @@ class Run(models.Model):
 
     @property
     def duration(self) -> timedelta | None:
+        """Return how long the run took; None until it has started and ended."""
         if self.started_at and self.finished_at:
             return self.finished_at - self.started_at
         return None
+
+    # -- claim: create the row that takes a run ----------------------------------------------
 
     @classmethod
     def claim(
@@ -440,20 +596,21 @@ class Run(models.Model):
         *,
         owner: Owner,
     ) -> Run | None:
-        """Take the fire time ``scheduled_for`` of a schedule, or return None if it is taken.
+        """Claim the fire time ``scheduled_for`` of a schedule; None if it is claimed already.
 
         The unique constraint on (schedule, scheduled_for) makes this exactly-once across
         daemons; the schedule row lock (an IMMEDIATE transaction on SQLite) makes the
         overlap check and the insert one step, so two daemons cannot both start a run of
         a ``skip`` schedule. A fire time met while a run is still going is recorded as
-        ``skipped`` so the history explains the gap.
+        ``skipped`` so the history explains the gap. A ``tasks`` run is ``queued``,
+        owned by nobody until a worker starts it.
         """
         now = dj_timezone.now()
         with transaction.atomic():
             schedule, busy = _lock_schedule(schedule_id, queued_too=True)
             if schedule is None or not schedule.enabled:
                 return None
-            run = cls.taken(schedule, reason, scheduled_for, now, owner=owner, busy=busy)
+            run = cls._claimed(schedule, reason, scheduled_for, now, owner=owner, busy=busy)
             try:
                 with transaction.atomic():
                     run.save(force_insert=True)
@@ -462,10 +619,31 @@ class Run(models.Model):
         return run
 
     @classmethod
-    def snapshot(
+    def claim_manual(cls, schedule: Schedule, *, owner: Owner | None = None) -> Run:
+        """Claim a manual run of ``schedule`` for now.
+
+        With an ``owner`` (the command line's "run now") the run is that owner's at once,
+        never ``queued``, so no daemon can pick it up as well; a ``tasks`` schedule runs
+        there too, its output on the terminal. Without one (admin's "run now") the run is
+        ``queued`` for a running daemon to start: the web request does not run it.
+        """
+        now = dj_timezone.now()
+        if owner is None:
+            run = cls._snapshot(schedule, Reason.MANUAL, now, now)
+            run.status = Status.QUEUED
+            run.save(force_insert=True)
+            return run
+        with transaction.atomic():
+            _, busy = _lock_schedule(schedule.pk)
+            run = cls._claimed(schedule, Reason.MANUAL, now, now, owner=owner, busy=busy, here=True)
+            run.save(force_insert=True)
+        return run
+
+    @classmethod
+    def _snapshot(
         cls, schedule: Schedule, reason: str, scheduled_for: datetime, now: datetime
     ) -> Run:
-        """An unsaved run carrying the schedule's command as it is now (history keeps it)."""
+        """Return an unsaved run carrying the schedule's command as it is now."""
         return cls(
             schedule=schedule,
             command=schedule.command,
@@ -479,7 +657,7 @@ class Run(models.Model):
         )
 
     @classmethod
-    def taken(
+    def _claimed(
         cls,
         schedule: Schedule,
         reason: str,
@@ -490,13 +668,12 @@ class Run(models.Model):
         busy: bool,
         here: bool = False,
     ) -> Run:
-        """An unsaved run taken by ``owner``: running, or skipped if the schedule is busy.
+        """Return an unsaved run claimed by ``owner``: running, or skipped if ``busy``.
 
-        A run for the ``tasks`` executor is ``queued`` instead, owned by nobody until a
-        worker starts it (``start_queued``), unless it is to run ``here``, in a child
-        process of the owner (the command line's run).
+        A run for the ``tasks`` executor is ``queued`` instead, unless it is to run
+        ``here``, in a child process of the owner (the command line's run).
         """
-        run = cls.snapshot(schedule, reason, scheduled_for, now)
+        run = cls._snapshot(schedule, reason, scheduled_for, now)
         if here and run.executor == Executor.TASKS:
             run.executor = Executor.PROCESS
         if busy:
@@ -509,93 +686,54 @@ class Run(models.Model):
         run.host, run.pid, run.heartbeat_id = owner.host, owner.pid, owner.heartbeat_id
         return run
 
-    @classmethod
-    def enqueue_manual(cls, schedule: Schedule) -> Run:
-        """Ask a running daemon to run ``schedule`` now; the web request does not run it."""
-        now = dj_timezone.now()
-        run = cls.snapshot(schedule, Reason.MANUAL, now, now)
-        run.status = Status.QUEUED
-        run.save(force_insert=True)
-        return run
+    # -- start: a queued run becomes someone's --------------------------------------------
 
-    @classmethod
-    def start_manual(cls, schedule: Schedule, *, owner: Owner) -> Run:
-        """A manual run taken by ``owner`` at once (the command line's "run now").
+    def start(self, *, owner: Owner) -> bool:
+        """Start this queued run under ``owner``: running, or skipped by the overlap rule.
 
-        Never ``queued``, so no daemon can pick it up as well; a ``tasks`` schedule runs
-        here too, its output on the terminal.
-        """
-        now = dj_timezone.now()
-        with transaction.atomic():
-            _, busy = _lock_schedule(schedule.pk)
-            run = cls.taken(schedule, Reason.MANUAL, now, now, owner=owner, busy=busy, here=True)
-            run.save(force_insert=True)
-        return run
-
-    def start_queued(self, *, owner: Owner) -> bool:
-        """Move a queued run to running (or skipped, by the overlap rule).
-
-        Returns False if another process took it first: the conditional update is what
-        makes a queued run start once however many daemons see it.
+        Return False if another process started it first: the update conditional on
+        ``queued`` is what makes a queued run start once however many daemons see it.
         """
         now = dj_timezone.now()
         with transaction.atomic():
             busy = False
             if self.schedule_id is not None:
                 _, busy = _lock_schedule(self.schedule_id)
-            changes = owner.fields()
+            changes: dict[str, object] = dict(owner.fields())
             if busy:
-                changes.update(
-                    status=Status.SKIPPED,
-                    finished_at=now,
-                    stderr=SKIPPED_MESSAGE,
-                )
+                changes.update(status=Status.SKIPPED, finished_at=now, stderr=SKIPPED_MESSAGE)
             else:
                 changes.update(status=Status.RUNNING, started_at=now)
-            taken = Run.objects.filter(pk=self.pk, status=Status.QUEUED).update(**changes)
-        if taken:
+            started = Run.objects.filter(pk=self.pk, status=Status.QUEUED).update(**changes)
+        if started:
             for field, value in changes.items():
                 setattr(self, field, value)
-        return bool(taken)
+        return bool(started)
 
-    def take_hand_over(self, *, retry_before: datetime | None = None) -> bool:
-        """Take the right to enqueue this queued run on the task backend; True only once.
+    def claim_enqueue(self, *, retry_before: datetime | None = None) -> bool:
+        """Claim the right to enqueue this queued run on the task backend; True only once.
 
-        The daemon that claimed a fire time normally does it straight away; any daemon
-        polling for queued runs may do it instead (admin's "run now", a daemon that died
-        between claim and enqueue). A hand-over taken before ``retry_before`` that never
-        got its task id (the daemon died during the enqueue) may be taken again: a task
-        enqueued twice still starts the run once.
+        The daemon that claimed a fire time normally enqueues it straight away; any
+        daemon polling for queued runs may do it instead (admin's "run now", a daemon
+        that died between claim and enqueue). A claim older than ``retry_before`` that
+        never got its task id (the daemon died during the enqueue) may be claimed again:
+        a task enqueued twice still starts the run once.
         """
         now = dj_timezone.now()
-        taken = Run.objects.filter(
-            Run.open_hand_over(retry_before), pk=self.pk, status=Status.QUEUED
-        ).update(enqueued_at=now)
-        if taken:
+        claimed = (
+            Run.objects.awaiting_daemon(retry_before).filter(pk=self.pk).update(enqueued_at=now)
+        )
+        if claimed:
             self.enqueued_at = now
-        return bool(taken)
+        return bool(claimed)
 
-    @staticmethod
-    def open_hand_over(retry_before: datetime | None) -> Q:
-        """Queued runs a daemon may (still) hand over: see ``take_hand_over``."""
-        condition = Q(enqueued_at__isnull=True)
-        if retry_before is not None:
-            condition |= Q(executor=Executor.TASKS, task_id="", enqueued_at__lt=retry_before)
-        return condition
-
-    @classmethod
-    def awaiting_worker(cls, enqueued_before: datetime) -> models.QuerySet[Run]:
-        """Runs handed to the task backend before ``enqueued_before`` and not started yet."""
-        return cls.objects.filter(
-            status=Status.QUEUED, executor=Executor.TASKS, enqueued_at__lt=enqueued_before
-        ).exclude(task_id="")
-
-    def set_task_id(self, task_id: str) -> None:
+    def record_task_id(self, task_id: str) -> None:
+        """Record the task backend's id for this run."""
         self.task_id = task_id
         Run.objects.filter(pk=self.pk).update(task_id=task_id)
 
-    def mark_started(self) -> bool:
-        """Record the real start (after jitter), separate from the claim.
+    def record_start(self) -> bool:
+        """Record the command's real start (after jitter), separate from the claim.
 
         Only a run still ``running`` is changed; False if another process ended it.
         """
@@ -605,7 +743,23 @@ class Run(models.Model):
         self.started_at = now
         return True
 
-    def finish(self, result: ExecutionResult) -> bool:
+    def record_output(self, stdout: str, stderr: str) -> None:
+        """Store the output so far of a run still going, for admin's live view."""
+        self.stdout, self.stderr = stdout, stderr
+        Run.objects.filter(pk=self.pk, status=Status.RUNNING).update(stdout=stdout, stderr=stderr)
+
+    def still_owned(self) -> bool:
+        """Return whether this run is still ``running`` under the owner that claimed it."""
+        return self._while_owned().exists()
+
+    def _while_owned(self) -> RunQuerySet:
+        """Return this run while it is ``running`` under the owner that claimed it."""
+        # An owner without a heartbeat (None) matches runs without one (IS NULL).
+        return Run.objects.running().filter(Q(heartbeat_id=self.heartbeat_id), pk=self.pk)
+
+    # -- ends ------------------------------------------------------------------------------
+
+    def finish(self, result: CommandResult) -> bool:
         """Record the command's result; False if another process had ended the run.
 
         That process's status (``interrupted`` by a daemon that took this one for dead)
@@ -627,20 +781,32 @@ class Run(models.Model):
         self.stdout, self.stderr = result.stdout, result.stderr
         return True
 
-    def still_owned(self) -> bool:
-        """Is this run still ``running`` under the owner that took it (no one ended it)?"""
-        return Run.objects.filter(
-            pk=self.pk, status=Status.RUNNING, heartbeat_id=self.heartbeat_id
-        ).exists()
+    def fail(
+        self, message: str, *, status: str = Status.FAILED, expected: str = Status.RUNNING
+    ) -> bool:
+        """End a run that could not execute its command, with the reason in ``stderr``.
+
+        Only a run still in the ``expected`` status is changed: ``running`` (the
+        default), or ``queued`` for a run no worker will start (the backend refused or
+        lost its task; one a worker started meanwhile is left to the worker). Return
+        whether this call ended it.
+        """
+        now = dj_timezone.now()
+        ended = Run.objects.filter(pk=self.pk, status=expected).update(
+            status=status, stderr=message, finished_at=now
+        )
+        if ended:
+            self.status, self.stderr, self.finished_at = status, message, now
+        return bool(ended)
 
     def release(self) -> bool:
-        """Give back a run taken but never started (its jitter delay was cut short).
+        """Give back a run claimed but never started (its jitter delay was cut short).
 
         A fire time's run is deleted, so the fire time is unclaimed again and catch-up
         runs it at the next start; a queued manual run goes back to ``queued``. Only a
-        run still ``running`` under its owner is released; returns whether this call did.
+        run still ``running`` under its owner is released; return whether this call did.
         """
-        mine = Run.objects.filter(pk=self.pk, status=Status.RUNNING, heartbeat_id=self.heartbeat_id)
+        mine = self._while_owned()
         if self.reason == Reason.MANUAL:
             return bool(
                 mine.update(
@@ -649,92 +815,21 @@ class Run(models.Model):
             )
         return bool(mine.delete()[0])
 
-    @classmethod
-    def interrupt_orphans(cls, heartbeat_ids: list[int], *, message: str) -> list[Run]:
-        """End the ``running`` runs of daemons (or workers) known to be gone as ``interrupted``."""
-        if not heartbeat_ids:
-            return []
-        orphans = cls.objects.filter(heartbeat_id__in=heartbeat_ids, status=Status.RUNNING)
-        return cls._interrupt(list(orphans.values_list("pk", flat=True)), message)
-
-    @classmethod
-    def interrupt_overdue(
-        cls, now: datetime, *, max_age: timedelta, grace: timedelta, message: str
-    ) -> list[Run]:
-        """End ``tasks`` runs still ``running`` long after they must have ended.
-
-        That is past the timeout the run was taken with (``max_age`` without one) plus its
-        jitter and ``grace``: the worker stops a command at that limit itself, so only a
-        worker that is lost or stuck overruns it. The backstop for workers no heartbeat
-        rule caught. A schedule edited since does not change a run already going.
-        """
-        running = cls.objects.filter(
-            status=Status.RUNNING, executor=Executor.TASKS, started_at__isnull=False
-        ).values_list("pk", "started_at", "timeout", "jitter")
-        overdue = [
-            pk
-            for pk, started_at, timeout, jitter in running
-            if now - started_at
-            > (timedelta(seconds=timeout) if timeout else max_age)
-            + timedelta(seconds=jitter or 0)
-            + grace
-        ]
-        return cls._interrupt(overdue, message)
-
-    @classmethod
-    def interrupt(cls, run_ids: list[int], *, message: str) -> list[Run]:
-        """End these runs as ``interrupted`` if still ``running``; returns those this call ended."""
-        return cls._interrupt(run_ids, message)
-
-    @classmethod
-    def _interrupt(cls, run_ids: list[int], message: str) -> list[Run]:
-        """Returns the runs this call ended (not those another process ended meanwhile)."""
-        ended = []
-        for run_id in run_ids:
-            if cls.objects.filter(pk=run_id, status=Status.RUNNING).update(
-                status=Status.INTERRUPTED,
-                finished_at=dj_timezone.now(),
-                stderr=Concat("stderr", Value(f"\n[scheduler] {message}\n")),
-            ):
-                ended.append(run_id)
-        return list(cls.objects.select_related("schedule").filter(pk__in=ended))
-
     def claim_notification(self) -> bool:
-        """Take the right to notify about this run; True only once, across processes."""
+        """Claim the right to notify about this run; True only once, across processes."""
         now = dj_timezone.now()
-        taken = Run.objects.filter(pk=self.pk, notified_at__isnull=True).update(notified_at=now)
-        if taken:
+        claimed = Run.objects.filter(pk=self.pk, notified_at__isnull=True).update(notified_at=now)
+        if claimed:
             self.notified_at = now
-        return bool(taken)
+        return bool(claimed)
 
-    def save_output(self, stdout: str, stderr: str) -> None:
-        """Store the output so far of a run still going, for admin's live view."""
-        self.stdout, self.stderr = stdout, stderr
-        Run.objects.filter(pk=self.pk, status=Status.RUNNING).update(stdout=stdout, stderr=stderr)
 
-    def fail(self, message: str, *, status: str = Status.FAILED) -> bool:
-        """End a run that could not execute its command, with the reason in ``stderr``.
-
-        Only a run still ``running`` is changed; returns whether this call ended it.
-        """
-        return self._end_unstarted(Status.RUNNING, status, message)
-
-    def refuse(self, message: str) -> bool:
-        """Fail a ``queued`` run no worker will start (the backend refused or lost its task).
-
-        A run a worker has started meanwhile is left to the worker; returns whether this
-        call ended it.
-        """
-        return self._end_unstarted(Status.QUEUED, Status.FAILED, message)
-
-    def _end_unstarted(self, current: str, status: str, message: str) -> bool:
-        now = dj_timezone.now()
-        ended = Run.objects.filter(pk=self.pk, status=current).update(
-            status=status, stderr=message, finished_at=now
-        )
-        if ended:
-            self.status, self.stderr, self.finished_at = status, message, now
-        return bool(ended)
+def _awaiting_daemon(retry_before: datetime | None) -> Q:
+    """Return the condition on queued runs a daemon may still take up (see ``claim_enqueue``)."""
+    condition = Q(enqueued_at__isnull=True)
+    if retry_before is not None:
+        condition |= Q(executor=Executor.TASKS, task_id="", enqueued_at__lt=retry_before)
+    return condition
 
 
 def _lock_schedule(schedule_id: int, *, queued_too: bool = False) -> tuple[Schedule | None, bool]:
@@ -747,12 +842,9 @@ def _lock_schedule(schedule_id: int, *, queued_too: bool = False) -> tuple[Sched
     holds the write lock, so the check and the write that follows are one step there too.
     """
     schedule = Schedule.objects.select_for_update().filter(pk=schedule_id).first()
-    pending = Q(status=Status.RUNNING)
-    if queued_too:
-        pending |= Q(status=Status.QUEUED, executor=Executor.TASKS)
     busy = (
         schedule is not None
         and schedule.overlap == Overlap.SKIP
-        and Run.objects.filter(pending, schedule=schedule).exists()
+        and Run.objects.filter(schedule=schedule).in_progress(queued_too=queued_too).exists()
     )
     return schedule, busy

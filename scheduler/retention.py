@@ -9,14 +9,13 @@ table the daemons write to.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 from django.db.models import Count, OuterRef, Q, Subquery
 
 from .conf import conf
-from .models import Reason, Run, Schedule, Status
-
-UNFINISHED = (Status.RUNNING, Status.QUEUED)
+from .models import Reason, Run, RunQuerySet, Schedule
 
 
 def prune_runs(now: datetime, *, batch: int = 500, max_batches: int = 20) -> int:
@@ -34,18 +33,18 @@ def prune_runs(now: datetime, *, batch: int = 500, max_batches: int = 20) -> int
     return deleted
 
 
-def _expired(now: datetime):
-    """Querysets of runs past a limit, oldest first; checked lazily, one at a time."""
+def _expired(now: datetime) -> Iterator[RunQuerySet]:
+    """Yield querysets of runs past a limit, oldest first; checked lazily, one at a time."""
     latest_fire = (
         Run.objects.filter(schedule=OuterRef("schedule"))
-        .exclude(reason=Reason.MANUAL)
+        .fire_times()
         .order_by("-scheduled_for")
         .values("scheduled_for")[:1]
     )
     # A schedule's latest claimed fire time is its catch-up stamp and, through the unique
     # constraint, what stops that fire time from running again: it is never pruned.
     finished = (
-        Run.objects.exclude(status__in=UNFINISHED)
+        Run.objects.ended()
         .exclude(
             Q(schedule__isnull=False)
             & ~Q(reason=Reason.MANUAL)

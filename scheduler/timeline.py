@@ -324,9 +324,7 @@ def timeline_view(request: HttpRequest, model_admin: ModelAdmin) -> HttpResponse
     now = timezone.now()
     start, end = now - WINDOW, now + WINDOW
     runs = list(
-        Run.objects.filter(
-            Q(scheduled_for__gte=start) | Q(started_at__gte=start) | Q(status=Status.RUNNING)
-        )
+        Run.objects.for_timeline(start)
         .select_related("schedule")
         .only(
             "id",

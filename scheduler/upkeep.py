@@ -14,7 +14,6 @@ import time
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import Q
 from django.utils import timezone
 
 from . import notifications, runner
@@ -22,7 +21,7 @@ from .conf import conf
 from .declared import sync_declared
 from .in_flight import InFlightPool
 from .liveness import dead_heartbeats, prune_heartbeats
-from .models import PROBLEM_STATUSES, Heartbeat, Notify, Run, Status
+from .models import Heartbeat, Run
 from .retention import prune_runs
 
 logger = logging.getLogger("scheduler.daemon")
@@ -74,15 +73,18 @@ class Upkeep:
             me=self.heartbeat,
             judge_stale=time.monotonic() >= self._judge_stale_after,
         )
-        interrupted = Run.interrupt_orphans(
-            dead, message="Interrupted: the scheduler or worker running it stopped or died."
+        interrupted = (
+            Run.objects.running()
+            .owned_by(dead)
+            .interrupt("Interrupted: the scheduler or worker running it stopped or died.")
         )
-        interrupted += Run.interrupt_overdue(
+        interrupted += Run.objects.overdue_tasks(
             now,
             max_age=timedelta(seconds=conf.TASKS_MAX_AGE),
             grace=timedelta(seconds=conf.KILL_GRACE) + stale_after,
-            message="Interrupted: still running long past its timeout or TASKS_MAX_AGE; "
-            "the worker running it was lost.",
+        ).interrupt(
+            "Interrupted: still running long past its timeout or TASKS_MAX_AGE; "
+            "the worker running it was lost."
         )
         if interrupted:
             logger.warning(
@@ -92,7 +94,7 @@ class Upkeep:
         for run in interrupted:
             self.pool.submit(runner.finished, run)  # mail may be slow; the loop must not wait
         prune_heartbeats(keep_for=timedelta(days=7))
-        if Run.awaiting_worker(now - stale_after).exists():
+        if Run.objects.awaiting_worker(now - stale_after).exists():
             self.pool.submit_once("lost tasks", fail_lost_tasks, now - stale_after)
 
     def end_lost_runs(self) -> list[Run]:
@@ -110,13 +112,12 @@ class Upkeep:
             logger.warning(
                 "Recorded %d run result(s) kept back by a database outage", len(recorded)
             )
-        mine = Run.objects.filter(heartbeat=self.heartbeat, status=Status.RUNNING)
+        mine = Run.objects.running().owned_by([self.heartbeat.pk])
         lost = set(mine.values_list("pk", flat=True)) - runner.holding()
         confirmed, self._lost_seen = lost & self._lost_seen, lost
-        ended = Run.interrupt(
-            sorted(confirmed),
-            message="Interrupted: the scheduler running it could not record how it ended "
-            "(the database was unavailable).",
+        ended = Run.objects.filter(pk__in=confirmed).interrupt(
+            "Interrupted: the scheduler running it could not record how it ended "
+            "(the database was unavailable)."
         )
         if ended:
             logger.warning("Ended %d run(s) of this scheduler it could not finish", len(ended))
@@ -133,20 +134,9 @@ class Upkeep:
             return
         now = now or timezone.now()
         settled = now - timedelta(seconds=conf.HEARTBEAT_TIMEOUT)
-        wanted = (Q(status__in=PROBLEM_STATUSES) & ~Q(schedule__notify=Notify.NEVER)) | Q(
-            schedule__notify=Notify.ALWAYS
-        )
-        missed = (
-            Run.objects.filter(
-                wanted,
-                notified_at__isnull=True,
-                finished_at__gte=now - MAIL_SWEEP_WINDOW,
-                finished_at__lt=settled,
-            )
-            .exclude(status__in=[Status.RUNNING, Status.QUEUED, Status.SKIPPED])
-            .select_related("schedule")
-            .order_by("finished_at")[:100]
-        )
+        missed = Run.objects.unnotified(ended_after=now - MAIL_SWEEP_WINDOW, ended_before=settled)[
+            :100
+        ]
         for run in missed:
             logger.info("Mailing about run %s of %s, whose mail was lost", run.pk, run.schedule)
             notifications.mail_admins_about_run(sender=Run, run=run)

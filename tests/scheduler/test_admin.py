@@ -7,7 +7,8 @@ from django.contrib.auth.models import Permission, User
 from django.db import connection
 from django.urls import reverse
 
-from scheduler.models import Owner, Reason, Run, Schedule, Status
+from scheduler.models import Reason, Run, Schedule, Status
+from scheduler.owners import Owner
 
 pytestmark = pytest.mark.django_db
 
@@ -185,9 +186,9 @@ def test_a_run_waiting_for_a_worker_shows_how_long_it_has_been_queued(
     admin_client, make_schedule, time_machine
 ):
     time_machine.move_to(datetime(2026, 11, 24, 3, 0, tzinfo=UTC), tick=False)
-    run = Run.enqueue_manual(make_schedule(executor="tasks"))
-    run.take_hand_over()
-    run.set_task_id("task-42")
+    run = Run.claim_manual(make_schedule(executor="tasks"))
+    run.claim_enqueue()
+    run.record_task_id("task-42")
     time_machine.move_to(datetime(2026, 11, 24, 3, 7, 30, tzinfo=UTC), tick=False)
 
     listing = admin_client.get(reverse("admin:scheduler_run_changelist")).content.decode()

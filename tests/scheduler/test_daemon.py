@@ -18,7 +18,8 @@ from scheduler import runner
 from scheduler.catch_up import decide
 from scheduler.daemon import SchedulerDaemon
 from scheduler.in_flight import call
-from scheduler.models import Heartbeat, Owner, Reason, Run, Status
+from scheduler.models import Heartbeat, Reason, Run, Status
+from scheduler.owners import Owner
 
 T0 = datetime(2026, 11, 24, 1, 0, tzinfo=UTC)
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -207,7 +208,7 @@ def live_daemon(daemon):
 def test_a_result_not_recorded_within_the_retry_is_recorded_when_the_database_is_back(
     live_daemon, make_schedule, monkeypatch
 ):
-    monkeypatch.setattr(runner, "PERSIST_RETRY_FOR", 0.0)
+    monkeypatch.setattr("scheduler.execution.PERSIST_RETRY_FOR", 0.0)
     schedule = make_schedule(executor="thread", overlap="skip")
     run = Run.claim(schedule.pk, T0, Reason.SCHEDULED, owner=live_daemon.owner)
     with database_away():
@@ -253,7 +254,7 @@ def test_runs_whose_mail_was_lost_are_mailed_later_once(live_daemon, make_schedu
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     schedule = make_schedule(executor="thread")
     run = Run.claim(schedule.pk, T0, Reason.SCHEDULED, owner=Owner("gone", 2))
-    Run.interrupt([run.pk], message="the scheduler exited")  # its mail was never sent
+    Run.objects.filter(pk=run.pk).interrupt("the scheduler exited")  # its mail was never sent
     succeeded = Run.claim(
         schedule.pk, T0 + timedelta(minutes=1), Reason.SCHEDULED, owner=Owner("gone", 2)
     )

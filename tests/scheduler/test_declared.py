@@ -47,7 +47,7 @@ def test_fields_the_code_does_not_set_stay_as_the_operator_left_them():
 def test_a_schedule_removed_from_code_is_disabled_and_keeps_its_history():
     sync_declared({"Nightly": NIGHTLY})
     schedule = Schedule.objects.get()
-    Run.enqueue_manual(schedule)
+    Run.claim_manual(schedule)
     assert sync_declared({})["disabled"] == ["Nightly"]
     schedule.refresh_from_db()
     assert not schedule.enabled

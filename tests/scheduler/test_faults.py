@@ -122,7 +122,7 @@ def test_a_frozen_daemon_woken_after_its_run_was_interrupted_stops_the_command(
     settings = {"HEARTBEAT_INTERVAL": 0.5, "HEARTBEAT_TIMEOUT": 2.0, "KILL_GRACE": 1.0}
     schedule = make_schedule(command="sleep_for", args=["60"], interval=3600)
     owner = start_daemon(settings=settings)
-    run = Run.enqueue_manual(schedule)
+    run = Run.claim_manual(schedule)
     wait_for(lambda: running(schedule), 5)
     # The run's command leads its own process group, below the daemon's fork server.
     [command] = wait_for(
@@ -177,7 +177,7 @@ def test_database_outage_is_survived_and_results_are_written_afterwards(
     slow = make_schedule(command="sleep_for", args=["6"], interval=3600)
     daemon = start_daemon(settings={"HEARTBEAT_INTERVAL": 1.0})
     wait_for(lambda: Run.objects.filter(schedule=ticking).exists(), 5)
-    slow_run = Run.enqueue_manual(slow)
+    slow_run = Run.claim_manual(slow)
     wait_for(lambda: running(slow), 5)
     connection.close()
 

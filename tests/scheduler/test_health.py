@@ -57,7 +57,7 @@ def test_this_host_ignores_daemons_elsewhere():
 
 def test_json_report_counts_queued_runs(make_schedule):
     beat(2)
-    Run.enqueue_manual(make_schedule())
+    Run.claim_manual(make_schedule())
     code, output = health_command("--json")
     report = json.loads(output)
     assert code == 0
@@ -83,7 +83,7 @@ def test_health_url_answers_with_the_same_verdict(client):
 
 def test_text_report_gives_the_age_of_the_oldest_queued_run(make_schedule, time_machine):
     time_machine.move_to(datetime(2026, 11, 24, 3, 0, tzinfo=UTC), tick=False)
-    Run.enqueue_manual(make_schedule(executor="tasks"))
+    Run.claim_manual(make_schedule(executor="tasks"))
     time_machine.move_to(datetime(2026, 11, 24, 3, 12, tzinfo=UTC), tick=False)
     beat(2)
     assert health_command()[1] == (

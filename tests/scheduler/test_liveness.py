@@ -8,7 +8,8 @@ from django.utils import timezone
 
 from scheduler.health import check_health
 from scheduler.liveness import dead_heartbeats, prune_heartbeats
-from scheduler.models import Heartbeat, Owner, Reason, Run, Schedule, Status
+from scheduler.models import Heartbeat, Reason, Run, Schedule, Status
+from scheduler.owners import Owner
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 STALE = timedelta(seconds=30)
@@ -77,7 +78,7 @@ def test_orphans_end_interrupted_and_other_runs_are_untouched(me, running_run_of
     )
     orphan = running_run_of(other)
     mine = running_run_of(me)
-    assert Run.interrupt_orphans(dead(me), message="gone") == [orphan]
+    assert Run.objects.running().owned_by(dead(me)).interrupt("gone") == [orphan]
     orphan.refresh_from_db()
     mine.refresh_from_db()
     assert orphan.status == Status.INTERRUPTED
@@ -134,7 +135,7 @@ def tasks_run_started(make_schedule):
     def make(ago: timedelta, timeout: int | None = None, jitter: int | None = None) -> Run:
         schedule = make_schedule(executor="tasks", timeout=timeout, jitter=jitter)
         run = Run.claim(schedule.pk, NOW - ago, Reason.SCHEDULED, owner=Owner("x", 1))
-        run.start_queued(owner=Owner("worker-host", 42))
+        run.start(owner=Owner("worker-host", 42))
         Run.objects.filter(pk=run.pk).update(started_at=NOW - ago)
         return run
 
@@ -143,7 +144,7 @@ def tasks_run_started(make_schedule):
 
 def overdue(max_age=timedelta(hours=24)) -> list[Run]:
     grace = timedelta(seconds=35)
-    return Run.interrupt_overdue(NOW, max_age=max_age, grace=grace, message="lost")
+    return Run.objects.overdue_tasks(NOW, max_age=max_age, grace=grace).interrupt("lost")
 
 
 def test_a_tasks_run_long_past_its_timeout_ends_interrupted(tasks_run_started):

@@ -6,7 +6,8 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.test import override_settings
 
-from scheduler.models import Overlap, Owner, Reason, Run, Schedule, Status
+from scheduler.models import Overlap, Reason, Run, Schedule, Status
+from scheduler.owners import Owner
 
 FIRE = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)
 ME = {"owner": Owner("test-host", 4242)}
@@ -156,22 +157,22 @@ class TestClaim:
 
     def test_manual_runs_do_not_take_a_fire_time(self, make_schedule):
         schedule = make_schedule(overlap=Overlap.ALLOW)
-        manual = Run.enqueue_manual(schedule)
+        manual = Run.claim_manual(schedule)
         assert manual.status == Status.QUEUED
-        assert Run.enqueue_manual(schedule).pk != manual.pk
+        assert Run.claim_manual(schedule).pk != manual.pk
         assert Run.claim(schedule.pk, manual.scheduled_for, Reason.SCHEDULED, **ME) is not None
 
     def test_a_queued_run_starts_once(self, make_schedule):
-        run = Run.enqueue_manual(make_schedule())
-        assert run.start_queued(**ME) is True
+        run = Run.claim_manual(make_schedule())
+        assert run.start(**ME) is True
         assert Run.objects.get().status == Status.RUNNING
-        assert Run.objects.get().start_queued(**ME) is False
+        assert Run.objects.get().start(**ME) is False
 
     def test_a_queued_run_of_a_busy_schedule_is_skipped(self, make_schedule):
         schedule = make_schedule()
         Run.claim(schedule.pk, FIRE, Reason.SCHEDULED, **ME)
-        run = Run.enqueue_manual(schedule)
-        assert run.start_queued(**ME) is True
+        run = Run.claim_manual(schedule)
+        assert run.start(**ME) is True
         assert run.status == Status.SKIPPED
 
     @pytest.mark.parametrize(("executor", "skipped"), [("tasks", True), ("process", False)])
@@ -179,7 +180,7 @@ class TestClaim:
         self, make_schedule, executor, skipped
     ):
         schedule = make_schedule(executor=executor)
-        Run.enqueue_manual(schedule)
+        Run.claim_manual(schedule)
         run = Run.claim(schedule.pk, FIRE, Reason.SCHEDULED, **ME)
         assert (run.status == Status.SKIPPED) is skipped
 
@@ -190,3 +191,37 @@ class TestClaim:
         run = Run.objects.get()
         assert run.schedule is None
         assert run.command == "say"
+
+
+@pytest.mark.django_db
+class TestRunQueries:
+    def test_a_schedules_stamp_is_its_latest_claimed_fire_time_not_a_manual_run(
+        self, make_schedule
+    ):
+        schedule, other = make_schedule(overlap="allow"), make_schedule()
+        for minutes in (0, 5):
+            Run.claim(schedule.pk, FIRE + timedelta(minutes=minutes), Reason.SCHEDULED, **ME)
+        Run.claim_manual(schedule, **ME)
+        assert Run.objects.latest_fire_times([schedule.pk, other.pk]) == {
+            schedule.pk: FIRE + timedelta(minutes=5)
+        }
+
+    def test_a_daemon_takes_up_a_queued_run_once_unless_its_enqueue_got_no_task_id(
+        self, make_schedule
+    ):
+        manual = Run.claim_manual(make_schedule())
+        assert list(Run.objects.awaiting_daemon()) == [manual]
+        assert manual.claim_enqueue() is True
+        assert list(Run.objects.awaiting_daemon()) == []
+        assert manual.claim_enqueue() is False
+
+    def test_unnotified_ends_are_those_the_schedule_wants_mail_about(self, make_schedule):
+        failing, quiet = make_schedule(), make_schedule(notify="never")
+        runs = [Run.claim(s.pk, FIRE, Reason.SCHEDULED, **ME) for s in (failing, quiet)]
+        for run in runs:
+            run.fail("broken")
+        ended = runs[0].finished_at
+        window = {"ended_after": ended - timedelta(1), "ended_before": ended + timedelta(1)}
+        assert list(Run.objects.unnotified(**window)) == [runs[0]]
+        runs[0].claim_notification()
+        assert list(Run.objects.unnotified(**window)) == []

@@ -6,7 +6,8 @@ import pytest
 from django.core import mail
 from django.test import override_settings
 
-from scheduler.models import Notify, Owner, Reason, Run, Status
+from scheduler.models import Notify, Reason, Run, Status
+from scheduler.owners import Owner
 from scheduler.runner import finished, run_schedule
 from scheduler.signals import run_finished
 

@@ -120,7 +120,7 @@ def test_kill_9_of_a_task_worker_ends_its_run(start_daemon, make_schedule, tmp_p
             settings=settings,
         )
         start_daemon(settings=settings)
-        run = Run.enqueue_manual(schedule)
+        run = Run.claim_manual(schedule)
         kill_owner_and_check_the_run_is_gone(worker, path)
         wait_for(lambda: Run.objects.get(pk=run.pk).status == Status.INTERRUPTED, 15)
 
@@ -140,14 +140,14 @@ def test_sigkill_of_the_fork_server_ends_the_run_and_the_next_run_gets_a_new_one
     path = tmp_path / "pids"
     schedule = make_schedule(command="spawn_and_wait", args=[str(path), "60"], interval=3600)
     daemon = start_daemon(settings=QUICK)
-    run = Run.enqueue_manual(schedule)
+    run = Run.claim_manual(schedule)
     _, pgid, _ = run_pids(path)
     [fork_server] = fork_servers_of(daemon.pid)
     os.kill(fork_server, signal.SIGKILL)
     wait_for(lambda: not group_alive(pgid), 5)
     wait_for(lambda: Run.objects.get(pk=run.pk).status == Status.FAILED, 10)
     path.unlink()
-    Run.enqueue_manual(schedule)
+    Run.claim_manual(schedule)
     run_pids(path)
     assert daemon.alive()
 

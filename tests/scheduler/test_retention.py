@@ -120,7 +120,7 @@ def test_pruning_goes_in_bounded_batches(make_schedule, history):
 def test_the_latest_claimed_fire_time_is_always_kept(make_schedule, history):
     schedule = make_schedule()
     history(schedule, [400, 500])
-    Run.enqueue_manual(schedule)
+    Run.claim_manual(schedule)
     Run.objects.filter(reason=Reason.MANUAL).update(
         status=Status.SUCCEEDED, scheduled_for=NOW - timedelta(days=30)
     )

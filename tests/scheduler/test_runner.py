@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 import pytest
 from django.db import connection
 
-from scheduler.models import Owner, Reason, Run, Schedule, Status
+from scheduler.models import Reason, Run, Schedule, Status
+from scheduler.owners import Owner
 from scheduler.runner import execute_run, run_queued, run_schedule
 from scheduler.signals import run_finished
 from tests.conftest import wait_for
@@ -63,7 +64,7 @@ def test_a_row_written_behind_admins_back_with_a_forbidden_command_is_not_run(ma
 
 
 def test_a_queued_manual_run_is_started_once(make_schedule):
-    run = Run.enqueue_manual(make_schedule(executor="thread"))
+    run = Run.claim_manual(make_schedule(executor="thread"))
     finished = run_queued(run.pk)
     assert finished.status == Status.SUCCEEDED
     assert run_queued(run.pk) is None
@@ -89,8 +90,8 @@ def test_output_of_a_process_run_is_stored_while_it_runs(make_schedule, settings
 
 
 def test_echo_receives_the_output_as_it_arrives(make_schedule):
-    run = Run.enqueue_manual(make_schedule(args=["echoed"]))
-    run.start_queued(owner=Owner.this_process())
+    run = Run.claim_manual(make_schedule(args=["echoed"]))
+    run.start(owner=Owner.this_process())
     chunks = []
     execute_run(run, echo=lambda stream, text: chunks.append((stream, text)))
     assert "".join(text for stream, text in chunks if stream == "stdout") == run.stdout
@@ -113,7 +114,7 @@ def test_a_run_broken_outside_the_command_still_ends_truthfully(
     def fail(*args, **kwargs):
         raise error
 
-    monkeypatch.setattr(f"scheduler.runner.{broken}", fail)
+    monkeypatch.setattr(f"scheduler.execution.{broken}", fail)
     schedule = make_schedule(executor="thread")
     with pytest.raises(type(error)):
         run_schedule(schedule.pk, FIRE, Reason.SCHEDULED)
@@ -123,7 +124,7 @@ def test_a_run_broken_outside_the_command_still_ends_truthfully(
 
 
 def test_a_terminal_run_is_started_directly_so_no_daemon_takes_it(make_schedule):
-    run = Run.start_manual(make_schedule(), owner=Owner("cli-host", 9))
+    run = Run.claim_manual(make_schedule(), owner=Owner("cli-host", 9))
     assert (run.status, run.reason, run.host) == (Status.RUNNING, Reason.MANUAL, "cli-host")
 
 
@@ -132,7 +133,7 @@ def test_a_run_ended_by_another_process_keeps_that_status_and_is_not_notified_ag
 ):
     schedule = make_schedule(executor="thread")
     run = Run.claim(schedule.pk, FIRE, Reason.SCHEDULED, owner=Owner.this_process())
-    [other] = Run.interrupt([run.pk], message="taken for dead")
+    [other] = Run.objects.filter(pk=run.pk).interrupt("taken for dead")
     other.claim_notification()
     notified = []
     run_finished.connect(
@@ -165,7 +166,7 @@ def test_a_process_run_ended_by_another_process_has_its_command_stopped(make_sch
     worker.start()
     try:
         wait_for(lambda: Run.objects.filter(pk=run.pk, stdout__contains="sleeping").exists(), 10)
-        Run.interrupt([run.pk], message="taken for dead")
+        Run.objects.filter(pk=run.pk).interrupt("taken for dead")
         worker.join(8)
         assert not worker.is_alive()
     finally:
@@ -187,7 +188,7 @@ def test_a_fire_time_in_its_jitter_delay_when_the_daemon_stops_is_released(make_
 def test_a_queued_manual_run_in_its_jitter_delay_when_the_daemon_stops_stays_queued(
     make_schedule,
 ):
-    queued = Run.enqueue_manual(make_schedule(executor="thread", jitter=1))
+    queued = Run.claim_manual(make_schedule(executor="thread", jitter=1))
     stopping = threading.Event()
     stopping.set()
     run_queued(queued.pk, stopping=stopping)
@@ -202,3 +203,18 @@ def test_a_run_keeps_the_timeout_it_was_claimed_with(make_schedule):
     Schedule.objects.filter(pk=schedule.pk).update(timeout=1)
     run = Run.objects.select_related("schedule").get(pk=run.pk)  # as a worker reads it
     assert execute_run(run).status == Status.SUCCEEDED
+
+
+# The same on SQLite and PostgreSQL. Claim: a savepoint (the atomic block, nested in the
+# test's transaction), lock the schedule row, look for a run still going, insert the run
+# in a savepoint of its own and release both; finish: one conditional update.
+CLAIM_AND_FINISH_QUERIES = 8
+
+
+def test_a_claim_plus_finish_takes_a_fixed_number_of_queries(
+    make_schedule, django_assert_num_queries
+):
+    schedule = make_schedule(executor="thread")
+    with django_assert_num_queries(CLAIM_AND_FINISH_QUERIES):
+        run = run_schedule(schedule.pk, FIRE, Reason.SCHEDULED)
+    assert run.status == Status.SUCCEEDED

@@ -16,7 +16,8 @@ from django_tasks_db.models import DBTaskResult
 from scheduler.compat import tasks_package
 from scheduler.daemon import SchedulerDaemon
 from scheduler.in_flight import InFlightPool
-from scheduler.models import Heartbeat, Owner, Reason, Run, Status
+from scheduler.models import Heartbeat, Reason, Run, Status
+from scheduler.owners import Owner
 from scheduler.runner import fail_lost_tasks, run_schedule
 from scheduler.signals import run_finished
 from scheduler.tasks import hand_over, run_task
@@ -142,7 +143,7 @@ def test_a_hand_over_whose_daemon_died_mid_enqueue_is_taken_again_later(
 ):
     time_machine.move_to(FIRE, tick=False)
     run = Run.claim(tasks_schedule.pk, FIRE, Reason.SCHEDULED, owner=Owner("gone", 1))
-    assert run.take_hand_over()  # ... and the daemon died before the task was enqueued
+    assert run.claim_enqueue()  # ... and the daemon died before the task was enqueued
     time_machine.move_to(FIRE + timedelta(seconds=10), tick=False)
     daemon.launcher.start_queued(timezone.now())
     assert DBTaskResult.objects.count() == 0  # it may still be enqueueing
@@ -154,10 +155,10 @@ def test_a_hand_over_whose_daemon_died_mid_enqueue_is_taken_again_later(
 
 
 def test_a_failed_enqueue_leaves_a_run_a_worker_already_started_to_the_worker(handed_over):
-    second = Run.enqueue_manual(handed_over.schedule)
+    second = Run.claim_manual(handed_over.schedule)
 
     def started_then_failed(sender, task_result, **kwargs):
-        Run.objects.get(pk=task_result.args[0]).start_queued(owner=Owner("worker", 7))
+        Run.objects.get(pk=task_result.args[0]).start(owner=Owner("worker", 7))
         raise RuntimeError("the backend failed after storing the task")
 
     task_enqueued.connect(started_then_failed, dispatch_uid="started_then_failed")
@@ -228,7 +229,7 @@ def daemon() -> SchedulerDaemon:
 
 
 def test_run_now_of_a_tasks_schedule_goes_to_the_backend_through_the_daemon(daemon, tasks_schedule):
-    run = Run.enqueue_manual(tasks_schedule)
+    run = Run.claim_manual(tasks_schedule)
     daemon.launcher.start_queued(timezone.now())
     daemon.launcher.start_queued(timezone.now())  # next tick: handed over already, no 2nd task
 
@@ -239,5 +240,45 @@ def test_run_now_of_a_tasks_schedule_goes_to_the_backend_through_the_daemon(daem
 
 
 def test_a_terminal_run_of_a_tasks_schedule_runs_right_here(tasks_schedule):
-    run = Run.start_manual(tasks_schedule, owner=Owner("cli-host", 9))
+    run = Run.claim_manual(tasks_schedule, owner=Owner("cli-host", 9))
     assert (run.status, run.executor, run.host) == (Status.RUNNING, "process", "cli-host")
+
+
+def test_the_run_task_is_bound_to_the_backend_configured_when_it_is_asked_for():
+    from scheduler import tasks
+
+    with override_settings(SCHEDULER={"TASKS_BACKEND": "rq", "TASKS_QUEUE": "default"}):
+        assert (tasks.run_task.backend, tasks.run_task.module_path) == (
+            "rq",
+            "scheduler.tasks.run_task",
+        )
+    assert tasks.run_task.backend == "default"
+
+
+IMPORT_WITHOUT_A_DEFAULT_BACKEND = """
+import django
+from django.conf import settings
+
+settings.configure(
+    INSTALLED_APPS=["django_apscheduler", "scheduler"],
+    DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}},
+    TASKS={"only": {"BACKEND": "django_tasks_db.DatabaseBackend"}},
+)
+django.setup()
+import scheduler.runner
+import scheduler.tasks
+print("imported")
+"""
+
+
+def test_importing_the_runner_and_tasks_modules_reads_no_task_settings():
+    # No "default" task backend: binding the task at import would fail here.
+    imported = subprocess.run(
+        [sys.executable, "-c", IMPORT_WITHOUT_A_DEFAULT_BACKEND],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert imported.stdout.strip() == "imported", imported.stderr

@@ -142,7 +142,7 @@ def test_a_worker_killed_mid_run_leaves_that_run_interrupted_and_the_other_goes_
     workers = start_workers("database", 2)
     # Only the rule that a local process is gone can end the run within the wait below.
     start_daemon(settings={**QUICK, "HEARTBEAT_TIMEOUT": 60.0})
-    run = Run.enqueue_manual(slow)  # admin's "run now", handed over by the daemon
+    run = Run.claim_manual(slow)  # admin's "run now", handed over by the daemon
     # Running, and its first line already stored for admin's live view.
     wait_for(lambda: "sleeping 60" in Run.objects.get(pk=run.pk).stdout, 15)
     run.refresh_from_db()
@@ -177,7 +177,7 @@ def test_rqs_forking_worker_runs_it_too_in_its_work_horse(
     env = backend_env("rq")
     [worker] = start_workers("rq-fork", 1)
     start_daemon(settings=spec["settings"], env=env)
-    run = Run.enqueue_manual(schedule)
+    run = Run.claim_manual(schedule)
     wait_for(lambda: Run.objects.get(pk=run.pk).status == Status.SUCCEEDED, 20)
 
     run.refresh_from_db()

@@ -11,10 +11,10 @@ from django.utils import timezone
 
 from scheduler import cli, crontab
 from scheduler.commands import CommandNotAllowed, check_allowed
+from scheduler.execution import execute_run
 from scheduler.executor import execute
 from scheduler.liveness import heartbeat_owner
 from scheduler.models import Run, Status
-from scheduler.runner import execute_run
 
 
 class Command(BaseCommand):
@@ -121,7 +121,7 @@ class Command(BaseCommand):
     def do_run(self, name, **options):
         schedule = cli.find_schedule(name)
         with stop_on_ctrl_c() as stop, heartbeat_owner("cli") as owner:
-            run = Run.start_manual(schedule, owner=owner)
+            run = Run.claim_manual(schedule, owner=owner)
             if run.status == Status.SKIPPED:
                 self.stderr.write(f"Run #{run.pk} skipped: {run.stderr}")
             else:
