@@ -30,8 +30,7 @@ from django.db.models import Count, Max
 from django.utils import timezone
 from django_apscheduler.models import DjangoJob, DjangoJobExecution
 
-from scheduler import runner
-from scheduler.daemon import SchedulerDaemon
+from scheduler import in_flight, runner
 from scheduler.executor import start_fork_server
 from scheduler.models import Heartbeat, Reason, Run, Schedule, Status
 
@@ -215,7 +214,7 @@ def overhead(sizes: Sizes) -> dict:
         assert run is not None and run.status == Status.SUCCEEDED, run
 
     def fire_as_daemon(mode: str) -> None:
-        SchedulerDaemon._call(
+        in_flight.call(
             runner.run_schedule, ids[mode], scheduled_for=timezone.now(), reason=Reason.SCHEDULED
         )
 
