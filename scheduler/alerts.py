@@ -182,7 +182,8 @@ def gather(now: datetime) -> list[Facts]:
         .order_by("-started_at")
         .values_list("schedule_id", "pk", "started_at")
     ):
-        running[schedule_id] = (run_id, started_at)  # the oldest start comes last
+        if started_at is not None:
+            running[schedule_id] = (run_id, started_at)  # the oldest start comes last
     successes = dict(
         Run.objects.filter(schedule_id__in=ids, status=Status.SUCCEEDED)
         .values("schedule_id")
