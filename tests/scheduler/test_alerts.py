@@ -1,15 +1,21 @@
 from __future__ import annotations
 
+import threading
+from collections import Counter
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from django.core import mail
 from django.core.exceptions import ValidationError
+from django.utils import timezone
 
 from scheduler import alerts
 from scheduler.alerts import Clear, Facts, OpenAlert, Raise, decide
-from scheduler.models import Alert, AlertKind, Reason, Run, Status
+from scheduler.models import Alert, AlertKind, Reason, Run, Schedule, Status
 from scheduler.signals import alert_cleared, alert_raised
+from tests.conftest import wait_for
 
 NOW = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)
 ADMINS = [("Ops", "ops@example.com")]
@@ -157,3 +163,76 @@ def test_a_long_run_alert_names_the_run_and_clears_when_it_ends(make_schedule, t
     Run.objects.filter(pk=run.pk).update(status=Status.SUCCEEDED, finished_at=NOW)
     [cleared] = alerts.check(NOW + timedelta(seconds=11))
     assert cleared.cleared_at is not None
+
+
+@pytest.fixture
+def monitor() -> Iterator[tuple[str, Counter[str]]]:
+    """A ping monitor on 127.0.0.1: its URL and a count of the paths it was sent."""
+    paths: Counter[str] = Counter()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            paths[self.path] += 1
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", paths
+    server.shutdown()
+    server.server_close()
+
+
+def alerts_of(schedule: Schedule) -> list[Alert]:
+    return list(Alert.objects.filter(schedule=schedule).order_by("pk"))
+
+
+def cleared_once(schedule: Schedule, paths: Counter[str], name: str) -> None:
+    """Wait until the schedule's one alert cleared; it was raised and pinged once."""
+    [alert] = wait_for(lambda: [a for a in alerts_of(schedule) if a.cleared_at], 30)
+    assert alert.note
+    assert len(alerts_of(schedule)) == 1
+    assert paths[f"/{name}/fail"] == 1
+
+
+@pytest.mark.e2e
+@pytest.mark.django_db(transaction=True)
+def test_each_alert_is_raised_once_by_two_daemons_and_clears(start_daemon, make_schedule, monitor):
+    url, paths = monitor
+    late = make_schedule(
+        name="late", interval=6, catch_up=False, late_after=2, ping_url=f"{url}/late"
+    )
+    # Created 8 s ago: its fire time 2 s ago was missed, and catch-up is off.
+    Schedule.objects.filter(pk=late.pk).update(created_at=timezone.now() - timedelta(seconds=8))
+    long = make_schedule(
+        name="long",
+        command="sleep_for",
+        args=["6"],
+        interval=3600,
+        long_after=2,
+        ping_url=f"{url}/long",
+    )
+    quiet = make_schedule(
+        name="quiet", interval=3600, expect_success_within=3, ping_url=f"{url}/quiet"
+    )
+    start_daemon()
+    start_daemon()
+
+    wait_for(lambda: alerts_of(late), 20)
+    wait_for(lambda: alerts_of(quiet), 20)
+    Run.claim_manual(long)
+    [raised] = wait_for(lambda: alerts_of(long), 20)
+    assert raised.kind == AlertKind.LONG and raised.run is not None
+    assert raised.run.status == Status.RUNNING  # a warning: the run goes on
+    wait_for(lambda: paths["/quiet/fail"] and paths["/late/fail"] and paths["/long/fail"], 10)
+
+    Run.claim_manual(quiet)
+    cleared_once(quiet, paths, "quiet")
+    cleared_once(long, paths, "long")
+    assert Run.objects.get(pk=raised.run_id).status == Status.SUCCEEDED
+    cleared_once(late, paths, "late")
+    assert [a.kind for a in alerts_of(late)] == [AlertKind.LATE]
