@@ -28,7 +28,7 @@ from .describe import (
     relative,
     status_label,
 )
-from .models import Heartbeat, Run, Schedule, Status
+from .models import Alert, DatabaseOutage, Heartbeat, Run, Schedule, Status
 from .timeline import timeline_view
 from .timing import TimingError
 
@@ -67,6 +67,7 @@ def runs_url(schedule_id: int) -> str:
 
 
 RECENT_RUNS = 20
+RECENT_ALERTS = 5
 
 
 class LastStatusFilter(admin.SimpleListFilter):
@@ -104,6 +105,7 @@ class ScheduleAdmin(admin.ModelAdmin):
         models.URLField: {"assume_scheme": "https"},
     }
     readonly_fields = (
+        "alerts_display",
         "next_runs_display",
         "recent_runs_display",
         "defined_in_code",
@@ -117,7 +119,19 @@ class ScheduleAdmin(admin.ModelAdmin):
             "How",
             {"fields": ("executor", "timeout", "overlap", "jitter", "catch_up", "catch_up_window")},
         ),
-        ("Monitoring", {"fields": ("notify", "ping_url")}),
+        (
+            "Monitoring",
+            {
+                "fields": (
+                    "notify",
+                    "ping_url",
+                    "late_after",
+                    "long_after",
+                    "expect_success_within",
+                    "alerts_display",
+                )
+            },
+        ),
         (
             "History",
             {
@@ -132,6 +146,29 @@ class ScheduleAdmin(admin.ModelAdmin):
             },
         ),
     )
+
+    @admin.display(description="Alerts")
+    def alerts_display(self, obj: Schedule | None) -> str:
+        """Show the schedule's open alerts and the latest cleared ones."""
+        if obj is None or obj.pk is None:
+            return "—"
+        recent = list(obj.alerts.all()[:RECENT_ALERTS])
+        if not recent:
+            return "None raised."
+        link = reverse("admin:scheduler_alert_changelist") + f"?schedule__id__exact={obj.pk}"
+        rows = format_html_join(
+            "",
+            "<li>{}: {} — {}</li>",
+            (
+                (
+                    "open" if alert.is_open else f"cleared {alert.cleared_at:%Y-%m-%d %H:%M:%S}",
+                    f"{alert.raised_at:%Y-%m-%d %H:%M:%S}",
+                    alert.message if alert.is_open else f"{alert.message} ({alert.note})",
+                )
+                for alert in recent
+            ),
+        )
+        return format_html('<ul>{}</ul><a href="{}">All alerts</a>', rows, link)
 
     def get_fieldsets(self, request: HttpRequest, obj: Schedule | None = None):
         if obj is None:  # nothing to show in History before the first save
@@ -472,3 +509,44 @@ class HeartbeatAdmin(admin.ModelAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[Heartbeat]:
         running = Count("runs", filter=Q(runs__status=Status.RUNNING))
         return super().get_queryset(request).with_age().annotate(running_count=running)
+
+
+@admin.register(Alert)
+class AlertAdmin(admin.ModelAdmin):
+    """Alerts the scheduler raised (read-only: they clear themselves)."""
+
+    list_display = ("schedule", "kind", "state", "raised_at", "cleared_at", "message")
+    list_filter = ("kind", ("cleared_at", admin.EmptyFieldListFilter), "schedule")
+    list_select_related = ("schedule",)
+    fields = ("schedule", "kind", "message", "run", "raised_at", "cleared_at", "note")
+    readonly_fields = fields
+
+    @admin.display(description="State")
+    def state(self, obj: Alert) -> str:
+        return "open" if obj.is_open else "cleared"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Alert | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Alert | None = None) -> bool:
+        return False
+
+
+@admin.register(DatabaseOutage)
+class DatabaseOutageAdmin(admin.ModelAdmin):
+    """Database outages the daemons rode out (read-only)."""
+
+    list_display = ("host", "pid", "started_at", "ended_at", "duration")
+    fields = ("host", "pid", "started_at", "ended_at", "duration")
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(
+        self, request: HttpRequest, obj: DatabaseOutage | None = None
+    ) -> bool:
+        return False

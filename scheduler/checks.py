@@ -143,6 +143,15 @@ def check_settings(app_configs=None, **kwargs) -> list:
                 id="scheduler.E006",
             )
         )
+    token = conf.METRICS_TOKEN
+    if token is not None and (not isinstance(token, str) or len(token) < 16):
+        errors.append(
+            Error(
+                'SCHEDULER["METRICS_TOKEN"] must be a string of at least 16 characters, or None.',
+                hint="For example: python -c 'import secrets; print(secrets.token_urlsafe())'",
+                id="scheduler.E013",
+            )
+        )
     return errors
 
 

@@ -45,6 +45,9 @@ DEFAULTS: dict[str, Any] = {
     # A "tasks" run with no timeout still running after this many seconds is taken for
     # lost (its worker gone unnoticed) and ended as interrupted.
     "TASKS_MAX_AGE": 24 * 3600,
+    # A bearer token that lets a scraper read /scheduler/metrics without a staff login;
+    # None: staff login only.
+    "METRICS_TOKEN": None,
 }
 
 EXECUTORS = ("process", "thread", "tasks")
@@ -173,6 +176,11 @@ class SchedulerSettings:
     def TASKS_MAX_AGE(self) -> float:
         """Seconds after which a ``tasks`` run with no timeout is taken for lost."""
         return cast("float", self.get("TASKS_MAX_AGE"))
+
+    @property
+    def METRICS_TOKEN(self) -> str | None:
+        """Bearer token for ``/scheduler/metrics``; None: staff login only."""
+        return cast("str | None", self.get("METRICS_TOKEN"))
 
 
 conf = SchedulerSettings()

@@ -31,6 +31,7 @@ from .executor import start_fork_server
 from .in_flight import InFlightPool
 from .launcher import Launcher
 from .models import Executor, Heartbeat, Run
+from .outages import record_outage
 from .owners import Owner
 from .planner import Planner
 from .upkeep import Upkeep, sync_declared_schedules
@@ -152,10 +153,18 @@ class SchedulerDaemon:
             return
         if self._db_down_since is not None:
             logger.warning("Database back after %s", timezone.now() - self._db_down_since)
+            self._record_outage(self._db_down_since)
             self._db_down_since = None
             # Plan every schedule again: fire times lost in the outage follow catch-up rules.
             self.planner.forget()
             self.upkeep.defer_judging()
+
+    def _record_outage(self, started_at: datetime) -> None:
+        """Record the outage just ridden out, for the metrics every daemon serves."""
+        try:
+            record_outage(self.owner, started_at, timezone.now())
+        except DatabaseError as exc:
+            logger.error("Could not record the database outage: %s", exc)
 
     def shutdown(self) -> None:
         """Let running runs finish within ``SHUTDOWN_GRACE``, then stop them.

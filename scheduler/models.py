@@ -33,7 +33,7 @@ from typing import Any, Protocol
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.management.base import CommandError
-from django.core.validators import MaxValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import IntegrityError, models, transaction
 from django.db.models import (
     Count,
@@ -89,6 +89,7 @@ MAX_TIMEOUT = 365 * 24 * 3600
 MAX_JITTER = 24 * 3600
 MAX_KEEP_RUNS = 1_000_000
 MAX_KEEP_DAYS = 36_500
+MAX_ALERT_AFTER = 365 * 24 * 3600
 
 
 def at_most(limit: int, unit: str, meaning: str = "") -> MaxValueValidator:
@@ -193,6 +194,28 @@ class Schedule(models.Model):
     )
     created_at = models.DateTimeField(default=dj_timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
+    # Alerts the scheduler raises itself (scheduler.alerts); empty: no such alert.
+    late_after = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), at_most(MAX_ALERT_AFTER, "seconds", " (365 days)")],
+        help_text="Alert when a fire time has not started this many seconds after it was "
+        "due; 1 to 31536000. Empty: no alert.",
+    )
+    long_after = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), at_most(MAX_ALERT_AFTER, "seconds", " (365 days)")],
+        help_text="Alert (a warning: the run is not stopped) when a run is still going this "
+        "many seconds after it started; 1 to 31536000. Empty: no alert.",
+    )
+    expect_success_within = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), at_most(MAX_ALERT_AFTER, "seconds", " (365 days)")],
+        help_text="Alert when no run has succeeded for this many seconds; 1 to 31536000. "
+        "Empty: no alert.",
+    )
 
     objects = ScheduleQuerySet.as_manager()
 
@@ -848,3 +871,70 @@ def _lock_schedule(schedule_id: int, *, queued_too: bool = False) -> tuple[Sched
         and Run.objects.filter(schedule=schedule).in_progress(queued_too=queued_too).exists()
     )
     return schedule, busy
+
+
+class AlertKind(models.TextChoices):
+    LATE = "late", "Late: a fire time has not started"
+    LONG = "long", "Long: a run is still going"
+    NO_SUCCESS = "no_success", "No success: no run has succeeded"
+
+
+class Alert(models.Model):
+    """An alert the scheduler raised about a schedule, open until ``cleared_at``.
+
+    At most one alert of a kind is open per schedule (a unique constraint), so however
+    many daemons see the condition, one raises it and mails about it; clearing is an
+    update conditional on ``cleared_at`` being empty, so one daemon clears it.
+    """
+
+    schedule = models.ForeignKey(Schedule, on_delete=models.CASCADE, related_name="alerts")
+    kind = models.CharField(max_length=16, choices=AlertKind.choices)
+    message = models.TextField()
+    run = models.ForeignKey(
+        Run,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The run the alert is about, if one.",
+    )
+    raised_at = models.DateTimeField(default=dj_timezone.now, db_index=True)
+    cleared_at = models.DateTimeField(null=True, blank=True)
+    note = models.TextField(blank=True, help_text="Why the alert cleared.")
+
+    class Meta:
+        ordering = ["-raised_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["schedule", "kind"],
+                condition=Q(cleared_at__isnull=True),
+                name="scheduler_alert_one_open_per_kind",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        state = "cleared" if self.cleared_at else "open"
+        return f"{self.schedule}: {self.get_kind_display()} ({state})"
+
+    @property
+    def is_open(self) -> bool:
+        return self.cleared_at is None
+
+
+class DatabaseOutage(models.Model):
+    """A database outage a daemon rode out, recorded when the database came back."""
+
+    host = models.CharField(max_length=255)
+    pid = models.PositiveIntegerField("PID")
+    started_at = models.DateTimeField()
+    ended_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-started_at"]
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.pid} {self.started_at:%Y-%m-%d %H:%M:%S} ({self.duration})"
+
+    @property
+    def duration(self) -> timedelta:
+        return self.ended_at - self.started_at

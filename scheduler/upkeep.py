@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.utils import timezone
 
-from . import notifications, runner
+from . import alerts, notifications, runner
 from .conf import conf
 from .declared import sync_declared
 from .in_flight import InFlightPool
@@ -42,6 +42,7 @@ class Upkeep:
         # Judge other daemons dead only after this (monotonic) time; see defer_judging.
         self._judge_stale_after = 0.0
         self._lost_seen: set[int] = set()
+        self._last_alert_check = 0.0
 
     def step(self, now: datetime) -> None:
         """Check liveness and prune, each when its interval has passed."""
@@ -51,6 +52,9 @@ class Upkeep:
             self._last_prune = time.monotonic()
             self.pool.submit_once("prune", prune, now)
             self.mail_missed_later()
+        if time.monotonic() - self._last_alert_check >= alerts.CHECK_INTERVAL:
+            self._last_alert_check = time.monotonic()
+            self.pool.submit_once("alerts", alerts.check)
 
     def defer_judging(self) -> None:
         """Judge no daemon dead for a heartbeat timeout: all were cut off by an outage."""

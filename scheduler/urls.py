@@ -6,4 +6,5 @@ app_name = "scheduler"
 
 urlpatterns = [
     path("health/", views.health, name="health"),
+    path("metrics", views.metrics, name="metrics"),
 ]

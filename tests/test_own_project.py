@@ -140,6 +140,7 @@ def test_wheel_installs_only_the_scheduler_app(wheel):
         "cronsim",
         "django",
         "django-apscheduler",
+        "prometheus-client",
     ]
 
 

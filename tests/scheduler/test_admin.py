@@ -6,8 +6,9 @@ import pytest
 from django.contrib.auth.models import Permission, User
 from django.db import connection
 from django.urls import reverse
+from django.utils import timezone
 
-from scheduler.models import Reason, Run, Schedule, Status
+from scheduler.models import Alert, AlertKind, Reason, Run, Schedule, Status
 from scheduler.owners import Owner
 
 pytestmark = pytest.mark.django_db
@@ -217,3 +218,24 @@ def test_pages_render_a_schedule_written_around_validation(admin_client, make_sc
     timeline = admin_client.get(reverse("admin:scheduler_run_timeline"))
     assert timeline.status_code == 200
     assert "fine" in timeline.content.decode()
+
+
+def test_a_schedule_page_shows_its_alerts_and_the_alert_list_is_read_only(
+    admin_client, make_schedule
+):
+    schedule = make_schedule(late_after=30)
+    Alert.objects.create(schedule=schedule, kind=AlertKind.LATE, message="Due <03:00> late.")
+    Alert.objects.create(
+        schedule=schedule,
+        kind=AlertKind.LONG,
+        message="Run #1 long.",
+        cleared_at=timezone.now(),
+        note="It ended.",
+    )
+    page = admin_client.get(f"/admin/scheduler/schedule/{schedule.pk}/change/").content.decode()
+    assert "Due &lt;03:00&gt; late." in page
+    assert "Run #1 long. (It ended.)" in page
+    assert 'name="late_after"' in page
+    listing = admin_client.get("/admin/scheduler/alert/")
+    assert listing.status_code == 200 and "Due &lt;03:00&gt; late." in listing.content.decode()
+    assert admin_client.get("/admin/scheduler/alert/add/").status_code == 403

@@ -12,7 +12,7 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from scheduler.models import Heartbeat, Reason, Run, Status
+from scheduler.models import DatabaseOutage, Heartbeat, Reason, Run, Status
 from tests.conftest import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -198,6 +198,10 @@ def test_database_outage_is_survived_and_results_are_written_afterwards(
     assert len(catch_up) == 1
     assert down_at < catch_up[0].scheduled_for <= up_at + timedelta(seconds=2)
     wait_for(lambda: Run.objects.filter(schedule=ticking, created_at__gt=up_at).count() >= 3, 10)
+    [outage] = DatabaseOutage.objects.all()  # for the metrics: scheduler_database_outages
+    beat = Heartbeat.objects.get(kind="daemon")
+    assert (outage.host, outage.pid) == (beat.host, beat.pid)
+    assert down_at - timedelta(seconds=5) < outage.started_at < up_at < outage.ended_at
     assert daemon.alive()
     fired = list(Run.objects.filter(schedule=ticking).values_list("scheduled_for", flat=True))
     assert len(fired) == len(set(fired))
