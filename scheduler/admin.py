@@ -431,7 +431,7 @@ class RunAdmin(admin.ModelAdmin):
     @admin.display(description="Schedule", ordering="schedule__name")
     def schedule_list_display(self, obj: Run) -> str:
         return format_html(
-            '{}<br><small><code>{}</code></small>',
+            "{}<br><small><code>{}</code></small>",
             self.schedule_link(obj),
             command_line(obj.command, obj.args),
         )
