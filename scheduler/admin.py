@@ -30,7 +30,7 @@ from .describe import (
     status_label,
 )
 from .models import Executor, Heartbeat, Run, Schedule, Status
-from .timeline import timeline_view
+from .timeline import timeline_url, timeline_view
 from .timing import TimingError
 
 # The job store is the daemon's internal state; the history lives in Run. Without
@@ -239,7 +239,9 @@ class ScheduleAdmin(admin.ModelAdmin):
             return "—"
         runs = list(obj.runs.all()[:10])
         if not runs:
-            return "No runs yet."
+            return format_html(
+                'No runs yet. <a href="{}">Timeline of this schedule</a>', timeline_url(obj)
+            )
         rows = format_html_join(
             "",
             '<tr><td><a href="{}">#{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>',
@@ -258,9 +260,11 @@ class ScheduleAdmin(admin.ModelAdmin):
         return format_html(
             "<table><thead><tr><th>Run</th><th>Status</th><th>Reason</th>"
             "<th>Scheduled for</th><th>Exit code</th></tr></thead><tbody>{}</tbody></table>"
-            '<p><a href="{}">All runs of this schedule</a></p>',
+            '<p><a href="{}">All runs of this schedule</a> · '
+            '<a href="{}">Timeline of this schedule</a></p>',
             rows,
             runs_url(obj.pk),
+            timeline_url(obj),
         )
 
     @admin.action(description="Enable selected schedules", permissions=["change"])
