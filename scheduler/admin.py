@@ -6,9 +6,9 @@ a command, so a slow command cannot hold a web worker and runs are recorded one 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime, timedelta
 from functools import partial
+from typing import TYPE_CHECKING
 
 from django import forms
 from django.apps import apps
@@ -32,6 +32,9 @@ from .describe import (
 from .models import Executor, Heartbeat, Run, Schedule, Status
 from .timeline import timeline_url, timeline_view
 from .timing import TimingError
+
+if TYPE_CHECKING:
+    from django.contrib.admin.options import _FieldGroups
 
 # The job store is the daemon's internal state; the history lives in Run. Without
 # django_apscheduler installed its models cannot be imported: the system check says so.
@@ -345,7 +348,7 @@ class RunAdmin(admin.ModelAdmin):
     readonly_fields = fields
     task_fields = ("enqueued_at_display", "task_id")
 
-    def get_fields(self, request: HttpRequest, obj: Run | None = None) -> Sequence[str]:
+    def get_fields(self, request: HttpRequest, obj: Run | None = None) -> _FieldGroups:
         """Leave out the task backend's fields for a run that never went to one."""
         fields = super().get_fields(request, obj)
         if obj is not None and not sent_to_task_backend(obj):

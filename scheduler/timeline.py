@@ -194,7 +194,14 @@ def _extent(run: Run, now: datetime) -> tuple[datetime, datetime]:
     return run.started_at, run.started_at
 
 
-def _axis(start, end, x, plot_left, plot_right, lanes_bottom) -> list[str]:
+def _axis(
+    start: datetime,
+    end: datetime,
+    x: Callable[[datetime], float],
+    plot_left: float,
+    plot_right: float,
+    lanes_bottom: float,
+) -> list[str]:
     """Ticks in the current timezone, as far apart as the window's zoom level says.
 
     A day's first tick is labelled with the date, the others with the time.
@@ -257,7 +264,7 @@ def _run_marks(
         left = min(x(run_start), plot_right - MIN_BAR_WIDTH)
         marks.append((left, max(x(run_end), left + MIN_BAR_WIDTH), run.status, run))
     bands = merge_adjacent(marks, BAND_GAP)
-    order = {status: index for index, status in enumerate(DRAW_ORDER)}
+    order: dict[str, int] = {status: index for index, status in enumerate(DRAW_ORDER)}
     bands.sort(key=lambda band: order.get(band.key, len(order)))
     return [
         _bar(band.items[0], now, x, plot_right, top)
