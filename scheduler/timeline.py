@@ -25,7 +25,15 @@ from django.utils.safestring import mark_safe
 
 from .describe import STATUS_COLOURS, UNKNOWN_COLOUR, status_label
 from .models import Run, Schedule, Status
-from .timeline_scale import ZOOMS, Band, Zoom, merge_adjacent, parse_zoom, zoom_for_window
+from .timeline_scale import (
+    ZOOMS,
+    Band,
+    Zoom,
+    covers_lower,
+    merge_adjacent,
+    parse_zoom,
+    zoom_for_window,
+)
 from .timing import TimingError, get_zone
 
 if TYPE_CHECKING:
@@ -265,16 +273,26 @@ def _run_marks(
         marks.append((left, max(x(run_end), left + MIN_BAR_WIDTH), run.status, run))
     bands = merge_adjacent(marks, BAND_GAP)
     order: dict[str, int] = {status: index for index, status in enumerate(DRAW_ORDER)}
-    bands.sort(key=lambda band: order.get(band.key, len(order)))
-    return [
-        _bar(band.items[0], now, x, plot_right, top)
-        if len(band.items) == 1
-        else _run_band(lane, band, now, top)
-        for band in bands
-    ]
+
+    def rank(status: str) -> int:
+        return order.get(status, len(order))
+
+    over = covers_lower(bands, rank)
+    drawn = sorted(zip(bands, over, strict=True), key=lambda pair: rank(pair[0].key))
+    half = BAR_HEIGHT / 2
+    parts = []
+    for band, on_top in drawn:
+        band_top, height = (top + half, half) if on_top else (top, BAR_HEIGHT)
+        if len(band.items) == 1:
+            parts.append(_bar(band.items[0], now, x, plot_right, band_top, height))
+        else:
+            parts.append(_run_band(lane, band, now, band_top, height))
+    return parts
 
 
-def _run_band(lane: _Lane, band: Band[Run], now: datetime, top: float) -> str:
+def _run_band(
+    lane: _Lane, band: Band[Run], now: datetime, top: float, height: float = BAR_HEIGHT
+) -> str:
     """One rectangle for many runs of one status, linking to them in the run list."""
     runs = band.items
     first, last = runs[0].scheduled_for, runs[-1].scheduled_for
@@ -294,7 +312,7 @@ def _run_band(lane: _Lane, band: Band[Run], now: datetime, top: float) -> str:
     return (
         f'<a href="{escape(href)}"><rect class="run-band run-{escape(band.key)}" '
         f'data-count="{len(runs)}" x="{band.left:.2f}" y="{top:.1f}" '
-        f'width="{band.right - band.left:.2f}" height="{BAR_HEIGHT}" fill="{escape(colour)}">'
+        f'width="{band.right - band.left:.2f}" height="{height:g}" fill="{escape(colour)}">'
         f"<title>{escape(summary)}</title></rect></a>"
     )
 
@@ -322,7 +340,7 @@ def _fire_marks(lane: _Lane, x: Callable[[datetime], float], middle: float) -> l
     return parts
 
 
-def _bar(run, now, x, plot_right, top) -> str:
+def _bar(run, now, x, plot_right, top, height: float = BAR_HEIGHT) -> str:
     run_start, run_end = _extent(run, now)
     left = min(x(run_start), plot_right - MIN_BAR_WIDTH)
     width = max(x(run_end) - left, MIN_BAR_WIDTH)
@@ -331,7 +349,7 @@ def _bar(run, now, x, plot_right, top) -> str:
     return (
         f'<a href="{escape(href)}"><rect class="run run-{escape(run.status)}" '
         f'data-run="{run.pk}" x="{left:.2f}" y="{top:.1f}" width="{width:.2f}" '
-        f'height="{BAR_HEIGHT}" rx="2" fill="{escape(colour)}">'
+        f'height="{height:g}" rx="2" fill="{escape(colour)}">'
         f"<title>{escape(_run_summary(run, now))}</title></rect></a>"
     )
 

@@ -6,7 +6,7 @@ on its own.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Generic, TypeVar
@@ -88,3 +88,24 @@ def merge_adjacent(marks: Iterable[tuple[float, float, str, T]], gap: float) -> 
         else:
             bands.append(Band(key, left, right, [item]))
     return bands
+
+
+def covers_lower(bands: Sequence[Band[T]], rank: Callable[[str], int]) -> list[bool]:
+    """For each band (sorted by ``left``), whether it overlaps a band of lower ``rank``.
+
+    Those are drawn over another status's band; the timeline draws them half height, so
+    a failure among thousands of successes shows without hiding the successes.
+    """
+    result = [False] * len(bands)
+    active: list[int] = []
+    for index, band in enumerate(bands):
+        active = [other for other in active if bands[other].right > band.left]
+        for other in active:
+            if bands[other].key == band.key:
+                continue
+            if rank(band.key) > rank(bands[other].key):
+                result[index] = True
+            elif rank(bands[other].key) > rank(band.key):
+                result[other] = True
+        active.append(index)
+    return result

@@ -16,6 +16,7 @@ from scheduler.admin import STATUS_COLOURS
 from scheduler.models import Reason, Run, Schedule, Status
 from scheduler.timeline import (
     AXIS_HEIGHT,
+    BAR_HEIGHT,
     FIRE_LIMIT,
     LABEL_WIDTH,
     LANE_HEIGHT,
@@ -254,6 +255,8 @@ def test_runs_side_by_side_merge_into_a_band_and_a_failure_among_them_stays_apar
     assert sorted(int(count) for count in bands) == [19, 20]
     failed = bar(svg, runs[19])
     assert float(failed["width"]) >= MIN_BAR_WIDTH
+    # Too close to its neighbours to fit between them: drawn over them in the lower half.
+    assert float(failed["height"]) == BAR_HEIGHT / 2
     # Failures are drawn last, so no band of successes covers them.
     assert svg.index(f'data-run="{runs[19].pk}"') > svg.rindex("run-band run-succeeded")
     assert "20 runs Succeeded, due 2026-11-24 11:50:00 UTC to 2026-11-24 11:54:45 UTC" in svg

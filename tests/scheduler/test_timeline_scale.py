@@ -7,6 +7,8 @@ import pytest
 from scheduler.timeline_scale import (
     DEFAULT_ZOOM,
     ZOOMS,
+    Band,
+    covers_lower,
     merge_adjacent,
     parse_zoom,
     zoom_for_window,
@@ -55,3 +57,14 @@ def test_merge_adjacent_joins_close_marks_of_one_key_only():
         ("ok", 11.0, 14.0, ["d"]),
         ("ok", 20.0, 23.0, ["e"]),
     ]
+
+
+def test_covers_lower_marks_bands_drawn_over_a_lower_ranked_other_band():
+    rank = {"succeeded": 0, "failed": 1}.__getitem__
+    bands = [
+        Band("succeeded", 0.0, 10.0, ["a"]),
+        Band("failed", 9.0, 12.0, ["b"]),  # overlaps the successes: on top, half height
+        Band("succeeded", 11.0, 20.0, ["c"]),  # under the failure: full height
+        Band("failed", 30.0, 33.0, ["d"]),  # alone: full height
+    ]
+    assert covers_lower(bands, rank) == [False, True, False, False]
