@@ -6,8 +6,9 @@ a command, so a slow command cannot hold a web worker and runs are recorded one 
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import partial
+from typing import TYPE_CHECKING
 
 from django import forms
 from django.apps import apps
@@ -28,9 +29,12 @@ from .describe import (
     relative,
     status_label,
 )
-from .models import Alert, DatabaseOutage, Heartbeat, Run, Schedule, Status
-from .timeline import timeline_view
+from .models import Alert, DatabaseOutage, Executor, Heartbeat, Run, Schedule, Status
+from .timeline import timeline_url, timeline_view
 from .timing import TimingError
+
+if TYPE_CHECKING:
+    from django.contrib.admin.options import _FieldGroups
 
 # The job store is the daemon's internal state; the history lives in Run. Without
 # django_apscheduler installed its models cannot be imported: the system check says so.
@@ -48,6 +52,20 @@ def moment(value) -> str:
         return "—"
     local = timezone.localtime(value)
     return f"{local:%Y-%m-%d %H:%M:%S}.{local.microsecond // 1000:03d} {local:%Z}"
+
+
+def list_moment(value: datetime, since: datetime | None = None) -> str:
+    """A time for the run list: to the second, its date left out when it is ``since``'s."""
+    local = timezone.localtime(value)
+    clock = format_html('<span class="time">{}</span>', f"{local:%H:%M:%S}")
+    if since is not None and timezone.localtime(since).date() == local.date():
+        return clock
+    return format_html('<span class="date">{}</span> {}', f"{local:%Y-%m-%d}", clock)
+
+
+def sent_to_task_backend(run: Run) -> bool:
+    """Whether ``run`` went (or was meant to go) to a Django Tasks backend."""
+    return run.executor == Executor.TASKS or bool(run.task_id) or run.enqueued_at is not None
 
 
 def status_badge(status: str | None) -> str:
@@ -261,7 +279,9 @@ class ScheduleAdmin(admin.ModelAdmin):
             return "—"
         runs = list(obj.runs.all()[:10])
         if not runs:
-            return "No runs yet."
+            return format_html(
+                'No runs yet. <a href="{}">Timeline of this schedule</a>', timeline_url(obj)
+            )
         rows = format_html_join(
             "",
             '<tr><td><a href="{}">#{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>',
@@ -280,9 +300,11 @@ class ScheduleAdmin(admin.ModelAdmin):
         return format_html(
             "<table><thead><tr><th>Run</th><th>Status</th><th>Reason</th>"
             "<th>Scheduled for</th><th>Exit code</th></tr></thead><tbody>{}</tbody></table>"
-            '<p><a href="{}">All runs of this schedule</a></p>',
+            '<p><a href="{}">All runs of this schedule</a> · '
+            '<a href="{}">Timeline of this schedule</a></p>',
             rows,
             runs_url(obj.pk),
+            timeline_url(obj),
         )
 
     @admin.action(description="Enable selected schedules", permissions=["change"])
@@ -325,17 +347,16 @@ class ScheduleAdmin(admin.ModelAdmin):
 
 @admin.register(Run)
 class RunAdmin(admin.ModelAdmin):
+    # Six narrow columns, so the list fits a 1280 px window beside admin's sidebars: the
+    # command goes under its schedule, the exit code by the status, the reason under the
+    # fire time and the host under the start.
     list_display = (
         "id",
-        "schedule_link",
-        "command_display",
-        "reason",
-        "status_display",
-        "scheduled_for",
-        "started_at",
+        "schedule_list_display",
+        "status_list_display",
+        "scheduled_for_list_display",
+        "started_at_list_display",
         "duration_display",
-        "exit_code",
-        "host",
     )
     list_filter = ("status", "reason", "schedule", ("scheduled_for", admin.DateFieldListFilter))
     date_hierarchy = "scheduled_for"
@@ -362,6 +383,14 @@ class RunAdmin(admin.ModelAdmin):
         "stderr_display",
     )
     readonly_fields = fields
+    task_fields = ("enqueued_at_display", "task_id")
+
+    def get_fields(self, request: HttpRequest, obj: Run | None = None) -> _FieldGroups:
+        """Leave out the task backend's fields for a run that never went to one."""
+        fields = super().get_fields(request, obj)
+        if obj is not None and not sent_to_task_backend(obj):
+            return [field for field in fields if field not in self.task_fields]
+        return fields
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -442,6 +471,44 @@ class RunAdmin(admin.ModelAdmin):
                 return f"{(timezone.now() - obj.started_at).total_seconds():.1f} s so far"
             return "—"
         return f"{duration.total_seconds():.3f} s"
+
+    @admin.display(description="Schedule", ordering="schedule__name")
+    def schedule_list_display(self, obj: Run) -> str:
+        return format_html(
+            "{}<br><small><code>{}</code></small>",
+            self.schedule_link(obj),
+            command_line(obj.command, obj.args),
+        )
+
+    @admin.display(description="Status", ordering="status")
+    def status_list_display(self, obj: Run) -> str:
+        if not obj.exit_code:  # none yet, or 0: the status says it all
+            return self.status_display(obj)
+        return format_html(
+            '{}<br><small class="exit-code">exit code {}</small>',
+            self.status_display(obj),
+            obj.exit_code,
+        )
+
+    @admin.display(description="Scheduled for", ordering="scheduled_for")
+    def scheduled_for_list_display(self, obj: Run) -> str:
+        return format_html(
+            "{}<br><small>{}</small>", list_moment(obj.scheduled_for), obj.get_reason_display()
+        )
+
+    @admin.display(description="Started", ordering="started_at")
+    def started_at_list_display(self, obj: Run) -> str:
+        if obj.started_at is None:
+            return "—"
+        started = list_moment(obj.started_at, since=obj.scheduled_for)
+        if not obj.host:
+            return started
+        return format_html(
+            '{}<br><small class="host" title="{}">on {}</small>',
+            started,
+            obj.host,
+            obj.host.split(".", 1)[0],  # the full name is in the tooltip and on the run's page
+        )
 
     @admin.display(description="Standard output")
     def stdout_display(self, obj: Run) -> str:

@@ -8,15 +8,16 @@ people editing schedules, so all of it goes through :func:`escape`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from itertools import islice, takewhile
 from typing import TYPE_CHECKING
+from urllib.parse import urlencode
 
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import escape
@@ -24,6 +25,15 @@ from django.utils.safestring import mark_safe
 
 from .describe import STATUS_COLOURS, UNKNOWN_COLOUR, status_label
 from .models import Run, Schedule, Status
+from .timeline_scale import (
+    ZOOMS,
+    Band,
+    Zoom,
+    covers_lower,
+    merge_adjacent,
+    parse_zoom,
+    zoom_for_window,
+)
 from .timing import TimingError, get_zone
 
 if TYPE_CHECKING:
@@ -41,7 +51,21 @@ AXIS_HEIGHT = 40
 LANE_HEIGHT = 22
 BAR_HEIGHT = 14
 LEGEND_HEIGHT = 30
-MIN_BAR_WIDTH = 2.0
+MIN_BAR_WIDTH = 3.0
+# Runs (of one status) and fire times closer than this many pixels merge into one band, so
+# a schedule firing every few seconds is a band in its status colour, not a dark smear.
+BAND_GAP = 2.0
+FIRE_GAP = 8.0
+# Bands are drawn in this order, so a failure among thousands of successes stays on top.
+DRAW_ORDER = [
+    Status.SKIPPED,
+    Status.SUCCEEDED,
+    Status.QUEUED,
+    Status.RUNNING,
+    Status.INTERRUPTED,
+    Status.TIMED_OUT,
+    Status.FAILED,
+]
 LABEL_CHARS = 28
 FIRE_COLOUR = "#495057"
 DELETED_LANE = "(deleted schedules)"
@@ -151,10 +175,8 @@ def render_timeline(
         top = AXIS_HEIGHT + index * LANE_HEIGHT
         parts.append(_lane_label(lane, top))
         bar_top = top + (LANE_HEIGHT - BAR_HEIGHT) / 2
-        for run in sorted(lane.runs, key=lambda run: _extent(run, now)[0]):
-            parts.append(_bar(run, now, x, plot_right, bar_top))
-        for fire in lane.fires:
-            parts.append(_fire_mark(lane.label, fire, x(fire), top + LANE_HEIGHT / 2))
+        parts.extend(_run_marks(lane, now, x, plot_right, bar_top))
+        parts.extend(_fire_marks(lane, x, top + LANE_HEIGHT / 2))
     parts.append(
         f'<line class="now" x1="{x(now):.1f}" y1="{AXIS_HEIGHT - 6}" x2="{x(now):.1f}" '
         f'y2="{lanes_bottom}" stroke="#212529" stroke-width="1.5"><title>now: '
@@ -180,33 +202,49 @@ def _extent(run: Run, now: datetime) -> tuple[datetime, datetime]:
     return run.started_at, run.started_at
 
 
-def _axis(start, end, x, plot_left, plot_right, lanes_bottom) -> list[str]:
-    """Hour ticks in the current timezone, labelled every three hours."""
+def _axis(
+    start: datetime,
+    end: datetime,
+    x: Callable[[datetime], float],
+    plot_left: float,
+    plot_right: float,
+    lanes_bottom: float,
+) -> list[str]:
+    """Ticks in the current timezone, as far apart as the window's zoom level says.
+
+    A day's first tick is labelled with the date, the others with the time.
+    """
     zone = timezone.get_current_timezone()
+    zoom = zoom_for_window(end - start)
+    tick_minutes, label_minutes = zoom.tick_minutes, zoom.label_minutes
+    step = timedelta(minutes=min(tick_minutes, 60))
     parts = [
         f'<line x1="{plot_left}" y1="{AXIS_HEIGHT}" x2="{plot_right}" y2="{AXIS_HEIGHT}" '
         f'stroke="#adb5bd"/>'
     ]
-    tick = start.astimezone(zone).replace(minute=0, second=0, microsecond=0)
+    tick = start.astimezone(zone).replace(second=0, microsecond=0)
+    tick = tick.replace(minute=tick.minute - tick.minute % int(step.total_seconds() // 60))
     if tick < start:
-        tick += timedelta(hours=1)
+        tick = (tick.astimezone(UTC) + step).astimezone(zone)
     while tick <= end:
         local = tick.astimezone(zone)
+        minute_of_day = local.hour * 60 + local.minute
         at = x(tick)
-        if local.hour % 3 == 0:
-            label = local.strftime("%a %d %b") if local.hour == 0 else local.strftime("%H:%M")
+        if minute_of_day % label_minutes == 0:
+            day_format = "%d %b" if label_minutes >= 24 * 60 else "%a %d %b"  # 14 fit
+            label = local.strftime(day_format if minute_of_day == 0 else "%H:%M")
             parts.append(
                 f'<line x1="{at:.1f}" y1="{AXIS_HEIGHT - 5}" x2="{at:.1f}" y2="{lanes_bottom}" '
                 f'stroke="#dee2e6" stroke-dasharray="2,3"/>'
                 f'<text class="tick" x="{at:.1f}" y="{AXIS_HEIGHT - 27}" text-anchor="middle" '
                 f'fill="#495057">{escape(label)}</text>'
             )
-        else:
+        elif minute_of_day % tick_minutes == 0:
             parts.append(
                 f'<line x1="{at:.1f}" y1="{AXIS_HEIGHT - 3}" x2="{at:.1f}" y2="{AXIS_HEIGHT}" '
                 f'stroke="#adb5bd"/>'
             )
-        tick = (tick.astimezone(UTC) + timedelta(hours=1)).astimezone(zone)
+        tick = (tick.astimezone(UTC) + step).astimezone(zone)
     return parts
 
 
@@ -224,7 +262,85 @@ def _lane_label(lane: _Lane, top: float) -> str:
     return text
 
 
-def _bar(run, now, x, plot_right, top) -> str:
+def _run_marks(
+    lane: _Lane, now: datetime, x: Callable[[datetime], float], plot_right: float, top: float
+) -> list[str]:
+    """A bar per run, merged into a band where runs of one status lie side by side."""
+    marks = []
+    for run in sorted(lane.runs, key=lambda run: _extent(run, now)[0]):
+        run_start, run_end = _extent(run, now)
+        left = min(x(run_start), plot_right - MIN_BAR_WIDTH)
+        marks.append((left, max(x(run_end), left + MIN_BAR_WIDTH), run.status, run))
+    bands = merge_adjacent(marks, BAND_GAP)
+    order: dict[str, int] = {status: index for index, status in enumerate(DRAW_ORDER)}
+
+    def rank(status: str) -> int:
+        return order.get(status, len(order))
+
+    over = covers_lower(bands, rank)
+    drawn = sorted(zip(bands, over, strict=True), key=lambda pair: rank(pair[0].key))
+    half = BAR_HEIGHT / 2
+    parts = []
+    for band, on_top in drawn:
+        band_top, height = (top + half, half) if on_top else (top, BAR_HEIGHT)
+        if len(band.items) == 1:
+            parts.append(_bar(band.items[0], now, x, plot_right, band_top, height))
+        else:
+            parts.append(_run_band(lane, band, now, band_top, height))
+    return parts
+
+
+def _run_band(
+    lane: _Lane, band: Band[Run], now: datetime, top: float, height: float = BAR_HEIGHT
+) -> str:
+    """One rectangle for many runs of one status, linking to them in the run list."""
+    runs = band.items
+    first, last = runs[0].scheduled_for, runs[-1].scheduled_for
+    query = {"status__exact": band.key}
+    if runs[0].schedule_id is None:
+        query["schedule__isnull"] = "True"
+    else:
+        query["schedule__id__exact"] = str(runs[0].schedule_id)
+    query["scheduled_for__gte"] = first.isoformat()
+    query["scheduled_for__lt"] = (last + timedelta(microseconds=1)).isoformat()
+    href = reverse("admin:scheduler_run_changelist") + "?" + urlencode(query)
+    colour = STATUS_COLOURS.get(band.key, UNKNOWN_COLOUR)
+    summary = (
+        f"{len(runs)} runs {status_label(band.key)}, due {_local(first)} to {_local(last)}"
+        f" ({lane.label}, click to list them)"
+    )
+    return (
+        f'<a href="{escape(href)}"><rect class="run-band run-{escape(band.key)}" '
+        f'data-count="{len(runs)}" x="{band.left:.2f}" y="{top:.1f}" '
+        f'width="{band.right - band.left:.2f}" height="{height:g}" fill="{escape(colour)}">'
+        f"<title>{escape(summary)}</title></rect></a>"
+    )
+
+
+def _fire_marks(lane: _Lane, x: Callable[[datetime], float], middle: float) -> list[str]:
+    """A diamond per fire time, or one outlined band for fire times closer than FIRE_GAP."""
+    bands = merge_adjacent(((x(fire), x(fire), "fire", fire) for fire in lane.fires), FIRE_GAP)
+    parts = []
+    for band in bands:
+        if len(band.items) == 1:
+            parts.append(_fire_mark(lane.label, band.items[0], band.left, middle))
+            continue
+        first, last = band.items[0], band.items[-1]
+        title = (
+            f"{lane.label}: {len(band.items)} next runs, "
+            f"{first.strftime(TIME_FORMAT)} to {last.strftime(TIME_FORMAT)}"
+        )
+        parts.append(
+            f'<rect class="fire fire-band" data-count="{len(band.items)}" '
+            f'x="{band.left - 4:.1f}" y="{middle - 4:.1f}" '
+            f'width="{band.right - band.left + 8:.1f}" '
+            f'height="8" rx="4" fill="#ffffff" stroke="{FIRE_COLOUR}" stroke-width="1.2">'
+            f"<title>{escape(title)}</title></rect>"
+        )
+    return parts
+
+
+def _bar(run, now, x, plot_right, top, height: float = BAR_HEIGHT) -> str:
     run_start, run_end = _extent(run, now)
     left = min(x(run_start), plot_right - MIN_BAR_WIDTH)
     width = max(x(run_end) - left, MIN_BAR_WIDTH)
@@ -233,7 +349,7 @@ def _bar(run, now, x, plot_right, top) -> str:
     return (
         f'<a href="{escape(href)}"><rect class="run run-{escape(run.status)}" '
         f'data-run="{run.pk}" x="{left:.2f}" y="{top:.1f}" width="{width:.2f}" '
-        f'height="{BAR_HEIGHT}" rx="2" fill="{escape(colour)}">'
+        f'height="{height:g}" rx="2" fill="{escape(colour)}">'
         f"<title>{escape(_run_summary(run, now))}</title></rect></a>"
     )
 
@@ -310,7 +426,10 @@ def upcoming_fire_times(schedule: Schedule, now: datetime, until: datetime) -> l
 
 
 def timeline_view(request: HttpRequest, model_admin: ModelAdmin) -> HttpResponse:
-    """Admin page with the timeline of the last and next 24 hours.
+    """Admin page with the timeline of the last and next 24 hours, or of another span.
+
+    ``?span=`` zooms to 1h, 6h, 24h (the default) or 7d either side of now, and
+    ``?schedule=ID`` shows that schedule alone. Bad values get a 400 naming the choices.
 
     It is a function rather than a ModelAdmin method so it can live outside admin.py;
     ``RunAdmin.get_urls()`` wires it through ``admin_view`` (the staff login check, CSRF
@@ -321,11 +440,25 @@ def timeline_view(request: HttpRequest, model_admin: ModelAdmin) -> HttpResponse
     """
     if not request.user.has_perm("scheduler.view_run"):
         raise PermissionDenied
+    try:
+        zoom = parse_zoom(request.GET.get("span"))
+    except ValueError as exc:
+        return HttpResponseBadRequest(str(exc), content_type="text/plain")
+    only: Schedule | None = None
+    if "schedule" in request.GET:
+        value = request.GET["schedule"]
+        if not value.isdigit():
+            return HttpResponseBadRequest(
+                f"schedule must be a schedule's id, not {value!r}.", content_type="text/plain"
+            )
+        only = get_object_or_404(Schedule, pk=int(value))
     now = timezone.now()
-    start, end = now - WINDOW, now + WINDOW
+    start, end = now - zoom.span, now + zoom.span
+    found = Run.objects.for_timeline(start)
+    if only is not None:
+        found = found.filter(schedule=only)
     runs = list(
-        Run.objects.for_timeline(start)
-        .select_related("schedule")
+        found.select_related("schedule")
         .only(
             "id",
             "command",
@@ -342,20 +475,24 @@ def timeline_view(request: HttpRequest, model_admin: ModelAdmin) -> HttpResponse
     )
     schedule_ids = {run.schedule_id for run in runs if run.schedule_id is not None}
     fields = ("id", "name", "enabled", "cron", "interval", "timezone", "created_at")
-    # Lanes for schedules that ran first, then the other enabled ones, up to LANE_LIMIT:
-    # with thousands of schedules the picture (and its fire-time arithmetic) must stay small.
-    schedules = list(Schedule.objects.filter(pk__in=schedule_ids).only(*fields)[:LANE_LIMIT])
-    schedules += (
-        Schedule.objects.filter(enabled=True)
-        .exclude(pk__in=schedule_ids)
-        .only(*fields)
-        .order_by("name")[: max(LANE_LIMIT - len(schedules), 0)]
-    )
+    if only is not None:
+        schedules = [only]
+        lanes_cut = False
+    else:
+        # Lanes for schedules that ran first, then the other enabled ones, up to LANE_LIMIT:
+        # with thousands of schedules the picture (and its fire-time arithmetic) must stay small.
+        schedules = list(Schedule.objects.filter(pk__in=schedule_ids).only(*fields)[:LANE_LIMIT])
+        schedules += (
+            Schedule.objects.filter(enabled=True)
+            .exclude(pk__in=schedule_ids)
+            .only(*fields)
+            .order_by("name")[: max(LANE_LIMIT - len(schedules), 0)]
+        )
+        lanes_cut = Schedule.objects.filter(Q(enabled=True) | Q(pk__in=schedule_ids)).count() > len(
+            schedules
+        )
     shown = {schedule.pk for schedule in schedules}
     runs = [run for run in runs if run.schedule_id is None or run.schedule_id in shown]
-    lanes_cut = Schedule.objects.filter(Q(enabled=True) | Q(pk__in=schedule_ids)).count() > len(
-        schedules
-    )
     fire_times: dict[int, list[datetime]] = {}
     for schedule in schedules:
         if not schedule.enabled:
@@ -364,10 +501,11 @@ def timeline_view(request: HttpRequest, model_admin: ModelAdmin) -> HttpResponse
             fire_times[schedule.pk] = upcoming_fire_times(schedule, now, end)
         except TimingError:
             continue
-    svg = render_timeline(schedules, runs, fire_times, now=now)
+    svg = render_timeline(schedules, runs, fire_times, now=now, past=zoom.span, future=zoom.span)
+    of = f" of {only.name}" if only is not None else ""
     context = {
         **model_admin.admin_site.each_context(request),
-        "title": "Runs: last 24 hours and next 24 hours",
+        "title": f"Runs{of}: last {zoom.label} and next {zoom.label}",
         "opts": Run._meta,
         "svg": mark_safe(svg),  # render_timeline escapes every user-provided string
         "run_count": len(runs),
@@ -375,5 +513,29 @@ def timeline_view(request: HttpRequest, model_admin: ModelAdmin) -> HttpResponse
         "fire_limit": FIRE_LIMIT,
         "lane_limit": LANE_LIMIT if lanes_cut else None,
         "timezone_name": timezone.get_current_timezone_name(),
+        "zooms": _zoom_links(zoom, only),
+        "schedule": only,
+        "all_schedules_url": f"?{urlencode({'span': zoom.key})}",
+        "runs_url": reverse("admin:scheduler_run_changelist")
+        + (f"?{urlencode({'schedule__id__exact': only.pk})}" if only is not None else ""),
     }
     return render(request, "admin/scheduler/timeline.html", context)
+
+
+def _zoom_links(current: Zoom, only: Schedule | None) -> list[dict[str, object]]:
+    """The zoom levels as links that keep the schedule shown."""
+    links: list[dict[str, object]] = []
+    for zoom in ZOOMS:
+        query = {"span": zoom.key}
+        if only is not None:
+            query["schedule"] = str(only.pk)
+        links.append({"key": zoom.key, "url": f"?{urlencode(query)}", "selected": zoom == current})
+    return links
+
+
+def timeline_url(schedule: Schedule, span: str | None = None) -> str:
+    """The timeline page showing ``schedule`` alone."""
+    query = {"schedule": str(schedule.pk)}
+    if span:
+        query["span"] = span
+    return reverse("admin:scheduler_run_timeline") + "?" + urlencode(query)

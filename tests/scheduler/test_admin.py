@@ -239,3 +239,35 @@ def test_a_schedule_page_shows_its_alerts_and_the_alert_list_is_read_only(
     listing = admin_client.get("/admin/scheduler/alert/")
     assert listing.status_code == 200 and "Due &lt;03:00&gt; late." in listing.content.decode()
     assert admin_client.get("/admin/scheduler/alert/add/").status_code == 403
+
+
+def test_run_list_times_show_seconds_with_reason_exit_code_and_host(admin_client, finished_run):
+    Run.objects.filter(pk=finished_run.pk).update(
+        scheduled_for=datetime(2026, 11, 24, 4, 51, 15, tzinfo=UTC),
+        started_at=datetime(2026, 11, 24, 4, 51, 16, tzinfo=UTC),
+        host="worker-3.example.internal",
+    )
+    page = admin_client.get(reverse("admin:scheduler_run_changelist")).content.decode()
+    assert '<span class="date">2026-11-24</span> <span class="time">04:51:15</span>' in page
+    assert '<span class="time">04:51:16</span>' in page  # same day: the date is not repeated
+    assert "exit code 3" in page
+    assert 'title="worker-3.example.internal">on worker-3</small>' in page
+    assert "a.m." not in page
+
+
+def test_run_page_hides_task_backend_fields_for_a_run_that_never_went_to_one(
+    admin_client, finished_run
+):
+    url = reverse("admin:scheduler_run_change", args=[finished_run.pk])
+    page = admin_client.get(url).content.decode()
+    assert "field-task_id" not in page
+    assert "field-enqueued_at_display" not in page
+    assert "field-started_at_display" in page
+
+    Run.objects.filter(pk=finished_run.pk).update(
+        executor="tasks", task_id="abc-123", enqueued_at=FIRE
+    )
+    page = admin_client.get(url).content.decode()
+    assert "field-task_id" in page
+    assert "abc-123" in page
+    assert "field-enqueued_at_display" in page

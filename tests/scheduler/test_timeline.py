@@ -16,6 +16,7 @@ from scheduler.admin import STATUS_COLOURS
 from scheduler.models import Reason, Run, Schedule, Status
 from scheduler.timeline import (
     AXIS_HEIGHT,
+    BAR_HEIGHT,
     FIRE_LIMIT,
     LABEL_WIDTH,
     LANE_HEIGHT,
@@ -226,10 +227,141 @@ def test_view_shows_the_timeline_inside_the_admin_page(wired_view, make_schedule
     assert 'class="breadcrumbs"' in page
     assert "Expire tokens" in page
     assert "broken timing" in page
-    assert 'class="fire"' in page
+    assert 'class="fire' in page  # one mark per fire time, or a band of them
 
 
 def test_view_needs_view_permission_on_runs(wired_view):
     user = User.objects.create_user("staff", password="pw", is_staff=True)
     user.user_permissions.set(Permission.objects.filter(codename="view_schedule"))
     assert get(wired_view, user).status_code == 403
+
+
+def test_runs_side_by_side_merge_into_a_band_and_a_failure_among_them_stays_apart(
+    make_schedule,
+):
+    schedule = make_schedule(interval=15)
+    runs = [
+        make_run(
+            schedule,
+            Status.FAILED if index == 20 else Status.SUCCEEDED,
+            scheduled_for=NOW - timedelta(seconds=15 * index),
+            started_at=NOW - timedelta(seconds=15 * index),
+            finished_at=NOW - timedelta(seconds=15 * index - 2),
+        )
+        for index in range(1, 41)
+    ]
+    svg = render_timeline([schedule], runs, {}, now=NOW)
+    bands = re.findall(r'<rect class="run-band run-succeeded" data-count="(\d+)"', svg)
+    assert sorted(int(count) for count in bands) == [19, 20]
+    failed = bar(svg, runs[19])
+    assert float(failed["width"]) >= MIN_BAR_WIDTH
+    # Too close to its neighbours to fit between them: drawn over them in the lower half.
+    assert float(failed["height"]) == BAR_HEIGHT / 2
+    # Failures are drawn last, so no band of successes covers them.
+    assert svg.index(f'data-run="{runs[19].pk}"') > svg.rindex("run-band run-succeeded")
+    assert "20 runs Succeeded, due 2026-11-24 11:50:00 UTC to 2026-11-24 11:54:45 UTC" in svg
+    links = re.findall(r'<a href="([^"]*)"><rect class="run-band', svg)
+    assert all(f"schedule__id__exact={schedule.pk}" in link for link in links)
+    assert all("status__exact=succeeded" in link for link in links)
+
+
+def test_run_band_links_list_exactly_its_runs(admin_client, make_schedule):
+    schedule = make_schedule(interval=15)
+    other = make_schedule(interval=15)
+    for index in range(1, 11):
+        for owner in (schedule, other):
+            make_run(
+                owner,
+                Status.SUCCEEDED,
+                scheduled_for=NOW - timedelta(seconds=15 * index),
+                started_at=NOW - timedelta(seconds=15 * index),
+                finished_at=NOW - timedelta(seconds=15 * index - 1),
+            )
+    svg = render_timeline([schedule], list(Run.objects.filter(schedule=schedule)), {}, now=NOW)
+    (link,) = re.findall(r'<a href="([^"]*)"><rect class="run-band', svg)
+    listing = admin_client.get(link.replace("&amp;", "&"))
+    assert listing.status_code == 200
+    assert listing.context["cl"].result_count == 10
+
+
+def test_fire_times_too_close_to_tell_apart_are_one_outlined_band(make_schedule):
+    schedule = make_schedule(name="every 15 s", interval=15, created_at=NOW - timedelta(days=1))
+    fires = upcoming_fire_times(schedule, NOW, NOW + timedelta(hours=24))
+    svg = render_timeline([schedule], [], {schedule.pk: fires}, now=NOW)
+    assert 'class="fire"' not in svg
+    (count,) = re.findall(r'<rect class="fire fire-band" data-count="(\d+)"', svg)
+    assert int(count) == FIRE_LIMIT
+
+
+@pytest.mark.parametrize(
+    ("span", "labels"),
+    [
+        (timedelta(hours=1), ["11:00", "11:15", "11:30", "11:45", "12:00"]),
+        (timedelta(hours=6), ["06:00", "07:00", "08:00"]),
+        (timedelta(days=7), ["18 Nov", "19 Nov", "20 Nov"]),
+    ],
+)
+def test_axis_ticks_follow_the_zoom(make_schedule, span, labels):
+    svg = render_timeline([make_schedule()], [], {}, now=NOW, past=span, future=span)
+    ticks = re.findall(r'<text class="tick"[^>]*>([^<]*)</text>', svg)
+    assert ticks[: len(labels)] == labels
+
+
+def get_query(view, user: User, query: str):
+    request = RequestFactory().get("/admin/scheduler/run/timeline/" + query)
+    request.user = user
+    return view(request)
+
+
+def test_view_zooms_to_the_span_asked_for(wired_view, make_schedule):
+    schedule = make_schedule(name="Expire tokens")
+    recent = make_run(schedule, Status.SUCCEEDED, started_at=timezone.now() - timedelta(minutes=30))
+    older = make_run(schedule, Status.FAILED, started_at=timezone.now() - timedelta(hours=3))
+    user = User.objects.create_superuser("root", "root@example.com", "pw")
+    page = get_query(wired_view, user, "?span=1h").content.decode()
+    assert "Runs: last 1 hour and next 1 hour" in page
+    assert f'data-run="{recent.pk}"' in page
+    assert f'data-run="{older.pk}"' not in page
+    assert '<span class="selected">1h</span>' in page
+    assert '<a href="?span=7d">7d</a>' in page
+    week = get_query(wired_view, user, "?span=7d").content.decode()
+    assert "Runs: last 7 days and next 7 days" in week
+    assert f'data-run="{older.pk}"' in week
+
+
+def test_view_shows_one_schedule_alone_keeping_it_across_zooms(wired_view, make_schedule):
+    shown = make_schedule(name="Expire tokens")
+    hidden = make_schedule(name="Nightly batch")
+    mine = make_run(shown, Status.SUCCEEDED, started_at=timezone.now() - timedelta(hours=1))
+    theirs = make_run(hidden, Status.SUCCEEDED, started_at=timezone.now() - timedelta(hours=1))
+    user = User.objects.create_superuser("root", "root@example.com", "pw")
+    page = get_query(wired_view, user, f"?schedule={shown.pk}&span=6h").content.decode()
+    assert lane_labels(page) == ["Expire tokens"]
+    assert f'data-run="{mine.pk}"' in page
+    assert f'data-run="{theirs.pk}"' not in page
+    assert "Runs of Expire tokens: last 6 hours and next 6 hours" in page
+    assert f'<a href="?span=1h&amp;schedule={shown.pk}">1h</a>' in page
+    assert f"?schedule__id__exact={shown.pk}" in page
+
+
+@pytest.mark.parametrize(
+    ("query", "status", "message"),
+    [
+        ("?span=2h", 400, "Unknown timeline span '2h'; choose one of 1h, 6h, 24h, 7d."),
+        ("?schedule=abc", 400, "schedule must be a schedule's id, not 'abc'."),
+        ("?schedule=999999", 404, ""),
+    ],
+)
+def test_view_refuses_bad_span_or_schedule_clearly(wired_view, query, status, message):
+    user = User.objects.create_superuser("root", "root@example.com", "pw")
+    response = get_query(wired_view, user, query)
+    assert response.status_code == status
+    assert message in response.content.decode()
+
+
+def test_schedule_page_links_to_its_own_timeline(admin_client, make_schedule):
+    schedule = make_schedule()
+    page = admin_client.get(
+        reverse("admin:scheduler_schedule_change", args=[schedule.pk])
+    ).content.decode()
+    assert f'href="/admin/scheduler/run/timeline/?schedule={schedule.pk}"' in page
