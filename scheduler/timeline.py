@@ -8,7 +8,7 @@ people editing schedules, so all of it goes through :func:`escape`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from itertools import islice, takewhile
 from typing import TYPE_CHECKING
@@ -107,7 +107,7 @@ def render_timeline(
         else:
             name = (
                 run.schedule.name
-                if schedule_field.is_cached(run)
+                if schedule_field.is_cached(run) and run.schedule is not None
                 else f"schedule #{run.schedule_id}"
             )
             lane = lanes[run.schedule_id] = _Lane(
@@ -180,7 +180,14 @@ def _extent(run: Run, now: datetime) -> tuple[datetime, datetime]:
     return run.started_at, run.started_at
 
 
-def _axis(start, end, x, plot_left, plot_right, lanes_bottom) -> list[str]:
+def _axis(
+    start: datetime,
+    end: datetime,
+    x: Callable[[datetime], float],
+    plot_left: int,
+    plot_right: int,
+    lanes_bottom: int,
+) -> list[str]:
     """Hour ticks in the current timezone, labelled every three hours."""
     zone = timezone.get_current_timezone()
     parts = [
@@ -224,7 +231,9 @@ def _lane_label(lane: _Lane, top: float) -> str:
     return text
 
 
-def _bar(run, now, x, plot_right, top) -> str:
+def _bar(
+    run: Run, now: datetime, x: Callable[[datetime], float], plot_right: int, top: float
+) -> str:
     run_start, run_end = _extent(run, now)
     left = min(x(run_start), plot_right - MIN_BAR_WIDTH)
     width = max(x(run_end) - left, MIN_BAR_WIDTH)
@@ -309,7 +318,7 @@ def upcoming_fire_times(schedule: Schedule, now: datetime, until: datetime) -> l
     return [fire.astimezone(zone) for fire in islice(due, FIRE_LIMIT)]
 
 
-def timeline_view(request: HttpRequest, model_admin: ModelAdmin) -> HttpResponse:
+def timeline_view(request: HttpRequest, model_admin: ModelAdmin[Run]) -> HttpResponse:
     """Admin page with the timeline of the last and next 24 hours.
 
     It is a function rather than a ModelAdmin method so it can live outside admin.py;
