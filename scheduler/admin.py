@@ -8,15 +8,15 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 from django import forms
 from django.apps import apps
 from django.contrib import admin, messages
 from django.db import models
 from django.db.models import Count, Prefetch, Q, QuerySet
-from django.http import HttpRequest
-from django.urls import path, reverse
+from django.http import HttpRequest, HttpResponse
+from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
@@ -29,12 +29,45 @@ from .describe import (
     relative,
     status_label,
 )
-from .models import Alert, DatabaseOutage, Executor, Heartbeat, Run, Schedule, Status
+from .models import (
+    Alert,
+    DatabaseOutage,
+    Executor,
+    Heartbeat,
+    HeartbeatQuerySet,
+    Run,
+    Schedule,
+    ScheduleQuerySet,
+    Status,
+)
 from .timeline import timeline_url, timeline_view
 from .timing import TimingError
 
 if TYPE_CHECKING:
-    from django.contrib.admin.options import _FieldGroups
+    from django.contrib.admin.options import _FieldGroups, _FieldsetSpec
+    from django_stubs_ext import WithAnnotations
+
+    from .models import Age, LastRun
+
+    class ScheduleRow(LastRun):
+        """A schedule as ``ScheduleAdmin.get_queryset`` gives it."""
+
+        recent_finished: list[Run]
+
+    class HeartbeatRow(Age):
+        """A heartbeat as ``HeartbeatAdmin.get_queryset`` gives it."""
+
+        running_count: int
+
+    # django-stubs' ModelAdmin is generic, Django's is not (without django_stubs_ext).
+    ScheduleAdminBase = admin.ModelAdmin[Schedule]
+    RunAdminBase = admin.ModelAdmin[Run]
+    HeartbeatAdminBase = admin.ModelAdmin[Heartbeat]
+    AlertAdminBase = admin.ModelAdmin[Alert]
+    OutageAdminBase = admin.ModelAdmin[DatabaseOutage]
+else:
+    ScheduleAdminBase = RunAdminBase = HeartbeatAdminBase = admin.ModelAdmin
+    AlertAdminBase = OutageAdminBase = admin.ModelAdmin
 
 # The job store is the daemon's internal state; the history lives in Run. Without
 # django_apscheduler installed its models cannot be imported: the system check says so.
@@ -46,7 +79,7 @@ if apps.is_installed("django_apscheduler"):
             admin.site.unregister(model)
 
 
-def moment(value) -> str:
+def moment(value: datetime | None) -> str:
     """Seconds and zone matter when telling a fire time from a start: show both."""
     if value is None:
         return "—"
@@ -92,20 +125,25 @@ class LastStatusFilter(admin.SimpleListFilter):
     title = "last run"
     parameter_name = "last_status"
 
-    def lookups(self, request: HttpRequest, model_admin):
+    def lookups(
+        self, request: HttpRequest, model_admin: admin.ModelAdmin[Any]
+    ) -> list[tuple[str, str]]:
         return [("never", "Never ran"), *Status.choices]
 
-    def queryset(self, request: HttpRequest, queryset: QuerySet[Schedule]):
+    def queryset(
+        self, request: HttpRequest, queryset: QuerySet[WithAnnotations[Schedule, LastRun]]
+    ) -> QuerySet[WithAnnotations[Schedule, LastRun]]:
         value = self.value()  # the queryset comes from get_queryset, with the last run
         if value is None:
             return queryset
         if value == "never":
-            return queryset.filter(last_status__isnull=True)
+            # The plugin checks every lookup on an annotation against its type, isnull too.
+            return queryset.filter(last_status__isnull=True)  # type: ignore[misc]
         return queryset.filter(last_status=value)
 
 
 @admin.register(Schedule)
-class ScheduleAdmin(admin.ModelAdmin):
+class ScheduleAdmin(ScheduleAdminBase):
     list_display = (
         "name",
         "command_display",
@@ -188,12 +226,12 @@ class ScheduleAdmin(admin.ModelAdmin):
         )
         return format_html('<ul>{}</ul><a href="{}">All alerts</a>', rows, link)
 
-    def get_fieldsets(self, request: HttpRequest, obj: Schedule | None = None):
+    def get_fieldsets(self, request: HttpRequest, obj: Schedule | None = None) -> _FieldsetSpec:
         if obj is None:  # nothing to show in History before the first save
             return [fieldset for fieldset in self.fieldsets if fieldset[0] != "History"]
         return self.fieldsets
 
-    def get_readonly_fields(self, request: HttpRequest, obj: Schedule | None = None):
+    def get_readonly_fields(self, request: HttpRequest, obj: Schedule | None = None) -> list[str]:
         """Fields that ``SCHEDULER["SCHEDULES"]`` sets are owned by code, not by admin."""
         readonly = list(super().get_readonly_fields(request, obj))
         if obj is not None and obj.defined_in_code:
@@ -208,8 +246,8 @@ class ScheduleAdmin(admin.ModelAdmin):
             .only("schedule_id", "status")
         )
         return (
-            super()
-            .get_queryset(request)
+            # The admin's queryset is the default manager's, whose class the stubs do not know.
+            cast(ScheduleQuerySet, super().get_queryset(request))
             .with_last_run()
             .prefetch_related(
                 Prefetch("runs", queryset=finished[:RECENT_RUNS], to_attr="recent_finished")
@@ -241,10 +279,11 @@ class ScheduleAdmin(admin.ModelAdmin):
         )
 
     @admin.display(description="Last run", ordering="last_run_at")
-    def last_run_display(self, obj: Schedule) -> str:
+    def last_run_display(self, obj: WithAnnotations[Schedule, ScheduleRow]) -> str:
         status = getattr(obj, "last_status", None)
         if not status:
             return "never ran"
+        assert obj.last_run_at is not None  # a run's fire time is never empty
         return format_html(
             '<a href="{}">{}</a><br><small>{}</small>',
             runs_url(obj.pk),
@@ -253,7 +292,7 @@ class ScheduleAdmin(admin.ModelAdmin):
         )
 
     @admin.display(description=f"Success (last {RECENT_RUNS})")
-    def success_rate_display(self, obj: Schedule) -> str:
+    def success_rate_display(self, obj: WithAnnotations[Schedule, ScheduleRow]) -> str:
         statuses = [run.status for run in obj.recent_finished]
         if not statuses:
             return "—"
@@ -346,7 +385,7 @@ class ScheduleAdmin(admin.ModelAdmin):
 
 
 @admin.register(Run)
-class RunAdmin(admin.ModelAdmin):
+class RunAdmin(RunAdminBase):
     # Six narrow columns, so the list fits a 1280 px window beside admin's sidebars: the
     # command goes under its schedule, the exit code by the status, the reason under the
     # fire time and the host under the start.
@@ -401,19 +440,29 @@ class RunAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Run | None = None) -> bool:
         return False
 
-    def get_urls(self):
+    def get_urls(self) -> list[URLPattern]:
         # Before the default patterns, whose "<path:object_id>/" would catch "timeline/".
         view = self.admin_site.admin_view(partial(timeline_view, model_admin=self))
         return [path("timeline/", view, name="scheduler_run_timeline"), *super().get_urls()]
 
-    def changelist_view(self, request, extra_context=None):
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
         extra_context = {
             **(extra_context or {}),
             "timeline_url": reverse("admin:scheduler_run_timeline"),
         }
         return super().changelist_view(request, extra_context)
 
-    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+    def render_change_form(
+        self,
+        request: HttpRequest,
+        context: dict[str, Any],
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: Run | None = None,
+    ) -> HttpResponse:
         """A run still going reloads itself, showing its output as the daemon stores it."""
         live = obj is not None and obj.status in (Status.RUNNING, Status.QUEUED)
         context["refresh_seconds"] = 2 if live else None
@@ -528,7 +577,7 @@ def _preformatted(text: str) -> str:
 
 
 @admin.register(Heartbeat)
-class HeartbeatAdmin(admin.ModelAdmin):
+class HeartbeatAdmin(HeartbeatAdminBase):
     """The scheduler processes that share this database, and whether they are alive."""
 
     list_display = (
@@ -561,7 +610,7 @@ class HeartbeatAdmin(admin.ModelAdmin):
         return False  # a live daemon's claims refer to its row; old rows are pruned
 
     @admin.display(description="State")
-    def state(self, obj: Heartbeat) -> str:
+    def state(self, obj: WithAnnotations[Heartbeat, HeartbeatRow]) -> str:
         if obj.stopped_at:
             return "stopped"
         stale_after = timedelta(seconds=conf.HEARTBEAT_TIMEOUT)
@@ -570,16 +619,17 @@ class HeartbeatAdmin(admin.ModelAdmin):
         return format_html('<span style="color:{}">{}</span>', "#dc3545", "not heard from")
 
     @admin.display(description="Running runs")
-    def running_runs(self, obj: Heartbeat) -> int:
+    def running_runs(self, obj: WithAnnotations[Heartbeat, HeartbeatRow]) -> int:
         return obj.running_count
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Heartbeat]:
         running = Count("runs", filter=Q(runs__status=Status.RUNNING))
-        return super().get_queryset(request).with_age().annotate(running_count=running)
+        heartbeats = cast(HeartbeatQuerySet, super().get_queryset(request))  # as for schedules
+        return heartbeats.with_age().annotate(running_count=running)
 
 
 @admin.register(Alert)
-class AlertAdmin(admin.ModelAdmin):
+class AlertAdmin(AlertAdminBase):
     """Alerts the scheduler raised (read-only: they clear themselves)."""
 
     list_display = ("schedule", "kind", "state", "raised_at", "cleared_at", "message")
@@ -603,7 +653,7 @@ class AlertAdmin(admin.ModelAdmin):
 
 
 @admin.register(DatabaseOutage)
-class DatabaseOutageAdmin(admin.ModelAdmin):
+class DatabaseOutageAdmin(OutageAdminBase):
     """Database outages the daemons rode out (read-only)."""
 
     list_display = ("host", "pid", "started_at", "ended_at", "duration")

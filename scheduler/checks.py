@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from numbers import Real
+from typing import Any
 
-from django.apps import apps
+from django.apps import AppConfig, apps
 from django.conf import settings
-from django.core.checks import Error, Tags, Warning, register
+from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.core.exceptions import ValidationError
 from django.core.management import get_commands
 
@@ -26,13 +28,15 @@ _POSITIVE_NUMBERS = (
 
 
 @register(Tags.compatibility)
-def check_settings(app_configs=None, **kwargs) -> list:
+def check_settings(
+    app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
+) -> list[CheckMessage]:
     raw = getattr(settings, "SCHEDULER", {})
     if not isinstance(raw, dict):
         return [
             Error("SCHEDULER must be a dict.", id="scheduler.E001", obj="SCHEDULER"),
         ]
-    errors: list = []
+    errors: list[CheckMessage] = []
     unknown = sorted(set(raw) - set(DEFAULTS))
     if unknown:
         errors.append(
@@ -155,7 +159,7 @@ def check_settings(app_configs=None, **kwargs) -> list:
     return errors
 
 
-def _check_tasks_backend() -> list:
+def _check_tasks_backend() -> list[CheckMessage]:
     problem = tasks_backend_problem()
     if problem:
         return [
@@ -169,7 +173,7 @@ def _check_tasks_backend() -> list:
     return []
 
 
-def _check_declared(declared) -> list:
+def _check_declared(declared: object) -> list[CheckMessage]:
     if not isinstance(declared, dict):
         return [
             Error(
@@ -177,7 +181,7 @@ def _check_declared(declared) -> list:
                 id="scheduler.E009",
             )
         ]
-    errors = []
+    errors: list[CheckMessage] = []
     for name, fields in declared.items():
         if not isinstance(fields, dict):
             errors.append(
@@ -199,12 +203,14 @@ def _check_declared(declared) -> list:
     return errors
 
 
-def _messages(exc) -> dict[str, list[str]]:
+def _messages(exc: ValidationError) -> dict[str, list[str]]:
     return exc.message_dict if hasattr(exc, "error_dict") else {"schedule": exc.messages}
 
 
 @register(Tags.compatibility)
-def check_installed_apps(app_configs=None, **kwargs) -> list:
+def check_installed_apps(
+    app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
+) -> list[CheckMessage]:
     """Name the line to add when an app the scheduler needs is missing from INSTALLED_APPS."""
     if apps.is_installed("django_apscheduler"):
         return []
@@ -219,14 +225,16 @@ def check_installed_apps(app_configs=None, **kwargs) -> list:
 
 
 @register(Tags.compatibility)
-def check_sqlite(app_configs=None, **kwargs) -> list:
+def check_sqlite(
+    app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
+) -> list[CheckMessage]:
     """Show the SQLite option the app cannot set for the project's own processes."""
     return sqlite_warnings(settings.DATABASES)
 
 
-def sqlite_warnings(databases: dict) -> list:
+def sqlite_warnings(databases: dict[str, dict[str, Any]]) -> list[CheckMessage]:
     """A warning, with the line to paste, per SQLite database that begins DEFERRED."""
-    warnings = []
+    warnings: list[CheckMessage] = []
     for alias, database in databases.items():
         if database.get("ENGINE") != "django.db.backends.sqlite3":
             continue

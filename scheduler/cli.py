@@ -8,12 +8,19 @@ from __future__ import annotations
 
 import shutil
 from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from django.core.management.base import CommandError
 
 from .describe import command_line, describe_cron, describe_timing, relative
 from .models import Run, Schedule, Status
 from .timing import Timing, TimingError, get_zone
+
+if TYPE_CHECKING:
+    from django.db.models import QuerySet
+    from django_stubs_ext import WithAnnotations
+
+    from .models import LastRun
 
 
 def find_schedule(name: str) -> Schedule:
@@ -23,9 +30,11 @@ def find_schedule(name: str) -> Schedule:
     return schedule
 
 
-def schedule_rows(now: datetime) -> list[dict]:
+def schedule_rows(now: datetime) -> list[dict[str, Any]]:
     rows = []
-    for schedule in Schedule.objects.with_last_run():
+    # Spelled here: the plugin resolves an annotated model only where it is written.
+    schedules: QuerySet[WithAnnotations[Schedule, LastRun]] = Schedule.objects.with_last_run()
+    for schedule in schedules:
         try:
             fires = schedule.next_fire_times(now, 1) if schedule.enabled else []
         except TimingError:
@@ -45,7 +54,7 @@ def schedule_rows(now: datetime) -> list[dict]:
     return rows
 
 
-def run_rows(schedule: Schedule, limit: int) -> list[dict]:
+def run_rows(schedule: Schedule, limit: int) -> list[dict[str, Any]]:
     return [
         {
             "id": run.pk,
@@ -60,7 +69,7 @@ def run_rows(schedule: Schedule, limit: int) -> list[dict]:
     ]
 
 
-def preview(expression: str, zone: str, after: datetime, count: int) -> dict:
+def preview(expression: str, zone: str, after: datetime, count: int) -> dict[str, Any]:
     try:
         timing = Timing(cron=expression, timezone=zone)
     except TimingError as exc:
@@ -74,7 +83,7 @@ def preview(expression: str, zone: str, after: datetime, count: int) -> dict:
     }
 
 
-def table(rows: list[dict], columns: list[tuple[str, str]]) -> str:
+def table(rows: list[dict[str, Any]], columns: list[tuple[str, str]]) -> str:
     """Columns sized to their content, the widest squeezed to fit the terminal."""
     if not rows:
         return "(none)"
@@ -90,7 +99,7 @@ def table(rows: list[dict], columns: list[tuple[str, str]]) -> str:
     return "\n".join(lines)
 
 
-def _cell(value) -> str:
+def _cell(value: object) -> str:
     if value is None:
         return "—"
     if isinstance(value, bool):
@@ -110,4 +119,4 @@ def exit_status(run: Run) -> int:
     """The command's own exit code; 1 when it has none (refused, stopped, skipped)."""
     if run.status == Status.SUCCEEDED:
         return 0
-    return run.exit_code if run.exit_code not in (None, 0) and run.exit_code > 0 else 1
+    return run.exit_code if run.exit_code is not None and run.exit_code > 0 else 1

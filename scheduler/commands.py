@@ -12,9 +12,10 @@ from __future__ import annotations
 import functools
 import json
 from argparse import ArgumentParser, _SubParsersAction
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from django.apps import AppConfig, apps
@@ -104,7 +105,7 @@ def _default_commands() -> frozenset[str]:
     return frozenset((project | housekeeping) - DANGEROUS)
 
 
-def _is_project_app(config: AppConfig, base: Path, providers: dict[str, list[str]]) -> bool:
+def _is_project_app(config: AppConfig, base: Path, providers: Mapping[str, list[str]]) -> bool:
     """Whether the app is the project's own source rather than installed code.
 
     It must lie inside ``BASE_DIR`` (and there not in a virtualenv, a site- or dist-packages
@@ -217,7 +218,8 @@ def _quiet(parser: ArgumentParser) -> ArgumentParser:
     """Make the parser print nothing; per parser, unlike swapping ``sys.stdout``, which
     would swallow the output of commands running in other threads meanwhile."""
     for each in _parsers(parser):
-        each._print_message = lambda message, file=None: None
+        # Shadows the method on this instance only, which mypy cannot tell from the class.
+        each._print_message = lambda message, file=None: None  # type: ignore[method-assign]
     return parser
 
 
@@ -231,6 +233,6 @@ def _relax(parser: ArgumentParser) -> None:
 
 
 @receiver(setting_changed)
-def _forget_project_commands(*, setting: str, **kwargs) -> None:
+def _forget_project_commands(*, setting: str, **kwargs: Any) -> None:
     if setting in ("INSTALLED_APPS", "BASE_DIR", "SCHEDULER"):
         _default_commands.cache_clear()

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from .models import Schedule
 
 # One colour per status, so a badge in admin and a bar on the timeline mean the same.
-STATUS_COLOURS = {
+STATUS_COLOURS: dict[str, str] = {
     Status.QUEUED: "#6c757d",
     Status.RUNNING: "#0d6efd",
     Status.SUCCEEDED: "#198754",

@@ -65,7 +65,12 @@ class ExecutionResult:
     stderr: str
 
 
-def invoke(command: str, args: list[str], stdout: TextIO, stderr: TextIO) -> int:
+def invoke(
+    command: str,
+    args: list[str],
+    stdout: TextIO | io.TextIOBase,
+    stderr: TextIO | io.TextIOBase,
+) -> int:
     """Call the command and translate how it ended into an exit code.
 
     ``CommandError`` gives its ``returncode``, ``SystemExit`` its code (a message code
@@ -90,7 +95,7 @@ def invoke(command: str, args: list[str], stdout: TextIO, stderr: TextIO) -> int
     return 0
 
 
-def status_for(exit_code: int) -> str:
+def status_for(exit_code: int | None) -> str:
     return Status.SUCCEEDED if exit_code == 0 else Status.FAILED
 
 
@@ -352,6 +357,7 @@ def _follow(
 
     Whatever else is left in its process group is killed once it is over.
     """
+    assert child.pid is not None  # started by the caller
     tick = 0.25 if capture.callback else 0.5
     deadline = None if timeout is None else time.monotonic() + timeout
     ended_by = None
@@ -393,6 +399,7 @@ def _stop_child(child: multiprocessing.process.BaseProcess) -> None:
     The child itself is signalled too, through multiprocessing (which knows whether it
     was reaped), in case it had not yet made itself a group leader.
     """
+    assert child.pid is not None  # started by the caller
     _signal_group(child.pid, signal.SIGTERM)
     child.terminate()
     child.join(conf.KILL_GRACE)

@@ -4,10 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .conf import conf
 from .models import Heartbeat, Run
+
+if TYPE_CHECKING:
+    from django.db.models import QuerySet
+    from django_stubs_ext import WithAnnotations
+
+    from .models import Age
 
 
 @dataclass(frozen=True)
@@ -33,7 +39,10 @@ class Health:
 def check_health(now: datetime, *, host: str | None = None) -> Health:
     """Judge the daemons (those on ``host`` only, if given) by their heartbeats."""
     stale_after = timedelta(seconds=conf.HEARTBEAT_TIMEOUT)
-    beats = Heartbeat.objects.with_age().filter(stopped_at__isnull=True, kind="daemon")
+    # Spelled here too: the plugin resolves an annotated model only where it is written.
+    beats: QuerySet[WithAnnotations[Heartbeat, Age]] = Heartbeat.objects.with_age().filter(
+        stopped_at__isnull=True, kind="daemon"
+    )
     if host is not None:
         beats = beats.filter(host=host)
     daemons = [

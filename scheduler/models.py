@@ -28,7 +28,7 @@ its own: ``claim`` and ``start`` decide it under the schedule's row lock.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypedDict, cast
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -44,6 +44,7 @@ from django.db.models import (
     Min,
     OuterRef,
     Q,
+    QuerySet,
     Subquery,
     Value,
 )
@@ -57,6 +58,9 @@ from .conf import EXECUTORS, conf
 from .owners import Owner, local_pid_namespace
 from .task_backend import tasks_backend_problem
 from .timing import MAX_INTERVAL, Timing, TimingError, expand_cron, get_zone
+
+if TYPE_CHECKING:
+    from django_stubs_ext import WithAnnotations
 
 
 def default_timezone() -> str:
@@ -97,16 +101,27 @@ def at_most(limit: int, unit: str, meaning: str = "") -> MaxValueValidator:
     return MaxValueValidator(limit, f"At most {limit} {unit}{meaning}.")
 
 
+class LastRun(TypedDict):
+    """What ``ScheduleQuerySet.with_last_run`` annotates; None for a schedule never run."""
+
+    last_status: str | None
+    last_run_at: datetime | None
+
+
 class ScheduleQuerySet(models.QuerySet["Schedule"]):
-    def with_last_run(self) -> ScheduleQuerySet:
+    def with_last_run(self) -> QuerySet[WithAnnotations[Schedule, LastRun]]:
         """Annotate ``last_status`` and ``last_run_at`` of each schedule's latest run.
 
         In the same query: admin's list and ``schedules list`` would otherwise ask per row.
         """
         latest = Run.objects.filter(schedule=OuterRef("pk")).order_by("-scheduled_for", "-id")
-        return self.annotate(
-            last_status=Subquery(latest.values("status")[:1]),
-            last_run_at=Subquery(latest.values("scheduled_for")[:1]),
+        # The stubs type an annotation as Any: say what the subqueries give.
+        return cast(
+            "QuerySet[WithAnnotations[Schedule, LastRun]]",
+            self.annotate(
+                last_status=Subquery(latest.values("status")[:1]),
+                last_run_at=Subquery(latest.values("scheduled_for")[:1]),
+            ),
         )
 
 
@@ -305,6 +320,12 @@ class Schedule(models.Model):
             raise ValidationError(errors)
 
 
+class Age(TypedDict):
+    """What ``HeartbeatQuerySet.with_age`` annotates."""
+
+    age: timedelta
+
+
 class HeartbeatQuerySet(models.QuerySet["Heartbeat"]):
     """Heartbeats judged by the database's clock, never by the reading host's.
 
@@ -312,10 +333,13 @@ class HeartbeatQuerySet(models.QuerySet["Heartbeat"]):
     minutes off neither looks dead nor judges a live daemon dead.
     """
 
-    def with_age(self) -> HeartbeatQuerySet:
+    def with_age(self) -> QuerySet[WithAnnotations[Heartbeat, Age]]:
         """Annotate ``age``: the time since the last beat, by the database's clock."""
-        return self.annotate(
-            age=ExpressionWrapper(Now() - F("last_beat"), output_field=DurationField())
+        return cast(
+            "QuerySet[WithAnnotations[Heartbeat, Age]]",
+            self.annotate(
+                age=ExpressionWrapper(Now() - F("last_beat"), output_field=DurationField())
+            ),
         )
 
     def stale(self, stale_after: timedelta) -> HeartbeatQuerySet:
@@ -367,7 +391,8 @@ class Heartbeat(models.Model):
 
     def is_fresh(self, stale_after: timedelta) -> bool:
         """Return whether the owner beats; needs ``age`` (``HeartbeatQuerySet.with_age``)."""
-        return self.stopped_at is None and self.age <= stale_after
+        aged = cast("WithAnnotations[Heartbeat, Age]", self)
+        return self.stopped_at is None and aged.age <= stale_after
 
 
 class Reason(models.TextChoices):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from django.conf import settings
 from django.core.mail import mail_admins
@@ -23,7 +24,7 @@ def wants_mail(run: Run) -> bool:
     return policy == Notify.ALWAYS or run.status in PROBLEM_STATUSES
 
 
-def mail_admins_about_run(sender, run: Run, **kwargs) -> None:
+def mail_admins_about_run(sender: object, run: Run, **kwargs: Any) -> None:
     """``run_finished`` receiver: one mail per run at most, however many processes see it."""
     if not settings.ADMINS or not wants_mail(run) or not run.claim_notification():
         return

@@ -104,7 +104,7 @@ class ThreadRoutedStream(io.TextIOBase):
         self._local = threading.local()
 
     @property
-    def target(self) -> TextIO:
+    def target(self) -> TextIO | io.TextIOBase:
         return getattr(self._local, "target", None) or self.original
 
     def writable(self) -> bool:
@@ -127,7 +127,7 @@ class ThreadRoutedStream(io.TextIOBase):
         return "utf-8"
 
     @contextmanager
-    def routed_to(self, target: TextIO) -> Iterator[None]:
+    def routed_to(self, target: TextIO | io.TextIOBase) -> Iterator[None]:
         previous = getattr(self._local, "target", None)
         self._local.target = target
         try:

@@ -9,8 +9,9 @@ table the daemons write to.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta
+from typing import cast
 
 from django.db.models import Count, OuterRef, Q, Subquery
 
@@ -58,13 +59,20 @@ def _expired(now: datetime) -> Iterator[RunQuerySet]:
             Q(schedule__isnull=True) | Q(schedule__keep_days__isnull=True),
             scheduled_for__lt=default_cutoff,
         )
-    for schedule_id, days in Schedule.objects.filter(keep_days__isnull=False).values_list(
-        "id", "keep_days"
+    # The stubs cannot narrow a nullable field by the isnull=False filter: the casts do.
+    for schedule_id, days in cast(
+        "Iterable[tuple[int, int]]",
+        Schedule.objects.filter(keep_days__isnull=False).values_list("id", "keep_days"),
     ):
         cutoff = _cutoff(now, days)
         if cutoff is not None:
             yield finished.filter(schedule_id=schedule_id, scheduled_for__lt=cutoff)
-    limits = dict(Schedule.objects.filter(keep_runs__isnull=False).values_list("id", "keep_runs"))
+    limits = dict(
+        cast(
+            "Iterable[tuple[int, int]]",
+            Schedule.objects.filter(keep_runs__isnull=False).values_list("id", "keep_runs"),
+        )
+    )
     smallest = min([conf.KEEP_RUNS, *limits.values()])
     crowded = (
         Run.objects.exclude(schedule__isnull=True)

@@ -131,7 +131,7 @@ def render_timeline(
         else:
             name = (
                 run.schedule.name
-                if schedule_field.is_cached(run)
+                if schedule_field.is_cached(run) and run.schedule is not None
                 else f"schedule #{run.schedule_id}"
             )
             lane = lanes[run.schedule_id] = _Lane(
@@ -340,7 +340,14 @@ def _fire_marks(lane: _Lane, x: Callable[[datetime], float], middle: float) -> l
     return parts
 
 
-def _bar(run, now, x, plot_right, top, height: float = BAR_HEIGHT) -> str:
+def _bar(
+    run: Run,
+    now: datetime,
+    x: Callable[[datetime], float],
+    plot_right: float,
+    top: float,
+    height: float = BAR_HEIGHT,
+) -> str:
     run_start, run_end = _extent(run, now)
     left = min(x(run_start), plot_right - MIN_BAR_WIDTH)
     width = max(x(run_end) - left, MIN_BAR_WIDTH)
@@ -425,7 +432,7 @@ def upcoming_fire_times(schedule: Schedule, now: datetime, until: datetime) -> l
     return [fire.astimezone(zone) for fire in islice(due, FIRE_LIMIT)]
 
 
-def timeline_view(request: HttpRequest, model_admin: ModelAdmin) -> HttpResponse:
+def timeline_view(request: HttpRequest, model_admin: ModelAdmin[Run]) -> HttpResponse:
     """Admin page with the timeline of the last and next 24 hours, or of another span.
 
     ``?span=`` zooms to 1h, 6h, 24h (the default) or 7d either side of now, and

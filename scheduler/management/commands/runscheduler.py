@@ -2,8 +2,10 @@ import argparse
 import logging
 import os
 import signal
+from types import FrameType
+from typing import Any
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandParser
 
 from scheduler.sqlite import use_immediate_transactions
 
@@ -24,14 +26,14 @@ def positive_seconds(value: str) -> float:
 class Command(BaseCommand):
     help = "Run the scheduler daemon: execute the database's schedules until stopped."
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
             "--poll-interval",
             type=positive_seconds,
             help="Seconds between checks for schedule changes and queued runs.",
         )
 
-    def handle(self, *args, **options):
+    def handle(self, *args: Any, **options: Any) -> None:
         # Imported here, after the system checks: they explain a missing app in
         # INSTALLED_APPS, which importing the daemon would report as a traceback.
         from scheduler.daemon import SchedulerDaemon
@@ -40,7 +42,7 @@ class Command(BaseCommand):
         use_immediate_transactions()
         daemon = SchedulerDaemon(poll_interval=options["poll_interval"])
 
-        def on_signal(signum, frame):
+        def on_signal(signum: int, frame: FrameType | None) -> None:
             # A second Ctrl-C stops running commands at once instead of after the grace.
             daemon.request_stop(immediate=daemon.stopping.is_set())
 

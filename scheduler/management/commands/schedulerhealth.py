@@ -1,7 +1,8 @@
 import json as _json
 import socket
+from typing import Any
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandParser
 from django.utils import timezone
 
 from scheduler.describe import relative
@@ -16,13 +17,13 @@ class Command(BaseCommand):
         "(for Docker HEALTHCHECK and Kubernetes probes)."
     )
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
             "--this-host", action="store_true", help="Only count daemons on this host."
         )
         parser.add_argument("--json", action="store_true", help="Print the report as JSON.")
 
-    def handle(self, *args, this_host, json: bool, **options):
+    def handle(self, *args: Any, this_host: bool, json: bool, **options: Any) -> None:
         host = socket.gethostname() if this_host else None
         report = check_health(timezone.now(), host=host)
         if json:

@@ -2,11 +2,12 @@ import json
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any, TextIO, TypeVar
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
 from scheduler import cli, crontab
@@ -16,13 +17,15 @@ from scheduler.executor import execute
 from scheduler.liveness import heartbeat_owner
 from scheduler.models import Run, Status
 
+_Data = TypeVar("_Data")
+
 
 class Command(BaseCommand):
     help = "List schedules, show their runs, run or test one now, preview an expression."
     # call_command("schedules", "import-crontab", "-", stdin=...) reads that instead.
     stealth_options = ("stdin",)
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
         listing = verbs.add_parser("list", help="Every schedule with its next and last run.")
         listing.add_argument("--json", action="store_true")
@@ -64,13 +67,13 @@ class Command(BaseCommand):
         )
         importing.add_argument("--json", action="store_true")
 
-    def handle(self, *args, verb, **options):
-        return getattr(self, f"do_{verb.replace('-', '_')}")(**options)
+    def handle(self, *args: Any, verb: str, **options: Any) -> None:
+        getattr(self, f"do_{verb.replace('-', '_')}")(**options)
 
-    def emit(self, data, as_json: bool, render) -> None:
+    def emit(self, data: _Data, as_json: bool, render: Callable[[_Data], str]) -> None:
         self.stdout.write(json.dumps(data, indent=2) if as_json else render(data))
 
-    def do_list(self, json, **options):
+    def do_list(self, json: bool, **options: Any) -> None:
         rows = cli.schedule_rows(timezone.now())
         columns = [
             ("name", "NAME"),
@@ -82,7 +85,7 @@ class Command(BaseCommand):
         ]
         self.emit(rows, json, lambda data: cli.table(data, columns))
 
-    def do_runs(self, name, limit, json, **options):
+    def do_runs(self, name: str, limit: int, json: bool, **options: Any) -> None:
         rows = cli.run_rows(cli.find_schedule(name), limit)
         columns = [
             ("id", "RUN"),
@@ -95,7 +98,9 @@ class Command(BaseCommand):
         ]
         self.emit(rows, json, lambda data: cli.table(data, columns))
 
-    def do_preview(self, expression, zone, count, json, **options):
+    def do_preview(
+        self, expression: str, zone: str, count: int, json: bool, **options: Any
+    ) -> None:
         data = cli.preview(expression, zone, timezone.now(), count)
         self.emit(
             data,
@@ -105,7 +110,15 @@ class Command(BaseCommand):
             ),
         )
 
-    def do_import_crontab(self, file, apply, system, json, stdin=None, **options):
+    def do_import_crontab(
+        self,
+        file: str,
+        apply: bool,
+        system: bool | None,
+        json: bool,
+        stdin: TextIO | None = None,
+        **options: Any,
+    ) -> None:
         text = crontab.read_source(file, stdin or sys.stdin)
         parsed = crontab.parse_crontab(
             text,
@@ -118,7 +131,7 @@ class Command(BaseCommand):
             crontab.apply(reviewed)
         self.emit(crontab.report(file, parsed, reviewed), json, crontab.render)
 
-    def do_run(self, name, **options):
+    def do_run(self, name: str, **options: Any) -> None:
         schedule = cli.find_schedule(name)
         with stop_on_ctrl_c() as stop, heartbeat_owner("cli") as owner:
             run = Run.claim_manual(schedule, owner=owner)
@@ -129,7 +142,7 @@ class Command(BaseCommand):
         self.stderr.write(f"Run #{run.pk}: {run.get_status_display()} (exit code {run.exit_code})")
         sys.exit(cli.exit_status(run))
 
-    def do_test(self, name, **options):
+    def do_test(self, name: str, **options: Any) -> None:
         schedule = cli.find_schedule(name)
         try:
             check_allowed(schedule.command)
