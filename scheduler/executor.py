@@ -40,6 +40,7 @@ from django.core.management.base import CommandError
 from django.db import connections
 
 from .conf import conf
+from .context import RunContext, running
 from .models import Status
 from .output import CappedBuffer, routed_std_streams
 
@@ -56,15 +57,22 @@ class ExecutionResult:
     stderr: str
 
 
-def invoke(command: str, args: list[str], stdout: TextIO, stderr: TextIO) -> int:
-    """Call the command and translate how it ended into an exit code.
+def invoke(
+    command: str,
+    args: list[str],
+    stdout: TextIO,
+    stderr: TextIO,
+    context: RunContext | None = None,
+) -> int:
+    """Call the command, as ``context``'s run, and translate how it ended into an exit code.
 
     ``CommandError`` gives its ``returncode``, ``SystemExit`` its code (a message code
     is printed and counts as 1, as the interpreter does), anything else 1 with the
     traceback on ``stderr``.
     """
     try:
-        call_command(command, *args, stdout=stdout, stderr=stderr)
+        with running(context):
+            call_command(command, *args, stdout=stdout, stderr=stderr)
     except CommandError as exc:
         stderr.write(f"CommandError: {exc}\n")
         return exc.returncode
@@ -96,6 +104,7 @@ def run_in_thread(
     *,
     output_limit: int | None = None,
     on_output: OutputCallback | None = None,
+    context: RunContext | None = None,
 ) -> ExecutionResult:
     """Run the command in this thread, capturing ``print()`` apart from other threads' runs.
 
@@ -107,7 +116,7 @@ def run_in_thread(
     out_stream = Tee(out, "stdout", on_output) if on_output else out
     err_stream = Tee(err, "stderr", on_output) if on_output else err
     with sys_out.routed_to(out_stream), sys_err.routed_to(err_stream):
-        exit_code = invoke(command, args, out_stream, err_stream)
+        exit_code = invoke(command, args, out_stream, err_stream, context)
     return ExecutionResult(status_for(exit_code), exit_code, out.getvalue(), err.getvalue())
 
 
@@ -209,6 +218,7 @@ def _child_main(
     err: Connection,
     result_path: str,
     memory_limit: int | None,
+    context: RunContext | None = None,
 ) -> None:
     """Entry point of the child process, forked from the fork server.
 
@@ -234,7 +244,7 @@ def _child_main(
         signal.signal(signum, signal.SIG_DFL)
     if memory_limit:
         resource.setrlimit(resource.RLIMIT_AS, (memory_limit, memory_limit))
-    exit_code = invoke(command, args, sys.stdout, sys.stderr)
+    exit_code = invoke(command, args, sys.stdout, sys.stderr, context)
     with open(result_path, "w") as result:
         result.write(str(exit_code))
     connections.close_all()
@@ -288,6 +298,7 @@ def run_in_process(
     stop: threading.Event | None = None,
     output_limit: int | None = None,
     on_output: OutputCallback | None = None,
+    context: RunContext | None = None,
 ) -> ExecutionResult:
     """Run the command in a forked child; stop it on ``timeout`` or when ``stop`` is set.
 
@@ -303,7 +314,7 @@ def run_in_process(
         with tempfile.NamedTemporaryFile(prefix="scheduler-result-") as result_file:
             child = _CONTEXT.Process(
                 target=_child_main,
-                args=(command, args, out, err, result_file.name, conf.MEMORY_LIMIT),
+                args=(command, args, out, err, result_file.name, conf.MEMORY_LIMIT, context),
             )
             try:
                 child.start()
@@ -412,7 +423,10 @@ def execute(
     timeout: float | None = None,
     stop: threading.Event | None = None,
     on_output: OutputCallback | None = None,
+    context: RunContext | None = None,
 ) -> ExecutionResult:
     if executor == "thread":
-        return run_in_thread(command, args, on_output=on_output)
-    return run_in_process(command, args, timeout=timeout, stop=stop, on_output=on_output)
+        return run_in_thread(command, args, on_output=on_output, context=context)
+    return run_in_process(
+        command, args, timeout=timeout, stop=stop, on_output=on_output, context=context
+    )

@@ -23,6 +23,7 @@ from django.db.models import DurationField, ExpressionWrapper, F, OuterRef, Q, S
 from django.db.models.functions import Concat, Now
 from django.utils import timezone as dj_timezone
 
+from . import placeholders
 from .commands import CommandNotAllowed, check_allowed, check_arguments
 from .conf import EXECUTORS, conf
 from .timing import MAX_INTERVAL, Timing, TimingError, expand_cron, get_zone
@@ -196,6 +197,28 @@ class Schedule(models.Model):
     def effective_executor(self) -> str:
         return self.executor or conf.EXECUTOR
 
+    def expanded_args(self, scheduled_for: datetime) -> list[str]:
+        """The arguments as they run for the fire time ``scheduled_for``.
+
+        Placeholders are expanded in the schedule's timezone, ``{previous_fire}`` being
+        the fire time before ``scheduled_for`` (see :mod:`scheduler.placeholders`).
+        """
+        if not placeholders.uses_placeholders(self.args):
+            return list(self.args)
+        return placeholders.expand(
+            self.args,
+            scheduled_for=scheduled_for,
+            previous_fire=self.timing.previous_fire_time(scheduled_for),
+            zone=get_zone(self.timezone),
+        )
+
+    def _args_for_next_fire(self) -> list[str]:
+        """The arguments as expanded for the next fire time: what the parser checks."""
+        if not placeholders.uses_placeholders(self.args):
+            return self.args
+        now = dj_timezone.now()
+        return self.expanded_args(self.timing.next_fire_time(now) or now)
+
     def clean(self) -> None:
         errors: dict[str, str] = {}
         if self.cron and self.interval is not None:
@@ -235,15 +258,23 @@ class Schedule(models.Model):
                 errors["executor"] = problem
         if not isinstance(self.args, list) or not all(isinstance(a, str) for a in self.args):
             errors["args"] = 'Arguments must be a JSON list of strings, e.g. ["--days", "7"].'
+        else:
+            try:
+                placeholders.check(self.args)
+            except placeholders.PlaceholderError as exc:
+                errors["args"] = str(exc)
+        timing_broken = bool(errors.keys() & {"cron", "interval", "timezone"})
         if self.command:
             try:
                 check_allowed(self.command)
             except CommandNotAllowed as exc:
                 errors["command"] = str(exc)
             else:
-                if "args" not in errors:
+                if "args" not in errors and not (
+                    timing_broken and placeholders.uses_placeholders(self.args)
+                ):
                     try:
-                        check_arguments(self.command, self.args)
+                        check_arguments(self.command, self._args_for_next_fire())
                     except CommandError as exc:
                         errors["args"] = f"The command refuses these arguments: {exc}"
         if errors:
@@ -469,7 +500,7 @@ class Run(models.Model):
         return cls(
             schedule=schedule,
             command=schedule.command,
-            args=schedule.args,
+            args=schedule.expanded_args(scheduled_for),
             reason=reason,
             scheduled_for=scheduled_for,
             created_at=now,

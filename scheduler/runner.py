@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from .commands import CommandNotAllowed, check_allowed
 from .conf import conf
+from .context import RunContext
 from .executor import ExecutionResult, OutputCallback, execute
 from .models import Executor, Owner, Reason, Run, Status
 from .output import CappedBuffer
@@ -247,6 +248,7 @@ def _execute_run(
             timeout=timeout,
             stop=stop if run.executor == Executor.THREAD else OwnedRunStop(run, stop),
             on_output=_fan_out(live, echo),
+            context=RunContext.of(run),
         )
     except Exception:
         logger.exception("Run %s of %s could not be executed", run.pk, schedule)

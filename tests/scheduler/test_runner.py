@@ -202,3 +202,11 @@ def test_a_run_keeps_the_timeout_it_was_claimed_with(make_schedule):
     Schedule.objects.filter(pk=schedule.pk).update(timeout=1)
     run = Run.objects.select_related("schedule").get(pk=run.pk)  # as a worker reads it
     assert execute_run(run).status == Status.SUCCEEDED
+
+
+@pytest.mark.parametrize("executor", ["process", "thread"])
+def test_a_command_learns_the_run_it_executes_for(make_schedule, executor):
+    schedule = make_schedule(name="nightly", executor=executor, command="show_run", args=[])
+    run = run_schedule(schedule.pk, FIRE, Reason.CATCH_UP)
+    run.refresh_from_db()
+    assert f"run: {run.pk} 2026-11-24T03:00:00+00:00 catch_up nightly\n" in run.stdout

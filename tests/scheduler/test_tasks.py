@@ -241,3 +241,11 @@ def test_run_now_of_a_tasks_schedule_goes_to_the_backend_through_the_daemon(daem
 def test_a_terminal_run_of_a_tasks_schedule_runs_right_here(tasks_schedule):
     run = Run.start_manual(tasks_schedule, owner=Owner("cli-host", 9))
     assert (run.status, run.executor, run.host) == (Status.RUNNING, "process", "cli-host")
+
+
+def test_a_command_run_by_a_worker_learns_its_run(make_schedule):
+    schedule = make_schedule(name="nightly", executor="tasks", command="show_run", args=[])
+    run = run_schedule(schedule.pk, FIRE, Reason.SCHEDULED)
+    assert run_task.call(run.pk) == Status.SUCCEEDED
+    run.refresh_from_db()
+    assert f"run: {run.pk} 2026-11-24T03:00:00+00:00 scheduled nightly\n" in run.stdout
