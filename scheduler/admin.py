@@ -115,7 +115,17 @@ class ScheduleAdmin(admin.ModelAdmin):
         ("When", {"fields": ("cron", "interval", "timezone", "next_runs_display")}),
         (
             "How",
-            {"fields": ("executor", "timeout", "overlap", "jitter", "catch_up", "catch_up_window")},
+            {
+                "fields": (
+                    "executor",
+                    "timeout",
+                    "overlap",
+                    "jitter",
+                    "catch_up",
+                    "catch_up_window",
+                    "catch_up_runs",
+                )
+            },
         ),
         ("Monitoring", {"fields": ("notify", "ping_url")}),
         (

@@ -23,6 +23,10 @@ from .models import Executor, Owner, Reason, Run, Schedule, Status
 
 logger = logging.getLogger("scheduler.daemon")
 
+# Seconds between looks at a schedule whose run is still going, before the next missed
+# fire time of a catch_up_runs="each" schedule is claimed.
+CATCH_UP_BUSY_POLL = 0.5
+
 
 class Launcher:
     """Submit runs to ``pool`` as ``owner``; ``stop`` ends running commands at once.
@@ -97,11 +101,14 @@ class Launcher:
             if schedule is None:
                 return
             last_claimed = catch_up.last_claimed_fire_times([schedule_id]).get(schedule_id)
-            missed = log_catch_up(schedule, catch_up.decide(schedule, last_claimed, timezone.now()))
-            if missed is not None:
+            decision = catch_up.decide(schedule, last_claimed, timezone.now())
+            missed = log_catch_up(schedule, decision)
+            if decision.each:
+                self.run_each(schedule_id, missed)
+            elif missed:
                 runner.run_schedule(
                     schedule_id,
-                    missed,
+                    missed[0],
                     Reason.CATCH_UP,
                     owner=self.owner,
                     stop=self.stop,
@@ -111,6 +118,59 @@ class Launcher:
             # Nothing claimed: planned again with catch-up at the next tick, not lost.
             logger.warning("Could not catch up schedule %s: %s", schedule_id, exc)
             self.on_unclaimed(schedule_id)
+
+    def fire_catch_up(self, schedule: Schedule, decision: catch_up.CatchUp) -> None:
+        """Log ``decision`` and submit its catch-up runs, oldest first, one after another."""
+        fire_times = log_catch_up(schedule, decision)
+        if not decision.each:
+            if fire_times:
+                self.fire(schedule.pk, fire_times[0], Reason.CATCH_UP)
+        elif not self.stopping.is_set():
+            self.pool.submit(self.run_each_catching_db_errors, schedule.pk, fire_times)
+
+    def run_each_catching_db_errors(self, schedule_id: int, fire_times: list[datetime]) -> None:
+        """Run ``run_each``; hand the schedule back to the planner if the database fails."""
+        try:
+            self.run_each(schedule_id, fire_times)
+        except DatabaseError as exc:
+            # What was not claimed is planned again with catch-up at the next tick.
+            logger.warning("Could not catch up schedule %s: %s", schedule_id, exc)
+            self.on_unclaimed(schedule_id)
+
+    def run_each(self, schedule_id: int, fire_times: list[datetime]) -> None:
+        """Run each missed fire time in turn, in this thread, each after the last ended.
+
+        A fire time is claimed only once the schedule has no run going, so the runs of an
+        ``overlap="skip"`` schedule are not skipped against each other. Once a fire time
+        turns out taken, another daemon is running the list: this one stops. What is not
+        claimed when the daemon stops is caught up at the next start, counted from the
+        latest fire time claimed.
+        """
+        for fire_time in fire_times:
+            while True:
+                if self.stopping.is_set():
+                    return
+                run = runner.run_schedule(
+                    schedule_id,
+                    fire_time,
+                    Reason.CATCH_UP,
+                    owner=self.owner,
+                    stop=self.stop,
+                    stopping=self.stopping,
+                    if_free=True,
+                )
+                if run is not None:
+                    break
+                if not Schedule.objects.filter(pk=schedule_id, enabled=True).exists():
+                    return
+                if catch_up.fire_time_taken(schedule_id, fire_time):
+                    logger.info(
+                        "Catch-up of schedule %s from %s goes on in another process",
+                        schedule_id,
+                        fire_time,
+                    )
+                    return
+                self.stopping.wait(CATCH_UP_BUSY_POLL)
 
     def start_queued(self, now: datetime) -> None:
         """Start queued manual runs here; hand queued ``tasks`` runs to the task backend.
@@ -143,8 +203,8 @@ def hand_over(run_id: int, retry_before: datetime) -> None:
         runner.hand_over(run, retry_before=retry_before)
 
 
-def log_catch_up(schedule: Schedule, decision: catch_up.CatchUp) -> datetime | None:
-    """Log a catch-up decision that missed fire times; return the fire time to run."""
+def log_catch_up(schedule: Schedule, decision: catch_up.CatchUp) -> list[datetime]:
+    """Log a catch-up decision that missed fire times; return the fire times to run."""
     if decision.outcome is catch_up.Outcome.CATCH_UP_OFF:
         logger.info(
             "Schedule %s missed %d fire time(s); catch-up is off",
@@ -158,6 +218,24 @@ def log_catch_up(schedule: Schedule, decision: catch_up.CatchUp) -> datetime | N
             decision.missed,
             schedule.catch_up_window,
         )
+    elif decision.each:
+        logger.info(
+            "Schedule %s catches up %d missed runs, %s to %s",
+            schedule,
+            len(decision.each),
+            decision.each[0],
+            decision.each[-1],
+        )
+        if decision.left_out:
+            logger.warning(
+                "Schedule %s: %d older missed fire time(s), %s to %s, are not run: past the "
+                "limit of %d catch-up runs per start",
+                schedule,
+                decision.left_out,
+                decision.left_out_first,
+                decision.left_out_last,
+                catch_up.CATCH_UP_LIMIT,
+            )
     elif decision.outcome is catch_up.Outcome.RUN:
         logger.info("Schedule %s catches up its missed run of %s", schedule, decision.missed)
-    return decision.fire_time
+    return decision.fire_times

@@ -48,6 +48,11 @@ class Executor(models.TextChoices):
     TASKS = "tasks", "Django Tasks backend (a worker runs it, on any machine)"
 
 
+class CatchUpRuns(models.TextChoices):
+    LATEST = "latest", "Only the latest missed fire time"
+    EACH = "each", "Each missed fire time, oldest first"
+
+
 class Notify(models.TextChoices):
     FAILURES = "failures", "When a run fails, times out or is interrupted"
     ALWAYS = "always", "After every run"
@@ -163,6 +168,14 @@ class Schedule(models.Model):
     )
     created_at = models.DateTimeField(default=dj_timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
+    catch_up_runs = models.CharField(
+        "catch-up runs",
+        max_length=6,
+        choices=CatchUpRuns.choices,
+        default=CatchUpRuns.LATEST,
+        help_text="After missed fire times, run only the latest or each of them (oldest "
+        "first, within the catch-up window, at most 100 per start).",
+    )
 
     objects = ScheduleQuerySet.as_manager()
 
@@ -470,6 +483,7 @@ class Run(models.Model):
         reason: str,
         *,
         owner: Owner,
+        if_free: bool = False,
     ) -> Run | None:
         """Take the fire time ``scheduled_for`` of a schedule, or return None if it is taken.
 
@@ -477,12 +491,13 @@ class Run(models.Model):
         daemons; the schedule row lock (an IMMEDIATE transaction on SQLite) makes the
         overlap check and the insert one step, so two daemons cannot both start a run of
         a ``skip`` schedule. A fire time met while a run is still going is recorded as
-        ``skipped`` so the history explains the gap.
+        ``skipped`` so the history explains the gap; with ``if_free``, nothing is taken
+        then and None is returned (a catch-up waiting for the previous missed run).
         """
         now = dj_timezone.now()
         with transaction.atomic():
             schedule, busy = _lock_schedule(schedule_id, queued_too=True)
-            if schedule is None or not schedule.enabled:
+            if schedule is None or not schedule.enabled or (busy and if_free):
                 return None
             run = cls.taken(schedule, reason, scheduled_for, now, owner=owner, busy=busy)
             try:
