@@ -17,6 +17,7 @@ from django.db import DatabaseError
 from django.utils import timezone
 
 from . import catch_up, runner
+from .catch_up import CatchUp
 from .conf import conf
 from .in_flight import InFlightPool
 from .models import Executor, Owner, Reason, Run, Schedule, Status
@@ -119,7 +120,7 @@ class Launcher:
             logger.warning("Could not catch up schedule %s: %s", schedule_id, exc)
             self.on_unclaimed(schedule_id)
 
-    def fire_catch_up(self, schedule: Schedule, decision: catch_up.CatchUp) -> None:
+    def fire_catch_up(self, schedule: Schedule, decision: CatchUp) -> None:
         """Log ``decision`` and submit its catch-up runs, oldest first, one after another."""
         fire_times = log_catch_up(schedule, decision)
         if not decision.each:
