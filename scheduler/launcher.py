@@ -14,6 +14,8 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from django.db import DatabaseError
+from django.db.models import Value
+from django.db.models.functions import Concat
 from django.utils import timezone
 
 from . import catch_up, runner
@@ -127,19 +129,25 @@ class Launcher:
             if fire_times:
                 self.fire(schedule.pk, fire_times[0], Reason.CATCH_UP)
         elif not self.stopping.is_set():
-            self.pool.submit(self.run_each_catching_db_errors, schedule.pk, fire_times)
+            note = left_out_note(decision)
+            self.pool.submit(self.run_each_catching_db_errors, schedule.pk, fire_times, note)
 
-    def run_each_catching_db_errors(self, schedule_id: int, fire_times: list[datetime]) -> None:
+    def run_each_catching_db_errors(
+        self, schedule_id: int, fire_times: list[datetime], note: str = ""
+    ) -> None:
         """Run ``run_each``; hand the schedule back to the planner if the database fails."""
         try:
-            self.run_each(schedule_id, fire_times)
+            self.run_each(schedule_id, fire_times, note)
         except DatabaseError as exc:
             # What was not claimed is planned again with catch-up at the next tick.
             logger.warning("Could not catch up schedule %s: %s", schedule_id, exc)
             self.on_unclaimed(schedule_id)
 
-    def run_each(self, schedule_id: int, fire_times: list[datetime]) -> None:
+    def run_each(self, schedule_id: int, fire_times: list[datetime], note: str = "") -> None:
         """Run each missed fire time in turn, in this thread, each after the last ended.
+
+        ``note`` is added to the ``stderr`` of the first run once it ended (what was left
+        out before it: see ``left_out_note``).
 
         A fire time is claimed only once the schedule has no run going, so the runs of an
         ``overlap="skip"`` schedule are not skipped against each other. Once a fire time
@@ -161,6 +169,9 @@ class Launcher:
                     if_free=True,
                 )
                 if run is not None:
+                    if note:
+                        add_note(run, note)
+                        note = ""
                     break
                 if not Schedule.objects.filter(pk=schedule_id, enabled=True).exists():
                     return
@@ -195,6 +206,23 @@ class Launcher:
                     stop=self.stop,
                     stopping=self.stopping,
                 )
+
+
+def left_out_note(decision: CatchUp) -> str:
+    """Say which missed fire times catch-up leaves out; empty if none."""
+    if not decision.left_out:
+        return ""
+    return (
+        f"[scheduler] {decision.left_out} older missed fire time(s), "
+        f"{decision.left_out_first} to {decision.left_out_last}, were not run: past the "
+        f"limit of {catch_up.CATCH_UP_LIMIT} catch-up runs per start.\n"
+    )
+
+
+def add_note(run: Run, note: str) -> None:
+    """Append ``note`` to the ``stderr`` of ``run`` if it has ended (a result overwrites it)."""
+    ended = Run.objects.filter(pk=run.pk).exclude(status__in=[Status.QUEUED, Status.RUNNING])
+    ended.update(stderr=Concat("stderr", Value(f"\n{note}")))
 
 
 def hand_over(run_id: int, retry_before: datetime) -> None:

@@ -169,3 +169,27 @@ def test_two_daemons_catching_up_each_missed_day_run_each_once(start_daemon, mak
     time.sleep(2)
 
     assert_each_missed_day_computed_once(missed, days)
+
+
+def test_a_daemon_stopped_while_catching_up_each_resumes_with_the_rest(start_daemon, make_schedule):
+    now = timezone.now()
+    schedule = make_schedule(
+        interval=3600, command="sleep_for", args=["2"], catch_up_runs="each",
+        created_at=now - timedelta(hours=3, minutes=30),
+    )  # fmt: skip
+    missed = fire_times(schedule, schedule.created_at + timedelta(seconds=1), now)
+    assert len(missed) == 3
+
+    first = start_daemon()
+    wait_for(lambda: Run.objects.filter(scheduled_for=missed[1], status=Status.RUNNING), 20)
+    first.stop()  # lets the run going finish, claims nothing more
+    assert not Run.objects.filter(scheduled_for=missed[2]).exists()
+
+    second = start_daemon()
+    wait_for(lambda: Run.objects.filter(scheduled_for=missed[2], status=Status.SUCCEEDED), 20)
+
+    runs = list(Run.objects.filter(schedule=schedule).order_by("scheduled_for"))
+    assert [(run.scheduled_for, run.reason, run.status) for run in runs] == [
+        (fire, Reason.CATCH_UP, Status.SUCCEEDED) for fire in missed
+    ]
+    assert [run.pid for run in runs] == [first.pid, first.pid, second.pid]
