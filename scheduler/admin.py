@@ -173,7 +173,17 @@ class ScheduleAdmin(ScheduleAdminBase):
         ("When", {"fields": ("cron", "interval", "timezone", "next_runs_display")}),
         (
             "How",
-            {"fields": ("executor", "timeout", "overlap", "jitter", "catch_up", "catch_up_window")},
+            {
+                "fields": (
+                    "executor",
+                    "timeout",
+                    "overlap",
+                    "jitter",
+                    "catch_up",
+                    "catch_up_window",
+                    "catch_up_runs",
+                )
+            },
         ),
         (
             "Monitoring",

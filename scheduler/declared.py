@@ -24,7 +24,7 @@ OWNABLE_FIELDS = frozenset(
     {
         "command", "args", "cron", "interval", "timezone", "enabled", "catch_up",
         "catch_up_window", "overlap", "timeout", "jitter", "executor", "notify", "ping_url",
-        "keep_runs", "keep_days",
+        "keep_runs", "keep_days", "catch_up_runs",
     }
 )  # fmt: skip
 

@@ -22,6 +22,7 @@ from django.db import DatabaseError, connections
 
 from .commands import CommandNotAllowed, check_allowed
 from .conf import conf
+from .context import RunContext
 from .executor import ExecutionResult, OutputCallback, execute
 from .models import Executor, Run, Status
 from .output import CappedBuffer
@@ -194,6 +195,7 @@ def _execute_run(
             timeout=timeout,
             stop=stop if run.executor == Executor.THREAD else OwnedRunStop(run, stop),
             on_output=_fan_out(live, echo),
+            context=RunContext.of(run),
         )
     except Exception:
         logger.exception("Run %s of %s could not be executed", run.pk, schedule)

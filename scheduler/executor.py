@@ -40,6 +40,7 @@ from django.core.management.base import CommandError
 from django.db import connections
 
 from .conf import conf
+from .context import RunContext, running
 from .models import Status
 from .output import CappedBuffer, routed_std_streams
 
@@ -70,15 +71,17 @@ def invoke(
     args: list[str],
     stdout: TextIO | io.TextIOBase,
     stderr: TextIO | io.TextIOBase,
+    context: RunContext | None = None,
 ) -> int:
-    """Call the command and translate how it ended into an exit code.
+    """Call the command, as ``context``'s run, and translate how it ended into an exit code.
 
     ``CommandError`` gives its ``returncode``, ``SystemExit`` its code (a message code
     is printed and counts as 1, as the interpreter does), anything else 1 with the
     traceback on ``stderr``.
     """
     try:
-        call_command(command, *args, stdout=stdout, stderr=stderr)
+        with running(context):
+            call_command(command, *args, stdout=stdout, stderr=stderr)
     except CommandError as exc:
         stderr.write(f"CommandError: {exc}\n")
         return exc.returncode
@@ -118,6 +121,7 @@ def run_in_thread(
     *,
     output_limit: int | None = None,
     on_output: OutputCallback | None = None,
+    context: RunContext | None = None,
 ) -> ExecutionResult:
     """Run the command in this thread, capturing ``print()`` apart from other threads' runs.
 
@@ -129,7 +133,7 @@ def run_in_thread(
     out_stream = Tee(out, "stdout", on_output) if on_output else out
     err_stream = Tee(err, "stderr", on_output) if on_output else err
     with sys_out.routed_to(out_stream), sys_err.routed_to(err_stream):
-        exit_code = invoke(command, args, out_stream, err_stream)
+        exit_code = invoke(command, args, out_stream, err_stream, context)
     return ExecutionResult(status_for(exit_code), exit_code, out.getvalue(), err.getvalue())
 
 
@@ -231,6 +235,7 @@ def _child_main(
     err: Connection,
     result_path: str,
     memory_limit: int | None,
+    context: RunContext | None = None,
 ) -> None:
     """Entry point of the child process, forked from the fork server.
 
@@ -256,7 +261,7 @@ def _child_main(
         signal.signal(signum, signal.SIG_DFL)
     if memory_limit:
         resource.setrlimit(resource.RLIMIT_AS, (memory_limit, memory_limit))
-    exit_code = invoke(command, args, sys.stdout, sys.stderr)
+    exit_code = invoke(command, args, sys.stdout, sys.stderr, context)
     with open(result_path, "w") as result:
         result.write(str(exit_code))
     connections.close_all()
@@ -308,6 +313,7 @@ def run_in_process(
     stop: StopFlag | None = None,
     output_limit: int | None = None,
     on_output: OutputCallback | None = None,
+    context: RunContext | None = None,
 ) -> ExecutionResult:
     """Run the command in a forked child; stop it on ``timeout`` or when ``stop`` is set.
 
@@ -323,7 +329,7 @@ def run_in_process(
         with tempfile.NamedTemporaryFile(prefix="scheduler-result-") as result_file:
             child = fork_context().Process(
                 target=_child_main,
-                args=(command, args, out, err, result_file.name, conf.MEMORY_LIMIT),
+                args=(command, args, out, err, result_file.name, conf.MEMORY_LIMIT, context),
             )
             try:
                 child.start()
@@ -433,8 +439,11 @@ def execute(
     timeout: float | None = None,
     stop: StopFlag | None = None,
     on_output: OutputCallback | None = None,
+    context: RunContext | None = None,
 ) -> ExecutionResult:
     """Run ``command`` with ``args`` by ``executor`` ("thread", else a child process)."""
     if executor == "thread":
-        return run_in_thread(command, args, on_output=on_output)
-    return run_in_process(command, args, timeout=timeout, stop=stop, on_output=on_output)
+        return run_in_thread(command, args, on_output=on_output, context=context)
+    return run_in_process(
+        command, args, timeout=timeout, stop=stop, on_output=on_output, context=context
+    )

@@ -14,15 +14,22 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from django.db import DatabaseError
+from django.db.models import Value
+from django.db.models.functions import Concat
 from django.utils import timezone
 
 from . import catch_up, runner
+from .catch_up import CatchUp
 from .conf import conf
 from .in_flight import InFlightPool
 from .models import Executor, Reason, Run, Schedule
 from .owners import Owner
 
 logger = logging.getLogger("scheduler.daemon")
+
+# Seconds between looks at a schedule whose run is still going, before the next missed
+# fire time of a catch_up_runs="each" schedule is claimed.
+CATCH_UP_BUSY_POLL = 0.5
 
 
 class Launcher:
@@ -98,11 +105,14 @@ class Launcher:
             if schedule is None:
                 return
             last_claimed = catch_up.last_claimed_fire_times([schedule_id]).get(schedule_id)
-            missed = log_catch_up(schedule, catch_up.decide(schedule, last_claimed, timezone.now()))
-            if missed is not None:
+            decision = catch_up.decide(schedule, last_claimed, timezone.now())
+            missed = log_catch_up(schedule, decision)
+            if decision.each:
+                self.run_each(schedule_id, missed)
+            elif missed:
                 runner.run_schedule(
                     schedule_id,
-                    missed,
+                    missed[0],
                     Reason.CATCH_UP,
                     owner=self.owner,
                     stop=self.stop,
@@ -112,6 +122,68 @@ class Launcher:
             # Nothing claimed: planned again with catch-up at the next tick, not lost.
             logger.warning("Could not catch up schedule %s: %s", schedule_id, exc)
             self.on_unclaimed(schedule_id)
+
+    def fire_catch_up(self, schedule: Schedule, decision: CatchUp) -> None:
+        """Log ``decision`` and submit its catch-up runs, oldest first, one after another."""
+        fire_times = log_catch_up(schedule, decision)
+        if not decision.each:
+            if fire_times:
+                self.fire(schedule.pk, fire_times[0], Reason.CATCH_UP)
+        elif not self.stopping.is_set():
+            note = left_out_note(decision)
+            self.pool.submit(self.run_each_catching_db_errors, schedule.pk, fire_times, note)
+
+    def run_each_catching_db_errors(
+        self, schedule_id: int, fire_times: list[datetime], note: str = ""
+    ) -> None:
+        """Run ``run_each``; hand the schedule back to the planner if the database fails."""
+        try:
+            self.run_each(schedule_id, fire_times, note)
+        except DatabaseError as exc:
+            # What was not claimed is planned again with catch-up at the next tick.
+            logger.warning("Could not catch up schedule %s: %s", schedule_id, exc)
+            self.on_unclaimed(schedule_id)
+
+    def run_each(self, schedule_id: int, fire_times: list[datetime], note: str = "") -> None:
+        """Run each missed fire time in turn, in this thread, each after the last ended.
+
+        ``note`` is added to the ``stderr`` of the first run once it ended (what was left
+        out before it: see ``left_out_note``).
+
+        A fire time is claimed only once the schedule has no run going, so the runs of an
+        ``overlap="skip"`` schedule are not skipped against each other. Once a fire time
+        turns out taken, another daemon is running the list: this one stops. What is not
+        claimed when the daemon stops is caught up at the next start, counted from the
+        latest fire time claimed.
+        """
+        for fire_time in fire_times:
+            while True:
+                if self.stopping.is_set():
+                    return
+                run = runner.run_schedule(
+                    schedule_id,
+                    fire_time,
+                    Reason.CATCH_UP,
+                    owner=self.owner,
+                    stop=self.stop,
+                    stopping=self.stopping,
+                    if_free=True,
+                )
+                if run is not None:
+                    if note:
+                        add_note(run, note)
+                        note = ""
+                    break
+                if not Schedule.objects.filter(pk=schedule_id, enabled=True).exists():
+                    return
+                if catch_up.fire_time_taken(schedule_id, fire_time):
+                    logger.info(
+                        "Catch-up of schedule %s from %s goes on in another process",
+                        schedule_id,
+                        fire_time,
+                    )
+                    return
+                self.stopping.wait(CATCH_UP_BUSY_POLL)
 
     def start_queued(self, now: datetime) -> None:
         """Start queued manual runs here; hand queued ``tasks`` runs to the task backend.
@@ -140,6 +212,23 @@ class Launcher:
                 )
 
 
+def left_out_note(decision: CatchUp) -> str:
+    """Say which missed fire times catch-up leaves out; empty if none."""
+    if not decision.left_out:
+        return ""
+    return (
+        f"[scheduler] {decision.left_out} older missed fire time(s), "
+        f"{decision.left_out_first} to {decision.left_out_last}, were not run: past the "
+        f"limit of {catch_up.CATCH_UP_LIMIT} catch-up runs per start.\n"
+    )
+
+
+def add_note(run: Run, note: str) -> None:
+    """Append ``note`` to the ``stderr`` of ``run`` if it has ended (a result overwrites it)."""
+    ended = Run.objects.filter(pk=run.pk).ended()
+    ended.update(stderr=Concat("stderr", Value(f"\n{note}")))
+
+
 def hand_over(run_id: int, retry_before: datetime) -> None:
     """Enqueue the task of queued ``tasks`` run ``run_id``, unless another daemon has."""
     run = Run.objects.select_related("schedule").filter(pk=run_id).first()
@@ -147,8 +236,8 @@ def hand_over(run_id: int, retry_before: datetime) -> None:
         runner.hand_over(run, retry_before=retry_before)
 
 
-def log_catch_up(schedule: Schedule, decision: catch_up.CatchUp) -> datetime | None:
-    """Log a catch-up decision that missed fire times; return the fire time to run."""
+def log_catch_up(schedule: Schedule, decision: catch_up.CatchUp) -> list[datetime]:
+    """Log a catch-up decision that missed fire times; return the fire times to run."""
     if decision.outcome is catch_up.Outcome.CATCH_UP_OFF:
         logger.info(
             "Schedule %s missed %d fire time(s); catch-up is off",
@@ -162,6 +251,24 @@ def log_catch_up(schedule: Schedule, decision: catch_up.CatchUp) -> datetime | N
             decision.missed,
             schedule.catch_up_window,
         )
+    elif decision.each:
+        logger.info(
+            "Schedule %s catches up %d missed runs, %s to %s",
+            schedule,
+            len(decision.each),
+            decision.each[0],
+            decision.each[-1],
+        )
+        if decision.left_out:
+            logger.warning(
+                "Schedule %s: %d older missed fire time(s), %s to %s, are not run: past the "
+                "limit of %d catch-up runs per start",
+                schedule,
+                decision.left_out,
+                decision.left_out_first,
+                decision.left_out_last,
+                catch_up.CATCH_UP_LIMIT,
+            )
     elif decision.outcome is catch_up.Outcome.RUN:
         logger.info("Schedule %s catches up its missed run of %s", schedule, decision.missed)
-    return decision.fire_time
+    return decision.fire_times

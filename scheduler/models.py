@@ -51,6 +51,7 @@ from django.db.models import (
 from django.db.models.functions import Concat, Now
 from django.utils import timezone as dj_timezone
 
+from . import placeholders
 from .commands import CommandNotAllowed, check_allowed, check_arguments
 from .conf import EXECUTORS, conf
 
@@ -78,6 +79,11 @@ class Executor(models.TextChoices):
     PROCESS = "process", "Child process (can be timed out and killed)"
     THREAD = "thread", "Thread inside the daemon (tiny, frequent commands)"
     TASKS = "tasks", "Django Tasks backend (a worker runs it, on any machine)"
+
+
+class CatchUpRuns(models.TextChoices):
+    LATEST = "latest", "Only the latest missed fire time"
+    EACH = "each", "Each missed fire time, oldest first"
 
 
 class Notify(models.TextChoices):
@@ -231,6 +237,14 @@ class Schedule(models.Model):
         help_text="Alert when no run has succeeded for this many seconds; 1 to 31536000. "
         "Empty: no alert.",
     )
+    catch_up_runs = models.CharField(
+        "catch-up runs",
+        max_length=6,
+        choices=CatchUpRuns.choices,
+        default=CatchUpRuns.LATEST,
+        help_text="After missed fire times, run only the latest or each of them (oldest "
+        "first, within the catch-up window, at most 100 per start).",
+    )
 
     objects = ScheduleQuerySet.as_manager()
 
@@ -266,6 +280,28 @@ class Schedule(models.Model):
     def effective_executor(self) -> str:
         """Return the executor runs of this schedule use: its own, or the settings'."""
         return self.executor or conf.EXECUTOR
+
+    def expanded_args(self, scheduled_for: datetime) -> list[str]:
+        """Return the arguments as they run for the fire time ``scheduled_for``.
+
+        Placeholders are expanded in the schedule's timezone, ``{previous_fire}`` being
+        the fire time before ``scheduled_for`` (see :mod:`scheduler.placeholders`).
+        """
+        if not placeholders.uses_placeholders(self.args):
+            return list(self.args)
+        return placeholders.expand(
+            self.args,
+            scheduled_for=scheduled_for,
+            previous_fire=self.timing.previous_fire_time(scheduled_for),
+            zone=get_zone(self.timezone),
+        )
+
+    def _args_for_next_fire(self) -> list[str]:
+        """Return the arguments as expanded for the next fire time: what the parser checks."""
+        if not placeholders.uses_placeholders(self.args):
+            return list(self.args)
+        now = dj_timezone.now()
+        return self.expanded_args(self.timing.next_fire_time(now) or now)
 
     def clean(self) -> None:
         """Refuse a schedule that could not run as entered, naming the field at fault."""
@@ -305,15 +341,23 @@ class Schedule(models.Model):
                 errors["executor"] = problem
         if not isinstance(self.args, list) or not all(isinstance(a, str) for a in self.args):
             errors["args"] = 'Arguments must be a JSON list of strings, e.g. ["--days", "7"].'
+        else:
+            try:
+                placeholders.check(self.args)
+            except placeholders.PlaceholderError as exc:
+                errors["args"] = str(exc)
+        timing_broken = bool(errors.keys() & {"cron", "interval", "timezone"})
         if self.command:
             try:
                 check_allowed(self.command)
             except CommandNotAllowed as exc:
                 errors["command"] = str(exc)
             else:
-                if "args" not in errors:
+                if "args" not in errors and not (
+                    timing_broken and placeholders.uses_placeholders(self.args)
+                ):
                     try:
-                        check_arguments(self.command, self.args)
+                        check_arguments(self.command, self._args_for_next_fire())
                     except CommandError as exc:
                         errors["args"] = f"The command refuses these arguments: {exc}"
         if errors:
@@ -643,6 +687,7 @@ class Run(models.Model):
         reason: str,
         *,
         owner: Owner,
+        if_free: bool = False,
     ) -> Run | None:
         """Claim the fire time ``scheduled_for`` of a schedule; None if it is claimed already.
 
@@ -650,13 +695,14 @@ class Run(models.Model):
         daemons; the schedule row lock (an IMMEDIATE transaction on SQLite) makes the
         overlap check and the insert one step, so two daemons cannot both start a run of
         a ``skip`` schedule. A fire time met while a run is still going is recorded as
-        ``skipped`` so the history explains the gap. A ``tasks`` run is ``queued``,
-        owned by nobody until a worker starts it.
+        ``skipped`` so the history explains the gap; with ``if_free``, nothing is claimed
+        then and None is returned (a catch-up waiting for the previous missed run). A
+        ``tasks`` run is ``queued``, owned by nobody until a worker starts it.
         """
         now = dj_timezone.now()
         with transaction.atomic():
             schedule, busy = _lock_schedule(schedule_id, queued_too=True)
-            if schedule is None or not schedule.enabled:
+            if schedule is None or not schedule.enabled or (busy and if_free):
                 return None
             run = cls._claimed(schedule, reason, scheduled_for, now, owner=owner, busy=busy)
             try:
@@ -695,7 +741,7 @@ class Run(models.Model):
         return cls(
             schedule=schedule,
             command=schedule.command,
-            args=schedule.args,
+            args=schedule.expanded_args(scheduled_for),
             reason=reason,
             scheduled_for=scheduled_for,
             created_at=now,

@@ -17,8 +17,8 @@ from django.db.models import Count, Max
 
 from . import catch_up
 from .apscheduler_adapter import APSchedulerJobs, JobPlan
-from .launcher import Launcher, log_catch_up
-from .models import Reason, Schedule
+from .launcher import Launcher
+from .models import Schedule
 from .timing import TimingError
 
 logger = logging.getLogger("scheduler.daemon")
@@ -119,9 +119,7 @@ class Planner:
                 logger.error("Schedule %s cannot be scheduled: %s", schedule, exc)
                 self.jobs.remove(schedule.pk)
                 continue
-            missed = log_catch_up(schedule, decision)
-            if missed is not None:
-                self.launcher.fire(schedule.pk, missed, Reason.CATCH_UP)
+            self.launcher.fire_catch_up(schedule, decision)
             if next_fire is None:
                 self.jobs.remove(schedule.pk)
                 continue

@@ -55,17 +55,20 @@ def run_schedule(
     owner: Owner | None = None,
     stop: threading.Event | None = None,
     stopping: threading.Event | None = None,
+    if_free: bool = False,
 ) -> Run | None:
     """Claim ``scheduled_for`` for the schedule and run it; None if it was not ours to run.
 
     This is also the function APScheduler's job refers to; called without a fire time
     (by a stock APScheduler executor) it runs as if the schedule fired this instant.
     ``stop`` stops the command; ``stopping`` (a daemon shutting down) releases the fire
-    time instead if it is set before the command starts (see ``execute_run``).
+    time instead if it is set before the command starts (see ``execute_run``). With
+    ``if_free``, a fire time met while the schedule is busy is not taken (``Run.claim``).
     """
     if scheduled_for is None:
         scheduled_for = timezone.now()
-    run = Run.claim(schedule_id, scheduled_for, reason, owner=owner or Owner.this_process())
+    owner = owner or Owner.this_process()
+    run = Run.claim(schedule_id, scheduled_for, reason, owner=owner, if_free=if_free)
     if run is None:
         logger.debug("Fire time %s of schedule %s already claimed", scheduled_for, schedule_id)
         return None

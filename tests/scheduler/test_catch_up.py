@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from scheduler.catch_up import CatchUp, Outcome, decide
+from scheduler.catch_up import CATCH_UP_LIMIT, CatchUp, Outcome, decide
 from scheduler.models import Schedule
 
 T0 = datetime(2026, 11, 24, 1, 0, tzinfo=UTC)
@@ -47,3 +47,43 @@ def test_a_missed_fire_time_outside_the_window_runs_nothing():
     decision = decide(schedule(catch_up_window=60), None, T0 + timedelta(minutes=12))
     assert decision == CatchUp(Outcome.OUTSIDE_WINDOW, T0 + timedelta(minutes=10))
     assert decision.fire_time is None
+
+
+def test_each_runs_every_missed_fire_time_oldest_first():
+    decision = decide(schedule(catch_up_runs="each"), None, T0 + timedelta(minutes=35))
+    assert decision.fire_times == [T0 + timedelta(minutes=m) for m in (10, 20, 30)]
+    assert decision.left_out == 0
+
+
+def test_each_counts_from_the_last_claimed_fire_time_so_a_restart_resumes():
+    last_claimed = T0 + timedelta(minutes=10)
+    decision = decide(schedule(catch_up_runs="each"), last_claimed, T0 + timedelta(minutes=35))
+    assert decision.fire_times == [T0 + timedelta(minutes=20), T0 + timedelta(minutes=30)]
+
+
+def test_each_keeps_inside_the_catch_up_window():
+    decision = decide(
+        schedule(catch_up_runs="each", catch_up_window=20 * 60), None, T0 + timedelta(minutes=40)
+    )
+    assert decision.fire_times == [T0 + timedelta(minutes=m) for m in (20, 30, 40)]
+
+
+def test_each_runs_the_newest_missed_fire_times_up_to_the_limit_and_names_the_rest():
+    now = T0 + timedelta(minutes=10 * (CATCH_UP_LIMIT + 5))
+    decision = decide(schedule(catch_up_runs="each"), None, now)
+    assert len(decision.fire_times) == CATCH_UP_LIMIT
+    assert decision.fire_times[0] == T0 + timedelta(minutes=60)
+    assert decision.fire_times[-1] == now
+    assert decision.left_out == 5
+    assert decision.left_out_first == T0 + timedelta(minutes=10)
+    assert decision.left_out_last == T0 + timedelta(minutes=50)
+
+
+def test_each_with_a_daily_cron_gives_one_fire_time_per_missed_day():
+    daily = Schedule(
+        name="s", command="say", cron="10 0 * * *", catch_up_runs="each", created_at=T0
+    )
+    decision = decide(daily, T0 - timedelta(days=1), T0 + timedelta(days=3))
+    assert decision.fire_times == [
+        datetime(2026, 11, day, 0, 10, tzinfo=UTC) for day in (25, 26, 27)
+    ]

@@ -115,3 +115,24 @@ def test_preview_refuses_a_bad_expression_with_the_reason():
 def test_unknown_schedule_is_a_clear_error():
     with pytest.raises(CommandError, match="No schedule named 'nope'"):
         schedules("run", "nope")
+
+
+def test_run_tells_the_command_its_run_and_records_the_expanded_arguments(make_schedule):
+    make_schedule(name="daily", cron="10 0 * * *", command="show_run", args=["{scheduled_for}"])
+    code, out, _ = schedules("run", "daily")
+    run = Run.objects.get()
+    assert code == 0
+    assert f"run: {run.pk} {run.scheduled_for.isoformat()} manual daily\n" in out
+    assert run.args == [run.scheduled_for.isoformat()]
+    assert f"args: {run.scheduled_for.isoformat()} day=None" in out
+
+
+def test_test_expands_the_arguments_and_is_no_run(make_schedule, time_machine):
+    time_machine.move_to(datetime(2026, 11, 24, 15, 0, tzinfo=UTC), tick=False)
+    make_schedule(
+        name="daily", cron="10 0 * * *", command="show_run", args=["--day", "{previous_fire:%F}"]
+    )
+    code, out, _ = schedules("test", "daily")
+    assert code == 0
+    assert "run: none\n" in out
+    assert "args:  day=2026-11-24" in out

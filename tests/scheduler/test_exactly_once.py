@@ -6,11 +6,12 @@ import itertools
 import re
 import time
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from django.utils import timezone
 
+from jobs.models import DailyStat
 from scheduler.models import Reason, Run, Status
 from tests.conftest import assert_each_fire_time_once, fire_times, wait_for
 
@@ -95,3 +96,100 @@ def test_restart_after_missed_fire_times_catches_up_once(start_daemon, make_sche
         schedule, catch_up[0].scheduled_for, timezone.now() - timedelta(seconds=1)
     )
     assert set(after_catch_up) <= fired, "a fire time after the catch-up was lost"
+
+
+def daily_stats_down_three_days(make_schedule, **fields) -> tuple[list[datetime], list[date]]:
+    """A daily stats schedule whose daemon was down across its last three fire times.
+
+    Returns those fire times and the day each one's run must compute (its previous fire).
+    """
+    now = timezone.now()
+    schedule = make_schedule(
+        name="Daily stats",
+        command="compute_daily_stats",
+        args=["--date", "{previous_fire:%Y-%m-%d}"],
+        cron="10 0 * * *",
+        catch_up_runs="each",
+        created_at=now - timedelta(days=30),
+        **fields,
+    )
+    timing = schedule.timing
+    missed = [timing.latest_at_or_before(now, now - timedelta(days=2))]
+    for _ in range(3):
+        missed.insert(0, timing.previous_fire_time(missed[0]))
+    stamp, missed = missed[0], missed[1:]
+    Run.objects.create(
+        schedule=schedule,
+        command=schedule.command,
+        args=schedule.expanded_args(stamp),
+        reason=Reason.SCHEDULED,
+        status=Status.SUCCEEDED,
+        scheduled_for=stamp,
+    )
+    days = [timing.previous_fire_time(fire).date() for fire in missed]  # TIME_ZONE is UTC
+    return missed, days
+
+
+def assert_each_missed_day_computed_once(missed: list[datetime], days: list[date]) -> None:
+    runs = list(Run.objects.filter(reason=Reason.CATCH_UP).order_by("scheduled_for"))
+    assert [run.scheduled_for for run in runs] == missed
+    assert [run.args for run in runs] == [["--date", f"{day:%Y-%m-%d}"] for day in days]
+    assert [run.status for run in runs] == [Status.SUCCEEDED] * 3
+    for run, day in zip(runs, days, strict=True):
+        assert f"Stats for {day:%Y-%m-%d}:" in run.stdout
+    assert sorted(DailyStat.objects.values_list("date", flat=True)) == days
+    assert not Run.objects.filter(status=Status.SKIPPED).exists()
+
+
+def test_a_daemon_down_three_days_computes_each_days_stats_for_its_own_date(
+    start_daemon, make_schedule
+):
+    missed, days = daily_stats_down_three_days(make_schedule)
+
+    start_daemon()
+    wait_for(
+        lambda: Run.objects.filter(reason=Reason.CATCH_UP, status=Status.SUCCEEDED).count() == 3, 30
+    )
+
+    assert_each_missed_day_computed_once(missed, days)
+    catch_up = list(Run.objects.filter(reason=Reason.CATCH_UP).order_by("scheduled_for"))
+    for earlier, later in itertools.pairwise(catch_up):
+        assert earlier.finished_at <= later.started_at, "runs of a skip schedule overlapped"
+
+
+def test_two_daemons_catching_up_each_missed_day_run_each_once(start_daemon, make_schedule):
+    # Jitter keeps each run going a while, so the daemons meet while one is busy.
+    missed, days = daily_stats_down_three_days(make_schedule, jitter=2)
+
+    start_daemon()
+    start_daemon()
+    wait_for(
+        lambda: Run.objects.filter(reason=Reason.CATCH_UP, status=Status.SUCCEEDED).count() == 3, 40
+    )
+    time.sleep(2)
+
+    assert_each_missed_day_computed_once(missed, days)
+
+
+def test_a_daemon_stopped_while_catching_up_each_resumes_with_the_rest(start_daemon, make_schedule):
+    now = timezone.now()
+    schedule = make_schedule(
+        interval=3600, command="sleep_for", args=["2"], catch_up_runs="each",
+        created_at=now - timedelta(hours=3, minutes=30),
+    )  # fmt: skip
+    missed = fire_times(schedule, schedule.created_at + timedelta(seconds=1), now)
+    assert len(missed) == 3
+
+    first = start_daemon()
+    wait_for(lambda: Run.objects.filter(scheduled_for=missed[1], status=Status.RUNNING), 20)
+    first.stop()  # lets the run going finish, claims nothing more
+    assert not Run.objects.filter(scheduled_for=missed[2]).exists()
+
+    second = start_daemon()
+    wait_for(lambda: Run.objects.filter(scheduled_for=missed[2], status=Status.SUCCEEDED), 20)
+
+    runs = list(Run.objects.filter(schedule=schedule).order_by("scheduled_for"))
+    assert [(run.scheduled_for, run.reason, run.status) for run in runs] == [
+        (fire, Reason.CATCH_UP, Status.SUCCEEDED) for fire in missed
+    ]
+    assert [run.pid for run in runs] == [first.pid, first.pid, second.pid]

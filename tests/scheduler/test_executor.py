@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import tempfile
 import threading
+from datetime import UTC, datetime
 
 import pytest
 from django.test import override_settings
 
+from scheduler.context import RunContext, current_run
 from scheduler.executor import run_in_process, run_in_thread
 from scheduler.models import Status
 from scheduler.output import marker
@@ -187,3 +189,17 @@ def pid_running(pid: int) -> bool:
             return stat.read().split(")")[-1].split()[0] != "Z"
     except FileNotFoundError:
         return False
+
+
+def test_a_command_outside_a_run_has_no_current_run(execute):
+    assert execute("show_run", []).stdout.startswith("run: none\n")
+
+
+def test_a_command_learns_its_run_in_each_executor(execute):
+    fire = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)
+    context = RunContext(id=7, scheduled_for=fire, reason="catch_up", schedule="nightly")
+
+    result = execute("show_run", [], context=context)
+
+    assert result.stdout.startswith("run: 7 2026-11-24T03:00:00+00:00 catch_up nightly\n")
+    assert current_run() is None

@@ -225,3 +225,45 @@ class TestRunQueries:
         assert list(Run.objects.unnotified(**window)) == [runs[0]]
         runs[0].claim_notification()
         assert list(Run.objects.unnotified(**window)) == []
+
+
+class TestPlaceholders:
+    def test_an_unknown_placeholder_is_refused_on_args(self):
+        errors = errors_of(cron="10 0 * * *", command="show_run", args=["{yesterday}"])
+        assert "unknown placeholder {yesterday}" in errors["args"][0]
+
+    def test_a_format_that_is_not_strftime_is_refused_on_args(self):
+        errors = errors_of(cron="10 0 * * *", command="show_run", args=["{scheduled_for:d}"])
+        assert "is not a strftime format" in errors["args"][0]
+
+    def test_the_parser_checks_the_arguments_as_expanded(self, make_schedule):
+        args = ["--day", "{previous_fire:%Y-%m-%d}"]
+        assert make_schedule(cron="10 0 * * *", command="show_run", args=args).pk
+        errors = errors_of(cron="10 0 * * *", command="show_run", args=["--day", "{previous_fire}"])
+        assert "The command refuses these arguments" in errors["args"][0]
+        assert "--day" in errors["args"][0]
+
+    def test_a_claimed_run_records_the_arguments_expanded_for_its_fire_time(self, make_schedule):
+        schedule = make_schedule(
+            cron="10 0 * * *",
+            timezone="Europe/Berlin",
+            command="show_run",
+            args=["--day", "{previous_fire:%Y-%m-%d}", "{scheduled_for}", "{{literal}}"],
+        )
+        fire = datetime(2026, 11, 23, 23, 10, tzinfo=UTC)  # 24 November 00:10 in Berlin
+        run = Run.claim(schedule.pk, fire, Reason.SCHEDULED, **ME)
+        assert Run.objects.get(pk=run.pk).args == [
+            "--day",
+            "2026-11-23",
+            "2026-11-24T00:10:00+01:00",
+            "{literal}",
+        ]
+        assert schedule.args[1] == "{previous_fire:%Y-%m-%d}"
+
+    def test_a_manual_run_expands_for_the_moment_it_is_asked_for(self, make_schedule, time_machine):
+        time_machine.move_to(datetime(2026, 11, 24, 15, 0, tzinfo=UTC), tick=False)
+        schedule = make_schedule(
+            cron="10 0 * * *", command="show_run", args=["--day", "{previous_fire:%Y-%m-%d}"]
+        )
+        run = Run.claim_manual(schedule)
+        assert run.args == ["--day", "2026-11-24"]

@@ -218,3 +218,11 @@ def test_a_claim_plus_finish_takes_a_fixed_number_of_queries(
     with django_assert_num_queries(CLAIM_AND_FINISH_QUERIES):
         run = run_schedule(schedule.pk, FIRE, Reason.SCHEDULED)
     assert run.status == Status.SUCCEEDED
+
+
+@pytest.mark.parametrize("executor", ["process", "thread"])
+def test_a_command_learns_the_run_it_executes_for(make_schedule, executor):
+    schedule = make_schedule(name="nightly", executor=executor, command="show_run", args=[])
+    run = run_schedule(schedule.pk, FIRE, Reason.CATCH_UP)
+    run.refresh_from_db()
+    assert f"run: {run.pk} 2026-11-24T03:00:00+00:00 catch_up nightly\n" in run.stdout

@@ -282,3 +282,11 @@ def test_importing_the_runner_and_tasks_modules_reads_no_task_settings():
         timeout=60,
     )
     assert imported.stdout.strip() == "imported", imported.stderr
+
+
+def test_a_command_run_by_a_worker_learns_its_run(make_schedule):
+    schedule = make_schedule(name="nightly", executor="tasks", command="show_run", args=[])
+    run = run_schedule(schedule.pk, FIRE, Reason.SCHEDULED)
+    assert run_task.call(run.pk) == Status.SUCCEEDED
+    run.refresh_from_db()
+    assert f"run: {run.pk} 2026-11-24T03:00:00+00:00 scheduled nightly\n" in run.stdout

@@ -5,6 +5,7 @@ Days are local days in the current Django timezone, so a row matches what staff 
 "yesterday". Rerunning for a date overwrites its row, which makes backfills and retries safe.
 """
 
+from argparse import ArgumentTypeError
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
@@ -27,6 +28,14 @@ def parse_day(value: str | date) -> date:
         ) from None
 
 
+def day_argument(value: str) -> date:
+    """Parse ``--date`` in the parser, so a schedule with a bad date is refused at save."""
+    try:
+        return parse_day(value)
+    except CommandError as exc:
+        raise ArgumentTypeError(str(exc)) from None
+
+
 def local_midnight(day: date) -> datetime:
     return timezone.make_aware(datetime.combine(day, time.min))
 
@@ -37,7 +46,10 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
-            "--date", dest="day", help="Day to compute, as YYYY-MM-DD, in the current timezone."
+            "--date",
+            dest="day",
+            type=day_argument,
+            help="Day to compute, as YYYY-MM-DD, in the current timezone.",
         )
 
     def handle(self, *args: Any, day: str | date | None, **options: Any) -> None:

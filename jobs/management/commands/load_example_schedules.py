@@ -19,7 +19,13 @@ EXAMPLES = [
         "interval": 60,
     },
     {"name": "Clean up expired tokens", "command": "cleanup_tokens", "cron": "@hourly"},
-    {"name": "Daily stats", "command": "compute_daily_stats", "cron": "10 0 * * *"},
+    {
+        "name": "Daily stats",
+        "command": "compute_daily_stats",
+        # The day before the fire time at 00:10: the day that just ended.
+        "args": ["--date", "{previous_fire:%Y-%m-%d}"],
+        "cron": "10 0 * * *",
+    },
     {"name": "Nightly batch", "command": "nightly_batch", "cron": "30 3 * * *"},
 ]
 

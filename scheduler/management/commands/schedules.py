@@ -151,7 +151,7 @@ class Command(BaseCommand):
         with stop_on_ctrl_c() as stop:
             result = execute(
                 schedule.command,
-                schedule.args,
+                schedule.expanded_args(timezone.now()),
                 schedule.effective_executor(),
                 timeout=schedule.timeout,
                 stop=stop,

@@ -1,0 +1,114 @@
+"""The launcher's catch-up of each missed fire time, run in the test's own thread."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from scheduler import catch_up
+from scheduler.in_flight import InFlightPool
+from scheduler.launcher import Launcher
+from scheduler.models import Reason, Run, Status
+from scheduler.owners import Owner
+from tests.conftest import wait_for
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def launcher():
+    pool = InFlightPool(1, inline=True)
+    yield Launcher(
+        pool,
+        stop=threading.Event(),
+        stopping=threading.Event(),
+        late_fire=timedelta(seconds=5),
+        on_unclaimed=lambda schedule_id: None,
+    )
+    pool.shutdown()
+
+
+@pytest.fixture
+def missed_four(make_schedule):
+    """A minutely schedule that missed its last four fire times, run in threads."""
+    now = timezone.now()
+    return make_schedule(
+        interval=60,
+        executor="thread",
+        command="show_run",
+        args=["{scheduled_for}"],
+        catch_up_runs="each",
+        created_at=now - timedelta(seconds=4 * 60 + 30),
+    )
+
+
+def catch_up_runs() -> list[Run]:
+    return list(Run.objects.filter(reason=Reason.CATCH_UP).order_by("scheduled_for"))
+
+
+def test_each_missed_fire_time_runs_with_its_own_arguments(launcher, missed_four):
+    decision = catch_up.decide(missed_four, None, timezone.now())
+    launcher.fire_catch_up(missed_four, decision)
+
+    runs = catch_up_runs()
+    assert [run.status for run in runs] == [Status.SUCCEEDED] * 4
+    assert [run.args for run in runs] == [[run.scheduled_for.isoformat()] for run in runs]
+
+
+def test_past_the_limit_the_first_run_notes_what_was_left_out(launcher, missed_four, monkeypatch):
+    monkeypatch.setattr(catch_up, "CATCH_UP_LIMIT", 2)
+    decision = catch_up.decide(missed_four, None, timezone.now())
+    launcher.fire_catch_up(missed_four, decision)
+
+    first, second = catch_up_runs()
+    start = missed_four.created_at
+    assert (first.scheduled_for, second.scheduled_for) == (
+        start + timedelta(minutes=3),
+        start + timedelta(minutes=4),
+    )
+    assert (
+        f"[scheduler] 2 older missed fire time(s), {start + timedelta(minutes=1)} to "
+        f"{start + timedelta(minutes=2)}, were not run: past the limit of 2 catch-up runs"
+    ) in first.stderr
+    assert "[scheduler]" not in second.stderr
+
+
+def test_a_missed_fire_time_waits_for_the_run_going_instead_of_being_skipped(launcher, missed_four):
+    going = Run.claim(
+        missed_four.pk, timezone.now() - timedelta(days=1), Reason.SCHEDULED, owner=Owner("h", 1)
+    )
+    decision = catch_up.decide(missed_four, None, timezone.now())
+    thread = threading.Thread(target=launcher.run_each, args=(missed_four.pk, decision.fire_times))
+    thread.start()
+    try:
+        assert not wait_for_nothing(catch_up_runs, 1.5)
+        Run.objects.filter(pk=going.pk).update(status=Status.SUCCEEDED, finished_at=timezone.now())
+        wait_for(lambda: len(catch_up_runs()) == 4, 20)
+    finally:
+        launcher.stopping.set()
+        thread.join(20)
+    assert [run.status for run in catch_up_runs()] == [Status.SUCCEEDED] * 4
+
+
+def test_a_fire_time_another_daemon_took_leaves_the_rest_to_it(launcher, missed_four):
+    decision = catch_up.decide(missed_four, None, timezone.now())
+    taken = Run.claim(missed_four.pk, decision.fire_times[0], Reason.CATCH_UP, owner=Owner("h", 1))
+    Run.objects.filter(pk=taken.pk).update(status=Status.SUCCEEDED, finished_at=timezone.now())
+
+    launcher.run_each(missed_four.pk, decision.fire_times)
+
+    assert [run.pk for run in catch_up_runs()] == [taken.pk]
+
+
+def wait_for_nothing(probe, seconds: float) -> list:
+    """Return what ``probe`` gives after watching it stay empty for ``seconds`` (or sooner)."""
+    deadline = timezone.now() + timedelta(seconds=seconds)
+    while timezone.now() < deadline:
+        found = probe()
+        if found:
+            return found
+        threading.Event().wait(0.1)
+    return []
