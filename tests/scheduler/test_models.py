@@ -227,6 +227,7 @@ class TestRunQueries:
         assert list(Run.objects.unnotified(**window)) == []
 
 
+@pytest.mark.django_db
 class TestPlaceholders:
     def test_an_unknown_placeholder_is_refused_on_args(self):
         errors = errors_of(cron="10 0 * * *", command="show_run", args=["{yesterday}"])
