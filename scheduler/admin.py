@@ -19,6 +19,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
+from .admin_steer import SteerAdmin
 from .conf import conf
 from .describe import (
     STATUS_COLOURS,
@@ -86,7 +87,7 @@ class LastStatusFilter(admin.SimpleListFilter):
 
 
 @admin.register(Schedule)
-class ScheduleAdmin(admin.ModelAdmin):
+class ScheduleAdmin(SteerAdmin):
     list_display = (
         "name",
         "command_display",
@@ -95,10 +96,19 @@ class ScheduleAdmin(admin.ModelAdmin):
         "next_run_display",
         "last_run_display",
         "success_rate_display",
+        "pause_display",
     )
     list_filter = ("enabled", "command", LastStatusFilter, "defined_in_code")
     search_fields = ("name", "command")
-    actions = ("enable", "disable", "run_now")
+    actions = (
+        "enable",
+        "disable",
+        "run_now",
+        "pause_hour",
+        "pause_tomorrow",
+        "pause_indefinitely",
+        "resume",
+    )
     formfield_overrides = {
         models.JSONField: {"widget": forms.Textarea(attrs={"rows": 2, "cols": 60})},
         models.URLField: {"assume_scheme": "https"},
@@ -109,6 +119,9 @@ class ScheduleAdmin(admin.ModelAdmin):
         "defined_in_code",
         "created_at",
         "updated_at",
+        "pause_display",
+        "edit_history_display",
+        "why_display",
     )
     fieldsets = (
         (None, {"fields": ("name", "command", "args", "enabled")}),
@@ -118,6 +131,7 @@ class ScheduleAdmin(admin.ModelAdmin):
             {"fields": ("executor", "timeout", "overlap", "jitter", "catch_up", "catch_up_window")},
         ),
         ("Monitoring", {"fields": ("notify", "ping_url")}),
+        ("Pause", {"fields": ("pause_display",)}),
         (
             "History",
             {
@@ -128,6 +142,8 @@ class ScheduleAdmin(admin.ModelAdmin):
                     "defined_in_code",
                     "created_at",
                     "updated_at",
+                    "why_display",
+                    "edit_history_display",
                 )
             },
         ),

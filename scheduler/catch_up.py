@@ -4,8 +4,9 @@ A fire time is *missed* when it passed while nothing ran it: after the schedule'
 claimed fire time (its ``last_claimed``: the ``scheduled_for`` of its latest run that
 was not started by hand) or, for a schedule that never ran, after its creation. Missed
 fire times coalesce: only the latest runs, and only if the schedule's catch-up is on
-and that fire time lies inside its catch-up window. :func:`decide` is pure; it returns
-what it decided and why, and the caller logs it.
+and that fire time lies inside its catch-up window. Fire times before the end of a
+pause (``paused_until``) are never missed: a paused schedule does not catch up.
+:func:`decide` is pure; it returns what it decided and why, and the caller logs it.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ class Outcome(enum.Enum):
     NOTHING_MISSED = "nothing missed"
     CATCH_UP_OFF = "catch-up off"
     OUTSIDE_WINDOW = "outside the catch-up window"
+    PAUSED = "paused"
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,10 @@ def decide(
     """
     timing = timing or schedule.timing
     since = max(last_claimed, schedule.created_at) if last_claimed else schedule.created_at
+    if schedule.paused_until is not None:
+        if schedule.paused_until > now:
+            return CatchUp(Outcome.PAUSED)
+        since = max(since, schedule.paused_until)  # fire times in a pause are not caught up
     missed = timing.latest_at_or_before(now, since)
     if missed is None:
         return CatchUp(Outcome.NOTHING_MISSED)

@@ -13,6 +13,7 @@ from django.core.management.base import CommandError
 
 from .describe import command_line, describe_cron, describe_timing, relative
 from .models import Run, Schedule, Status
+from .steer import pause_state
 from .timing import Timing, TimingError, get_zone
 
 
@@ -40,6 +41,7 @@ def schedule_rows(now: datetime) -> list[dict]:
                 "next_run_in": relative((fires[0] - now).total_seconds()) if fires else None,
                 "last_status": schedule.last_status,
                 "last_run": schedule.last_run_at.isoformat() if schedule.last_run_at else None,
+                "paused": pause_state(schedule, now) or None,
             }
         )
     return rows

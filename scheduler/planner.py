@@ -3,13 +3,14 @@
 *Planning* a schedule means deciding its catch-up (:mod:`scheduler.catch_up`), starting
 that run if any, and storing its job with its next fire time. A schedule is planned
 again when its row changes, so edits from admin or another process reach a running
-daemon without a restart.
+daemon without a restart. A paused schedule's job fires next after its pause ends (an
+indefinitely paused one has no job), so a pause ends on time with no re-planning.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import transaction
@@ -85,7 +86,7 @@ class Planner:
         current = {
             row[0]: row[1:]
             for row in Schedule.objects.filter(enabled=True).values_list(
-                "id", "updated_at", "cron", "interval", "timezone", "created_at"
+                "id", "updated_at", "cron", "interval", "timezone", "created_at", "paused_until"
             )
         }
         for schedule_id in self._planned.keys() - current.keys():
@@ -113,7 +114,11 @@ class Planner:
             try:
                 timing = schedule.timing
                 decision = catch_up.decide(schedule, last_claimed.get(schedule.pk), now, timing)
-                next_fire = timing.next_fire_time(now)
+                next_fire = (
+                    None
+                    if schedule.paused_indefinitely
+                    else timing.next_fire_time(resume_at(schedule, now))
+                )
             except (TimingError, ArithmeticError, ValueError) as exc:
                 # One row written around validation must not stop the others.
                 logger.error("Schedule %s cannot be scheduled: %s", schedule, exc)
@@ -127,3 +132,11 @@ class Planner:
                 continue
             plans.append(JobPlan(schedule.pk, schedule.name, timing, next_fire))
         self.jobs.put(plans)
+
+
+def resume_at(schedule: Schedule, now: datetime) -> datetime:
+    """Return when the schedule's next fire time is looked for: now, or its pause's end."""
+    if schedule.paused_until is not None and schedule.paused_until > now:
+        # A fire time exactly at the end of the pause runs: look from just before it.
+        return schedule.paused_until - timedelta(microseconds=1)
+    return now
