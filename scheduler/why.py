@@ -162,19 +162,23 @@ def _verdict(
             extra={"by": by, "reason": reason, "until": paused_until.isoformat()},
         )
     later = next((run for run in claimed if run.scheduled_for > fire), None)
-    if later is not None and later.reason == "catch_up":
-        detail = f"coalesced into catch-up run #{later.id}"
-        return Verdict(fire, Outcome.CAUGHT_UP, detail, later.id)
+    caught_up = later if later is not None and later.reason == "catch_up" else None
     enabled, disabling = history.value_at("enabled", fire)
     if enabled is False:
         who = (disabling.by or disabling.source) if disabling else "unknown"
         when = disabling.at.isoformat() if disabling else "before the recorded history"
+        # Re-enabling catches up like a start does: say so, the disabling stays the reason.
+        then = f"; caught up by run #{caught_up.id} when re-enabled" if caught_up else ""
         return Verdict(
             fire,
             Outcome.DISABLED,
-            f"disabled by {who} at {when}",
-            extra={"by": who, "disabled_at": disabling.at.isoformat() if disabling else None},
+            f"disabled by {who} at {when}{then}",
+            caught_up.id if caught_up else None,
+            {"by": who, "disabled_at": disabling.at.isoformat() if disabling else None},
         )
+    if caught_up is not None:
+        detail = f"coalesced into catch-up run #{caught_up.id}"
+        return Verdict(fire, Outcome.CAUGHT_UP, detail, caught_up.id)
     up = any(_up_at(span, fire, now) for span in facts.daemons)
     came_back = up or any(_up_after(span, fire, now) for span in facts.daemons)
     down = "" if up else "; no scheduler was running then"

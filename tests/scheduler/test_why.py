@@ -128,6 +128,15 @@ def test_a_fire_time_while_disabled_says_who_disabled_it_and_when():
     assert outcome(minutes(30), f).outcome is Outcome.RAN
 
 
+def test_a_disabled_fire_time_caught_up_on_re_enabling_still_reads_disabled():
+    off = ChangeFact(minutes(5), "bob", "admin", {"enabled": [True, False]})
+    on = ChangeFact(minutes(25), "bob", "admin", {"enabled": [False, True]})
+    catch = run(6, minutes(20), reason="catch_up", created_at=minutes(25))
+    verdict = outcome(minutes(10), facts(changes=[off, on], runs=[catch]))
+    assert (verdict.outcome, verdict.run_id) == (Outcome.DISABLED, 6)
+    assert "caught up by run #6" in verdict.detail
+
+
 def test_a_schedule_disabled_before_its_recorded_history_reads_disabled_from_the_first_edit():
     on = ChangeFact(minutes(25), "bob", "admin", {"enabled": [False, True]})
     assert outcome(minutes(20), facts(changes=[on])).outcome is Outcome.DISABLED
