@@ -132,5 +132,8 @@ def test_fire_times_while_disabled_name_who_disabled_it_and_when(
     enabled_at = timezone.now()
     wait_for(lambda: runs_of(schedule, scheduled_for__gt=enabled_at), 10)
     rows = why(schedule, disabled_at + timedelta(seconds=0.5), enabled_at - timedelta(seconds=0.5))
-    assert outcomes(rows) == {"disabled"}
-    assert {row["by"] for row in rows} == {admin_user.username}
+    # Re-enabling catches up the latest missed fire time: that one reads "caught up".
+    disabled = [row for row in rows if row["outcome"] == "disabled"]
+    assert len(rows) - len(disabled) <= 1 and len(disabled) >= 2
+    assert outcomes(rows) <= {"disabled", "caught up"}
+    assert {row["by"] for row in disabled} == {admin_user.username}
