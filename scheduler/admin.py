@@ -30,6 +30,7 @@ from .describe import (
     status_label,
 )
 from .models import Heartbeat, Run, Schedule, Status
+from .steer import resume_at
 from .timeline import timeline_view
 from .timing import TimingError
 
@@ -187,10 +188,10 @@ class ScheduleAdmin(SteerAdmin):
 
     @admin.display(description="Next run")
     def next_run_display(self, obj: Schedule) -> str:
-        if not obj.enabled:
+        if not obj.enabled or obj.paused_indefinitely:
             return "—"
         try:
-            fires = obj.next_fire_times(timezone.now(), 1)
+            fires = obj.next_fire_times(resume_at(obj, timezone.now()), 1)
         except TimingError as exc:
             return format_html('<span style="color:#dc3545">{}</span>', exc)
         if not fires:

@@ -13,7 +13,7 @@ from django.core.management.base import CommandError
 
 from .describe import command_line, describe_cron, describe_timing, relative
 from .models import Run, Schedule, Status
-from .steer import pause_state
+from .steer import pause_state, resume_at
 from .timing import Timing, TimingError, get_zone
 
 
@@ -28,7 +28,8 @@ def schedule_rows(now: datetime) -> list[dict]:
     rows = []
     for schedule in Schedule.objects.with_last_run():
         try:
-            fires = schedule.next_fire_times(now, 1) if schedule.enabled else []
+            runs = schedule.enabled and not schedule.paused_indefinitely
+            fires = schedule.next_fire_times(resume_at(schedule, now), 1) if runs else []
         except TimingError:
             fires = []
         rows.append(

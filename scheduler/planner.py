@@ -10,7 +10,7 @@ indefinitely paused one has no job), so a pause ends on time with no re-planning
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from django.db import transaction
@@ -20,6 +20,7 @@ from . import catch_up
 from .apscheduler_adapter import APSchedulerJobs, JobPlan
 from .launcher import Launcher, log_catch_up
 from .models import Reason, Schedule
+from .steer import resume_at
 from .timing import TimingError
 
 logger = logging.getLogger("scheduler.daemon")
@@ -132,11 +133,3 @@ class Planner:
                 continue
             plans.append(JobPlan(schedule.pk, schedule.name, timing, next_fire))
         self.jobs.put(plans)
-
-
-def resume_at(schedule: Schedule, now: datetime) -> datetime:
-    """Return when the schedule's next fire time is looked for: now, or its pause's end."""
-    if schedule.paused_until is not None and schedule.paused_until > now:
-        # A fire time exactly at the end of the pause runs: look from just before it.
-        return schedule.paused_until - timedelta(microseconds=1)
-    return now

@@ -43,6 +43,14 @@ def tomorrow(now: datetime) -> datetime:
     return dj_timezone.make_aware(midnight.replace(tzinfo=None))
 
 
+def resume_at(schedule: Schedule, now: datetime) -> datetime:
+    """Return when the schedule's next fire time is looked for: now, or its pause's end."""
+    if schedule.paused_until is not None and schedule.paused_until > now:
+        # A fire time exactly at the end of the pause runs: look from just before it.
+        return schedule.paused_until - timedelta(microseconds=1)
+    return now
+
+
 def pause_state(schedule: Schedule, now: datetime) -> str:
     """Return "" if ``schedule`` runs, else who paused it, why and until when."""
     if not schedule.is_paused(now):

@@ -16,8 +16,7 @@ from django.utils import timezone
 from scheduler.catch_up import Outcome, decide
 from scheduler.models import PAUSED_INDEFINITELY, Reason, Run, Schedule
 from scheduler.owners import Owner
-from scheduler.planner import resume_at
-from scheduler.steer import parse_duration, tomorrow
+from scheduler.steer import parse_duration, resume_at, tomorrow
 
 pytestmark = pytest.mark.django_db
 
@@ -134,3 +133,14 @@ def test_cli_pause_refuses_a_bad_duration_a_past_end_or_no_reason(make_schedule)
         schedules("pause", "nightly", "--until", "2000-01-01T00:00", "--reason", "r")
     with pytest.raises(CommandError, match="reason"):
         schedules("pause", "nightly", "--for", "1h", "--reason", "")
+
+
+def test_the_list_gives_a_paused_schedules_next_run_after_its_pause(make_schedule):
+    schedule = make_schedule(name="hourly", interval=3600)
+    end = timezone.now() + timedelta(hours=5)
+    schedule.pause(until=end, reason="r", by="alice")
+    [row] = json.loads(schedules("list", "--json"))
+    assert datetime.fromisoformat(row["next_run"]) >= end
+    schedule.pause(until=None, reason="r", by="alice")
+    [row] = json.loads(schedules("list", "--json"))
+    assert row["next_run"] is None
