@@ -81,12 +81,20 @@ def _before_save(sender: type[Schedule], instance: Schedule, raw: bool, **kwargs
 
 
 def _after_save(
-    sender: type[Schedule], instance: Schedule, created: bool, raw: bool, **kwargs: Any
+    sender: type[Schedule],
+    instance: Schedule,
+    created: bool,
+    raw: bool,
+    update_fields: frozenset[str] | None = None,
+    **kwargs: Any,
 ) -> None:
     if raw:
         return
     before = getattr(instance, "_history_before", None)
     after = snapshot(instance)
+    if update_fields is not None and before is not None:
+        # Only these were written; the instance's other fields may be stale.
+        after = {name: value for name, value in after.items() if name in update_fields}
     changes = diff(before or {}, after)
     if not changes:
         return

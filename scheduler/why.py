@@ -91,8 +91,12 @@ class Verdict:
         }
 
 
-def _parse(value: Any) -> Any:
-    if isinstance(value, str):
+# The recorded fields holding datetimes (kept as ISO 8601 strings in the history).
+DATETIME_FIELDS = frozenset({"paused_until", "created_at"})
+
+
+def _parse(name: str, value: Any) -> Any:
+    if name in DATETIME_FIELDS and isinstance(value, str):
         try:
             return datetime.fromisoformat(value)
         except ValueError:
@@ -115,10 +119,10 @@ class _History:
                 setting = change
             else:
                 if setting is None:
-                    return _parse(change.changes[name][0]), None
+                    return _parse(name, change.changes[name][0]), None
                 break
         if setting is not None:
-            return _parse(setting.changes[name][1]), setting
+            return _parse(name, setting.changes[name][1]), setting
         return self.current.get(name), None
 
 

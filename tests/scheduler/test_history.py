@@ -88,3 +88,12 @@ def test_a_pause_from_the_command_line_is_recorded_as_the_cli(make_schedule):
     change = schedule.changes.first()
     assert change.source == "cli"
     assert change.changes["pause_reason"] == ["", "x"]
+
+
+def test_a_save_of_some_fields_records_only_those_even_from_a_stale_instance(make_schedule):
+    schedule = make_schedule(name="s", interval=60)
+    stale = Schedule.objects.get(pk=schedule.pk)
+    schedule.interval = 120
+    schedule.save()
+    stale.pause(until=None, reason="r", by="alice")
+    assert set(stale.changes.first().changes) == {"paused_until", "pause_reason", "paused_by"}

@@ -179,3 +179,13 @@ def test_a_verdict_reads_as_json_ready_values():
         "run": 7,
         "status": "succeeded",
     }
+
+
+def test_a_pause_reason_that_looks_like_a_date_stays_text():
+    pause = ChangeFact(
+        minutes(5),
+        "a",
+        "cli",
+        {"paused_until": [None, minutes(25).isoformat()], "pause_reason": ["", "2026-11-24"]},
+    )
+    assert outcome(minutes(10), facts(changes=[pause])).extra["reason"] == "2026-11-24"
