@@ -9,11 +9,15 @@ change before it, else the old value of the first change after it, else the valu
 
 from __future__ import annotations
 
+import bisect
 import enum
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
+
+# How many runs started before a skip are searched for the one still going.
+BLOCKER_LOOKBACK = 50
 
 # A fire time this recent without a run may simply not have been claimed yet.
 DUE_GRACE = timedelta(seconds=60)
@@ -132,11 +136,15 @@ def explain(fire_times: Iterable[datetime], facts: Facts, now: datetime) -> list
     runs = sorted(facts.runs, key=lambda run: (run.scheduled_for, run.id))
     claimed = [run for run in runs if run.reason != "manual"]
     by_fire = {run.scheduled_for: run for run in claimed}
+    started = sorted(
+        (run for run in runs if run.status != "skipped" and run.started_at is not None),
+        key=_started,
+    )
     verdicts = []
     for fire in sorted(fire_times):
         if fire > now:
             break
-        verdicts.append(_verdict(fire, facts, history, runs, claimed, by_fire, now))
+        verdicts.append(_verdict(fire, facts, history, started, claimed, by_fire, now))
     return verdicts
 
 
@@ -144,14 +152,14 @@ def _verdict(
     fire: datetime,
     facts: Facts,
     history: _History,
-    runs: Sequence[RunFact],
+    started: Sequence[RunFact],
     claimed: Sequence[RunFact],
     by_fire: Mapping[datetime, RunFact],
     now: datetime,
 ) -> Verdict:
     own = by_fire.get(fire)
     if own is not None:
-        return _ran(fire, own, runs)
+        return _ran(fire, own, started)
     if fire < facts.created_at:
         return Verdict(fire, Outcome.BEFORE_CREATED, f"created at {facts.created_at.isoformat()}")
     paused_until, pause = history.value_at("paused_until", fire)
@@ -165,7 +173,8 @@ def _verdict(
             f"paused {until} by {by or 'unknown'}: {reason}",
             extra={"by": by, "reason": reason, "until": paused_until.isoformat()},
         )
-    later = next((run for run in claimed if run.scheduled_for > fire), None)
+    position = bisect.bisect_right(claimed, fire, key=lambda run: run.scheduled_for)
+    later = claimed[position] if position < len(claimed) else None
     caught_up = later if later is not None and later.reason == "catch_up" else None
     enabled, disabling = history.value_at("enabled", fire)
     if enabled is False:
@@ -202,17 +211,20 @@ def _verdict(
     return Verdict(fire, Outcome.UNEXPLAINED, "a scheduler was running but recorded no run")
 
 
-def _ran(fire: datetime, run: RunFact, runs: Sequence[RunFact]) -> Verdict:
+def _started(run: RunFact) -> datetime:
+    assert run.started_at is not None
+    return run.started_at
+
+
+def _ran(fire: datetime, run: RunFact, started: Sequence[RunFact]) -> Verdict:
     if run.status == "skipped":
+        # The latest run started before the skip that had not finished by then.
+        position = bisect.bisect_right(started, run.created_at, key=_started)
         blocker = next(
             (
                 other
-                for other in runs
-                if other.id != run.id
-                and other.status != "skipped"
-                and other.started_at is not None
-                and other.started_at <= run.created_at
-                and (other.finished_at is None or other.finished_at >= run.created_at)
+                for other in reversed(started[max(0, position - BLOCKER_LOOKBACK) : position])
+                if other.finished_at is None or other.finished_at >= run.created_at
             ),
             None,
         )
