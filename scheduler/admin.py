@@ -20,6 +20,7 @@ from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
+from .admin_steer import SteerAdmin
 from .conf import conf
 from .describe import (
     STATUS_COLOURS,
@@ -40,6 +41,7 @@ from .models import (
     ScheduleQuerySet,
     Status,
 )
+from .steer import resume_at
 from .timeline import timeline_url, timeline_view
 from .timing import TimingError
 
@@ -143,7 +145,7 @@ class LastStatusFilter(admin.SimpleListFilter):
 
 
 @admin.register(Schedule)
-class ScheduleAdmin(ScheduleAdminBase):
+class ScheduleAdmin(SteerAdmin):
     list_display = (
         "name",
         "command_display",
@@ -152,10 +154,19 @@ class ScheduleAdmin(ScheduleAdminBase):
         "next_run_display",
         "last_run_display",
         "success_rate_display",
+        "pause_display",
     )
     list_filter = ("enabled", "command", LastStatusFilter, "defined_in_code")
     search_fields = ("name", "command")
-    actions = ("enable", "disable", "run_now")
+    actions = (
+        "enable",
+        "disable",
+        "run_now",
+        "pause_hour",
+        "pause_tomorrow",
+        "pause_indefinitely",
+        "resume",
+    )
     formfield_overrides = {
         models.JSONField: {"widget": forms.Textarea(attrs={"rows": 2, "cols": 60})},
         models.URLField: {"assume_scheme": "https"},
@@ -167,6 +178,9 @@ class ScheduleAdmin(ScheduleAdminBase):
         "defined_in_code",
         "created_at",
         "updated_at",
+        "pause_display",
+        "edit_history_display",
+        "why_display",
     )
     fieldsets = (
         (None, {"fields": ("name", "command", "args", "enabled")}),
@@ -198,6 +212,7 @@ class ScheduleAdmin(ScheduleAdminBase):
                 )
             },
         ),
+        ("Pause", {"fields": ("pause_display",)}),
         (
             "History",
             {
@@ -208,6 +223,8 @@ class ScheduleAdmin(ScheduleAdminBase):
                     "defined_in_code",
                     "created_at",
                     "updated_at",
+                    "why_display",
+                    "edit_history_display",
                 )
             },
         ),
@@ -274,10 +291,10 @@ class ScheduleAdmin(ScheduleAdminBase):
 
     @admin.display(description="Next run")
     def next_run_display(self, obj: Schedule) -> str:
-        if not obj.enabled:
+        if not obj.enabled or obj.paused_indefinitely:
             return "—"
         try:
-            fires = obj.next_fire_times(timezone.now(), 1)
+            fires = obj.next_fire_times(resume_at(obj, timezone.now()), 1)
         except TimingError as exc:
             return format_html('<span style="color:#dc3545">{}</span>', exc)
         if not fires:

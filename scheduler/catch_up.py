@@ -7,8 +7,9 @@ fire times coalesce: only the latest runs, and only if the schedule's catch-up i
 and that fire time lies inside its catch-up window. With ``catch_up_runs="each"``, every
 missed fire time inside the window runs instead, oldest first, up to
 :data:`CATCH_UP_LIMIT` per start: the newest ones; older ones past that cap are left
-out, and the decision says how many and which. :func:`decide` is pure; it returns what
-it decided and why, and the caller logs it.
+out, and the decision says how many and which. Fire times before the end of a pause
+(``paused_until``) are never missed: a paused schedule does not catch up.
+:func:`decide` is pure; it returns what it decided and why, and the caller logs it.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ class Outcome(enum.Enum):
     NOTHING_MISSED = "nothing missed"
     CATCH_UP_OFF = "catch-up off"
     OUTSIDE_WINDOW = "outside the catch-up window"
+    PAUSED = "paused"
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,10 @@ def decide(
     """
     timing = timing or schedule.timing
     since = max(last_claimed, schedule.created_at) if last_claimed else schedule.created_at
+    if schedule.paused_until is not None:
+        if schedule.paused_until > now:
+            return CatchUp(Outcome.PAUSED)
+        since = max(since, schedule.paused_until)  # fire times in a pause are not caught up
     missed = timing.latest_at_or_before(now, since)
     if missed is None:
         return CatchUp(Outcome.NOTHING_MISSED)

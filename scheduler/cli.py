@@ -14,6 +14,7 @@ from django.core.management.base import CommandError
 
 from .describe import command_line, describe_cron, describe_timing, relative
 from .models import Run, Schedule, Status
+from .steer import pause_state, resume_at
 from .timing import Timing, TimingError, get_zone
 
 if TYPE_CHECKING:
@@ -36,7 +37,8 @@ def schedule_rows(now: datetime) -> list[dict[str, Any]]:
     schedules: QuerySet[WithAnnotations[Schedule, LastRun]] = Schedule.objects.with_last_run()
     for schedule in schedules:
         try:
-            fires = schedule.next_fire_times(now, 1) if schedule.enabled else []
+            runs = schedule.enabled and not schedule.paused_indefinitely
+            fires = schedule.next_fire_times(resume_at(schedule, now), 1) if runs else []
         except TimingError:
             fires = []
         rows.append(
@@ -49,6 +51,7 @@ def schedule_rows(now: datetime) -> list[dict[str, Any]]:
                 "next_run_in": relative((fires[0] - now).total_seconds()) if fires else None,
                 "last_status": schedule.last_status,
                 "last_run": schedule.last_run_at.isoformat() if schedule.last_run_at else None,
+                "paused": pause_state(schedule, now) or None,
             }
         )
     return rows

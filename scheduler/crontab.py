@@ -23,6 +23,7 @@ from django.core.management.base import CommandError
 from django.db import transaction
 
 from .describe import describe_cron
+from .history import changed_by, terminal_user
 from .models import Schedule
 from .timing import ALIASES, TimingError, expand_cron
 
@@ -702,7 +703,7 @@ def _existing(schedule: Schedule) -> tuple[Schedule | None, str]:
 
 def apply(reviewed: list[Reviewed]) -> None:
     """Create the valid proposals that do not exist yet, all or none."""
-    with transaction.atomic():
+    with transaction.atomic(), changed_by(terminal_user(), "crontab"):
         for item in reviewed:
             if item.errors or item.existing is not None:
                 continue

@@ -16,6 +16,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
+from .history import changed_by
 from .models import Schedule
 
 logger = logging.getLogger("scheduler.declared")
@@ -56,6 +57,7 @@ def declared_schedule(name: str, fields: dict[str, Any], existing: Schedule | No
 
 
 @transaction.atomic
+@changed_by('SCHEDULER["SCHEDULES"]', "code")
 def sync_declared(declared: dict[str, dict[str, Any]]) -> dict[str, list[str]]:
     """Bring the database in line with the declarations; say what changed."""
     report: dict[str, list[str]] = {"created": [], "updated": [], "disabled": [], "invalid": []}

@@ -27,7 +27,7 @@ its own: ``claim`` and ``start`` decide it under the schedule's row lock.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol, TypedDict, cast
 
 from django.conf import settings
@@ -100,6 +100,11 @@ MAX_JITTER = 24 * 3600
 MAX_KEEP_RUNS = 1_000_000
 MAX_KEEP_DAYS = 36_500
 MAX_ALERT_AFTER = 365 * 24 * 3600
+
+
+# ``paused_until`` of a pause with no end: far enough to be "never", near enough that
+# converting it to any timezone stays inside ``datetime``'s range.
+PAUSED_INDEFINITELY = datetime(9999, 1, 1, tzinfo=UTC)
 
 
 def at_most(limit: int, unit: str, meaning: str = "") -> MaxValueValidator:
@@ -245,6 +250,14 @@ class Schedule(models.Model):
         help_text="After missed fire times, run only the latest or each of them (oldest "
         "first, within the catch-up window, at most 100 per start).",
     )
+    paused_until = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="Fire times before this are not run, nor caught up afterwards. "
+        "A pause ends on its own at this time; a past value is the end of the last pause.",
+    )
+    pause_reason = models.CharField(max_length=500, blank=True)
+    paused_by = models.CharField(max_length=200, blank=True)
 
     objects = ScheduleQuerySet.as_manager()
 
@@ -276,6 +289,30 @@ class Schedule(models.Model):
         """Return the next ``count`` fire times after ``after``, in the schedule's timezone."""
         zone = get_zone(self.timezone)
         return [fire.astimezone(zone) for fire in self.timing.next_fire_times(after, count)]
+
+    def is_paused(self, at: datetime) -> bool:
+        """Return whether the schedule is paused at ``at``."""
+        return self.paused_until is not None and at < self.paused_until
+
+    @property
+    def paused_indefinitely(self) -> bool:
+        """Return whether the pause has no end (``resume`` ends it)."""
+        return self.paused_until is not None and self.paused_until >= PAUSED_INDEFINITELY
+
+    def pause(self, *, until: datetime | None, reason: str, by: str) -> None:
+        """Pause until ``until`` (None: until resumed) for ``reason``, and save."""
+        if not reason.strip():
+            raise ValidationError({"pause_reason": "Give a reason for the pause."})
+        self.paused_until = PAUSED_INDEFINITELY if until is None else until
+        self.pause_reason, self.paused_by = reason.strip(), by
+        self.save(update_fields=["paused_until", "pause_reason", "paused_by", "updated_at"])
+
+    def resume(self, now: datetime) -> None:
+        """End the pause at ``now`` (kept as the pause's end: catch-up counts from it), and save."""
+        if self.paused_until is not None and self.paused_until > now:
+            self.paused_until = now
+        self.pause_reason = self.paused_by = ""
+        self.save(update_fields=["paused_until", "pause_reason", "paused_by", "updated_at"])
 
     def effective_executor(self) -> str:
         """Return the executor runs of this schedule use: its own, or the settings'."""
@@ -702,7 +739,12 @@ class Run(models.Model):
         now = dj_timezone.now()
         with transaction.atomic():
             schedule, busy = _lock_schedule(schedule_id, queued_too=True)
-            if schedule is None or not schedule.enabled or (busy and if_free):
+            if (
+                schedule is None
+                or not schedule.enabled
+                or schedule.is_paused(scheduled_for)
+                or (busy and if_free)
+            ):
                 return None
             run = cls._claimed(schedule, reason, scheduled_for, now, owner=owner, busy=busy)
             try:
@@ -1009,3 +1051,29 @@ class DatabaseOutage(models.Model):
     @property
     def duration(self) -> timedelta:
         return self.ended_at - self.started_at
+
+
+class ScheduleChange(models.Model):
+    """One edit of a schedule, append-only: who, when, from where, each field's old and new.
+
+    Written by :mod:`scheduler.history` for every save and delete of a ``Schedule``.
+    """
+
+    schedule = models.ForeignKey(
+        Schedule, null=True, blank=True, on_delete=models.SET_NULL, related_name="changes"
+    )
+    schedule_name = models.CharField(max_length=200)
+    changed_at = models.DateTimeField(default=dj_timezone.now, db_index=True)
+    changed_by = models.CharField(max_length=200, blank=True)
+    source = models.CharField(
+        max_length=16, help_text='"admin", "cli", "code", "crontab" or "orm".'
+    )
+    action = models.CharField(max_length=8, help_text='"created", "changed" or "deleted".')
+    # {field: [old, new]} in JSON form (datetimes as ISO 8601 strings).
+    changes = models.JSONField(default=dict)
+
+    class Meta:
+        ordering = ["-changed_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.schedule_name} {self.action} at {self.changed_at:%Y-%m-%d %H:%M:%S}"

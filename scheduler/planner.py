@@ -3,7 +3,8 @@
 *Planning* a schedule means deciding its catch-up (:mod:`scheduler.catch_up`), starting
 that run if any, and storing its job with its next fire time. A schedule is planned
 again when its row changes, so edits from admin or another process reach a running
-daemon without a restart.
+daemon without a restart. A paused schedule's job fires next after its pause ends (an
+indefinitely paused one has no job), so a pause ends on time with no re-planning.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from . import catch_up
 from .apscheduler_adapter import APSchedulerJobs, JobPlan
 from .launcher import Launcher
 from .models import Schedule
+from .steer import resume_at
 from .timing import TimingError
 
 logger = logging.getLogger("scheduler.daemon")
@@ -85,7 +87,7 @@ class Planner:
         current = {
             row[0]: row[1:]
             for row in Schedule.objects.filter(enabled=True).values_list(
-                "id", "updated_at", "cron", "interval", "timezone", "created_at"
+                "id", "updated_at", "cron", "interval", "timezone", "created_at", "paused_until"
             )
         }
         for schedule_id in self._planned.keys() - current.keys():
@@ -113,7 +115,11 @@ class Planner:
             try:
                 timing = schedule.timing
                 decision = catch_up.decide(schedule, last_claimed.get(schedule.pk), now, timing)
-                next_fire = timing.next_fire_time(now)
+                next_fire = (
+                    None
+                    if schedule.paused_indefinitely
+                    else timing.next_fire_time(resume_at(schedule, now))
+                )
             except (TimingError, ArithmeticError, ValueError) as exc:
                 # One row written around validation must not stop the others.
                 logger.error("Schedule %s cannot be scheduled: %s", schedule, exc)

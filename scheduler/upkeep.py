@@ -97,7 +97,8 @@ class Upkeep:
         interrupted += self.end_lost_runs()
         for run in interrupted:
             self.pool.submit(runner.finished, run)  # mail may be slow; the loop must not wait
-        prune_heartbeats(keep_for=timedelta(days=7))
+        # Daemons' up-time answers `schedules why` as far back as runs are kept.
+        prune_heartbeats(keep_for=timedelta(days=max(7, conf.KEEP_DAYS)))
         if Run.objects.awaiting_worker(now - stale_after).exists():
             self.pool.submit_once("lost tasks", fail_lost_tasks, now - stale_after)
 

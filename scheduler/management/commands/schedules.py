@@ -4,13 +4,15 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from typing import Any, TextIO, TypeVar
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
-from scheduler import cli, crontab
+from scheduler import cli, crontab, history, steer, why_query
 from scheduler.commands import CommandNotAllowed, check_allowed
 from scheduler.execution import execute_run
 from scheduler.executor import execute
@@ -46,6 +48,24 @@ class Command(BaseCommand):
         preview.add_argument("--timezone", dest="zone", default=settings.TIME_ZONE)
         preview.add_argument("--count", type=int, default=10)
         preview.add_argument("--json", action="store_true")
+        pause = verbs.add_parser(
+            "pause", help="Pause a schedule: its fire times until then neither run nor catch up."
+        )
+        pause.add_argument("name")
+        pause.add_argument("--reason", required=True, help="Why (shown in lists and `why`).")
+        end = pause.add_mutually_exclusive_group()
+        end.add_argument("--for", dest="for_", metavar="DURATION", help="e.g. 30m, 2h, 1d")
+        end.add_argument("--until", metavar="TIME", help="ISO 8601, e.g. 2026-03-01T14:00")
+        resume = verbs.add_parser("resume", help="End a schedule's pause now.")
+        resume.add_argument("name")
+        why = verbs.add_parser(
+            "why", help="Why each fire time of a schedule ran or did not (default: last 24 h)."
+        )
+        why.add_argument("name")
+        why.add_argument("--at", metavar="TIME", help="Only the fire time at TIME (ISO 8601).")
+        why.add_argument("--from", dest="from_", metavar="TIME")
+        why.add_argument("--to", metavar="TIME")
+        why.add_argument("--json", action="store_true")
         importing = verbs.add_parser(
             "import-crontab",
             help="Schedules for the manage.py lines of a crontab; --apply creates them.",
@@ -82,6 +102,7 @@ class Command(BaseCommand):
             ("last_status", "LAST"),
             ("enabled", "ON"),
             ("command", "COMMAND"),
+            ("paused", "PAUSED"),
         ]
         self.emit(rows, json, lambda data: cli.table(data, columns))
 
@@ -109,6 +130,67 @@ class Command(BaseCommand):
                 [f"{d['expression']}: {d['description']} ({d['timezone']})", *d["next"]]
             ),
         )
+
+    def do_pause(
+        self, name: str, reason: str, for_: str | None, until: str | None, **options: Any
+    ) -> None:
+        now = timezone.now()
+        try:
+            end = (
+                now + steer.parse_duration(for_)
+                if for_
+                else steer.parse_moment(until)
+                if until
+                else None
+            )
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
+        if end is not None and end <= now:
+            raise CommandError("The pause must end in the future.")
+        schedule = cli.find_schedule(name)
+        who = history.terminal_user()
+        with history.changed_by(who, "cli"):
+            try:
+                schedule.pause(until=end, reason=reason, by=who or "cli")
+            except ValidationError as exc:
+                raise CommandError("; ".join(exc.messages)) from None
+        self.stdout.write(f"{schedule.name}: {steer.pause_state(schedule, now)}")
+
+    def do_resume(self, name: str, **options: Any) -> None:
+        schedule = cli.find_schedule(name)
+        now = timezone.now()
+        if not schedule.is_paused(now):
+            self.stdout.write(f"{schedule.name} is not paused.")
+            return
+        with history.changed_by(history.terminal_user(), "cli"):
+            schedule.resume(now)
+        self.stdout.write(f"{schedule.name} resumed: it runs from its next fire time.")
+
+    def do_why(
+        self,
+        name: str,
+        at: str | None,
+        from_: str | None,
+        to: str | None,
+        json: bool,
+        **options: Any,
+    ) -> None:
+        schedule = cli.find_schedule(name)
+        now = timezone.now()
+        try:
+            if at:
+                moment = steer.parse_moment(at)
+                # The fire time at TIME, or the latest one before it.
+                fire = schedule.timing.previous_fire_time(moment + timedelta(microseconds=1))
+                start = end = fire or moment
+            else:
+                end = steer.parse_moment(to) if to else now
+                start = steer.parse_moment(from_) if from_ else end - timedelta(days=1)
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
+        verdicts = [v.as_dict() for v in why_query.why(schedule, start, end, now)]
+        columns = [("fire_time", "FIRE TIME"), ("outcome", "OUTCOME"), ("detail", "WHY")]
+        self.emit(verdicts, json, lambda data: cli.table(data, columns))
 
     def do_import_crontab(
         self,
