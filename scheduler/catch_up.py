@@ -67,10 +67,14 @@ def decide(
 
 
 def last_claimed_fire_times(schedule_ids: list[int]) -> dict[int, datetime]:
-    """Return each schedule's latest claimed fire time, manual runs aside (one query)."""
+    """Return each schedule's latest claimed fire time, manual runs aside (one query).
+
+    Backfill runs are aside too: a backfilled past range says nothing about what the
+    daemon missed since.
+    """
     rows = (
         Run.objects.filter(schedule_id__in=schedule_ids)
-        .exclude(reason=Reason.MANUAL)
+        .exclude(reason__in=[Reason.MANUAL, Reason.BACKFILL])
         .values("schedule_id")
         .annotate(latest=Max("scheduled_for"))
     )

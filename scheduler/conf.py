@@ -44,6 +44,8 @@ DEFAULTS: dict[str, Any] = {
     # A "tasks" run with no timeout still running after this many seconds is taken for
     # lost (its worker gone unnoticed) and ended as interrupted.
     "TASKS_MAX_AGE": 24 * 3600,
+    # Backfill runs of one schedule a daemon runs at the same time, oldest first.
+    "BACKFILL_CONCURRENCY": 1,
 }
 
 EXECUTORS = ("process", "thread", "tasks")

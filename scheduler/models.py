@@ -60,6 +60,9 @@ MAX_TIMEOUT = 365 * 24 * 3600
 MAX_JITTER = 24 * 3600
 MAX_KEEP_RUNS = 1_000_000
 MAX_KEEP_DAYS = 36_500
+MAX_RETRIES = 10
+# The first retry waits retry_delay, each later one twice the one before, never more than this.
+MAX_RETRY_DELAY = 24 * 3600
 
 
 def at_most(limit: int, unit: str, meaning: str = "") -> MaxValueValidator:
@@ -162,6 +165,18 @@ class Schedule(models.Model):
     )
     created_at = models.DateTimeField(default=dj_timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
+    retries = models.PositiveSmallIntegerField(
+        default=0,
+        validators=[at_most(MAX_RETRIES, "retries")],
+        help_text="Run a failed or timed-out run again up to this many times, 0 to 10.",
+    )
+    retry_delay = models.PositiveIntegerField(
+        "retry delay",
+        default=60,
+        validators=[at_most(MAX_RETRY_DELAY, "seconds", " (one day)")],
+        help_text="Seconds before the first retry, 1 to 86400 (one day); each later retry "
+        "waits twice as long as the one before, at most one day.",
+    )
 
     objects = ScheduleQuerySet.as_manager()
 
@@ -220,6 +235,8 @@ class Schedule(models.Model):
                 errors[field] = "Must not be negative."
         if self.timeout == 0:
             errors["timeout"] = "Must be at least one second, or empty for no timeout."
+        if self.retries and not self.retry_delay:
+            errors["retry_delay"] = "Must be at least one second when the schedule retries."
         if self.timeout and self.effective_executor() == Executor.THREAD:
             errors["timeout"] = (
                 "A thread cannot be stopped from outside; use the process executor "
@@ -344,6 +361,12 @@ class Reason(models.TextChoices):
     SCHEDULED = "scheduled", "Scheduled"
     CATCH_UP = "catch_up", "Catch-up"
     MANUAL = "manual", "Manual"
+    RETRY = "retry", "Retry"
+    BACKFILL = "backfill", "Backfill"
+
+
+# Runs created ``queued`` for a daemon to start (``start_queued``), not claimed at a fire time.
+QUEUED_REASONS = frozenset({Reason.MANUAL, Reason.RETRY, Reason.BACKFILL})
 
 
 class Status(models.TextChoices):
@@ -401,14 +424,48 @@ class Run(models.Model):
         blank=True,
         help_text="Seconds of start delay allowed (the schedule's, at claim).",
     )
+    attempt = models.PositiveSmallIntegerField(
+        default=1, help_text="1 for a first attempt; 2 for its first retry, and so on."
+    )
+    first_attempt = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="retry_runs",
+        help_text="The run this one retries (the first attempt).",
+    )
+    run_after = models.DateTimeField(
+        null=True, blank=True, help_text="A queued run does not start before this (a retry)."
+    )
+    rerun_of = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="reruns",
+        help_text="The failed run of the same fire time this backfill run reruns.",
+    )
 
     class Meta:
         ordering = ["-scheduled_for", "-id"]
         constraints = [
             models.UniqueConstraint(
                 fields=["schedule", "scheduled_for"],
-                condition=~Q(reason="manual"),
+                # Retries and reruns repeat a fire time on purpose; each has its own
+                # once-only rule below.
+                condition=~Q(reason__in=["manual", "retry"]) & Q(rerun_of__isnull=True),
                 name="scheduler_run_once_per_fire_time",
+            ),
+            models.UniqueConstraint(
+                fields=["first_attempt", "attempt"],
+                condition=Q(first_attempt__isnull=False),
+                name="scheduler_run_once_per_attempt",
+            ),
+            models.UniqueConstraint(
+                fields=["rerun_of"],
+                condition=Q(rerun_of__isnull=False),
+                name="scheduler_run_rerun_once",
             ),
         ]
         indexes = [
@@ -543,6 +600,8 @@ class Run(models.Model):
             busy = False
             if self.schedule_id is not None:
                 _, busy = _lock_schedule(self.schedule_id)
+                if self.waits(busy):
+                    return False
             changes = owner.fields()
             if busy:
                 changes.update(
@@ -557,6 +616,24 @@ class Run(models.Model):
             for field, value in changes.items():
                 setattr(self, field, value)
         return bool(taken)
+
+    def waits(self, busy: bool) -> bool:
+        """Should this queued retry or backfill run stay queued for now?
+
+        It waits, instead of being skipped, while its schedule is busy, and a backfill
+        run also while ``BACKFILL_CONCURRENCY`` backfill runs of its schedule are going.
+        Must run under the schedule's lock (``_lock_schedule``).
+        """
+        if self.reason not in (Reason.RETRY, Reason.BACKFILL) or self.executor == Executor.TASKS:
+            return False
+        if busy:
+            return True
+        if self.reason != Reason.BACKFILL:
+            return False
+        going = Run.objects.filter(
+            schedule_id=self.schedule_id, reason=Reason.BACKFILL, status=Status.RUNNING
+        )
+        return going.count() >= conf.BACKFILL_CONCURRENCY
 
     def take_hand_over(self, *, retry_before: datetime | None = None) -> bool:
         """Take the right to enqueue this queued run on the task backend; True only once.
@@ -637,11 +714,12 @@ class Run(models.Model):
         """Give back a run taken but never started (its jitter delay was cut short).
 
         A fire time's run is deleted, so the fire time is unclaimed again and catch-up
-        runs it at the next start; a queued manual run goes back to ``queued``. Only a
+        runs it at the next start; a queued manual, retry or backfill run goes back to
+        ``queued``. Only a
         run still ``running`` under its owner is released; returns whether this call did.
         """
         mine = Run.objects.filter(pk=self.pk, status=Status.RUNNING, heartbeat_id=self.heartbeat_id)
-        if self.reason == Reason.MANUAL:
+        if self.reason in QUEUED_REASONS:
             return bool(
                 mine.update(
                     status=Status.QUEUED, started_at=None, host="", pid=None, heartbeat=None

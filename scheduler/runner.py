@@ -25,6 +25,7 @@ from .executor import ExecutionResult, OutputCallback, execute
 from .models import Executor, Owner, Reason, Run, Status
 from .output import CappedBuffer
 from .pings import ping
+from .retries import plan_retry
 from .signals import run_finished
 
 logger = logging.getLogger("scheduler.runner")
@@ -281,7 +282,8 @@ def _execute_run(
         run.duration.total_seconds(),
         run.exit_code,
     )
-    ping(ping_base, "success" if run.status == Status.SUCCEEDED else "failure", run.exit_code)
+    if plan_retry(run) is None:
+        ping(ping_base, "success" if run.status == Status.SUCCEEDED else "failure", run.exit_code)
     finished(run)
     return run
 
