@@ -19,6 +19,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
+from . import admin_backfill
 from .conf import conf
 from .describe import (
     STATUS_COLOURS,
@@ -106,6 +107,7 @@ class ScheduleAdmin(admin.ModelAdmin):
     readonly_fields = (
         "next_runs_display",
         "recent_runs_display",
+        "backfill_display",
         "defined_in_code",
         "created_at",
         "updated_at",
@@ -118,11 +120,13 @@ class ScheduleAdmin(admin.ModelAdmin):
             {"fields": ("executor", "timeout", "overlap", "jitter", "catch_up", "catch_up_window")},
         ),
         ("Monitoring", {"fields": ("notify", "ping_url")}),
+        ("Retries", {"fields": ("retries", "retry_delay")}),
         (
             "History",
             {
                 "fields": (
                     "recent_runs_display",
+                    "backfill_display",
                     "keep_runs",
                     "keep_days",
                     "defined_in_code",
@@ -248,6 +252,15 @@ class ScheduleAdmin(admin.ModelAdmin):
             runs_url(obj.pk),
         )
 
+    @admin.display(description="Backfill")
+    def backfill_display(self, obj: Schedule) -> str:
+        return admin_backfill.backfill_display(obj) if obj.pk else "—"
+
+    def get_urls(self):
+        view = self.admin_site.admin_view(partial(admin_backfill.backfill_view, model_admin=self))
+        url = path("<path:object_id>/backfill/", view, name="scheduler_schedule_backfill")
+        return [url, *super().get_urls()]
+
     @admin.action(description="Enable selected schedules", permissions=["change"])
     def enable(self, request: HttpRequest, queryset: QuerySet[Schedule]) -> None:
         self._set_enabled(request, queryset, True)
@@ -310,6 +323,7 @@ class RunAdmin(admin.ModelAdmin):
         "command_display",
         "reason",
         "status_display",
+        "attempts_display",
         "scheduled_for_display",
         "created_at_display",
         "started_at_display",
@@ -352,6 +366,10 @@ class RunAdmin(admin.ModelAdmin):
         live = obj is not None and obj.status in (Status.RUNNING, Status.QUEUED)
         context["refresh_seconds"] = 2 if live else None
         return super().render_change_form(request, context, add, change, form_url, obj)
+
+    @admin.display(description="Attempts")
+    def attempts_display(self, obj: Run) -> str:
+        return admin_backfill.attempts_display(obj)
 
     @admin.display(description="Scheduled for")
     def scheduled_for_display(self, obj: Run) -> str:
