@@ -148,7 +148,7 @@ def next_runs(retry_before: datetime) -> list[tuple[int, str, str]]:
     queued = Run.objects.filter(
         Run.open_hand_over(retry_before), reason=Reason.BACKFILL, status=Status.QUEUED
     )
-    schedule_ids = list(queued.values_list("schedule_id", flat=True).distinct()[:100])
+    schedule_ids = list(queued.order_by().values_list("schedule_id", flat=True).distinct()[:100])
     going = Q(status=Status.RUNNING) | Q(
         status=Status.QUEUED, executor=Executor.TASKS, enqueued_at__isnull=False
     )
