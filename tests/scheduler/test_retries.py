@@ -71,12 +71,13 @@ def test_last_failed_attempt_is_mailed_once(start_daemon, make_schedule, tmp_pat
     def ended():
         runs = list(Run.objects.filter(schedule=schedule).order_by("attempt"))
         done = len(runs) == 2 and runs[-1].status == Status.FAILED
-        return runs if done and list(mail.iterdir()) else None
+        written = [path.read_text() for path in mail.iterdir()]
+        return (runs, written) if done and all(written) and written else None
 
-    runs = wait_for(ended, 30)
+    runs, messages = wait_for(ended, 30)
     assert [run.notified_at is not None for run in runs] == [True, True]
-    (message,) = mail.iterdir()
-    assert f"/scheduler/run/{runs[1].pk}/" in message.read_text()
+    (message,) = messages
+    assert f"/scheduler/run/{runs[1].pk}/" in message
 
 
 FIRE = datetime(2026, 3, 1, 3, 0, tzinfo=UTC)
@@ -166,11 +167,11 @@ def test_retried_attempt_sends_no_mail_and_last_failed_one_does(
     assert f"/scheduler/run/{retry.pk}/" in mailoutbox[0].body
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db
 def test_retry_starts_only_after_its_run_after(make_schedule):
     schedule = make_schedule(retries=1, retry_delay=60, executor="thread")
     retry = plan_retry(ended(schedule), FIRE)
-    pool = InFlightPool(2)
+    pool = InFlightPool(2, inline=True)
     launcher = Launcher(
         pool,
         stop=threading.Event(),
