@@ -6,6 +6,8 @@ needs the ``scheduler.run_schedule`` permission, like "Run now".
 
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
@@ -35,12 +37,12 @@ class BackfillForm(forms.Form):
         help_text="Also queue a new run for fire times whose latest run failed.",
     )
 
-    def __init__(self, *args, schedule: Schedule, **kwargs) -> None:
+    def __init__(self, *args: Any, schedule: Schedule, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.schedule = schedule
 
-    def clean(self) -> dict:
-        data = super().clean()
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
         if self.errors:
             return data
         try:
@@ -55,7 +57,7 @@ class BackfillForm(forms.Form):
 
 
 def backfill_view(
-    request: HttpRequest, object_id: str, *, model_admin: admin.ModelAdmin
+    request: HttpRequest, object_id: str, *, model_admin: admin.ModelAdmin[Schedule]
 ) -> HttpResponse:
     """Show the form; on submit list (dry run) or queue the runs of the range."""
     if not request.user.has_perm("scheduler.run_schedule"):
@@ -130,7 +132,7 @@ def attempts_display(run: Run) -> str:
         parts.append(format_html("<p>{}: {}</p>", summary, items))
     else:
         parts.append(format_html("<p>Attempt {}</p>", run.attempt))
-    links = [("Rerun of", run.rerun_of)] if run.rerun_of_id else []
+    links = [("Rerun of", run.rerun_of)] if run.rerun_of is not None else []
     links += [("Rerun as", rerun) for rerun in run.reruns.all()]
     for label, other in links:
         parts.append(

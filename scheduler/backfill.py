@@ -99,13 +99,13 @@ def plan(
         latest[run.scheduled_for] = run
     items = []
     for fire in fires:
-        run = latest.get(fire)
-        if run is None:
+        had = latest.get(fire)
+        if had is None:
             items.append(Item(fire, QUEUE))
-        elif rerun_failed and run.status in PROBLEM_STATUSES:
-            items.append(Item(fire, RERUN, run))
+        elif rerun_failed and had.status in PROBLEM_STATUSES:
+            items.append(Item(fire, RERUN, had))
         else:
-            items.append(Item(fire, LEAVE, run))
+            items.append(Item(fire, LEAVE, had))
     return items
 
 
@@ -132,14 +132,14 @@ def queue(schedule: Schedule, items: list[Item], now: datetime | None = None) ->
     return done
 
 
-def oldest_queued(retry_before: datetime) -> QuerySet[Run]:
+def oldest_queued(retry_before: datetime) -> QuerySet[Run, int]:
     """A subquery of each schedule's oldest queued backfill run (the daemon's cheap test
     for "any backfill waiting?", inside the query for queued runs)."""
     queued = Run.objects.filter(
         Run.open_hand_over(retry_before), reason=Reason.BACKFILL, status=Status.QUEUED
     )
     oldest = queued.filter(schedule_id=OuterRef("schedule_id")).order_by("scheduled_for", "id")
-    return queued.filter(pk=Subquery(oldest.values("pk")[:1])).values("pk")
+    return queued.filter(pk=Subquery(oldest.values("pk")[:1])).values_list("pk", flat=True)
 
 
 def next_runs(retry_before: datetime) -> list[tuple[int, str, str]]:
@@ -188,7 +188,7 @@ def progress(schedule: Schedule) -> Progress | None:
     return progress_of(backfills.filter(created_at__gte=since))
 
 
-def progress_of(runs) -> Progress:
+def progress_of(runs: QuerySet[Run]) -> Progress:
     """Ended, total and problem counts of a set of backfill runs."""
     counts = dict(
         runs.values_list("status").annotate(count=Count("id")).values_list("status", "count")
