@@ -827,7 +827,8 @@ def _lock_schedule(schedule_id: int, *, queued_too: bool = False) -> tuple[Sched
     schedule = Schedule.objects.select_for_update().filter(pk=schedule_id).first()
     pending = Q(status=Status.RUNNING)
     if queued_too:
-        pending |= Q(status=Status.QUEUED, executor=Executor.TASKS)
+        # A retry waiting for its run_after does not hold the schedule up.
+        pending |= Q(status=Status.QUEUED, executor=Executor.TASKS) & ~Q(run_after__gt=Now())
     busy = (
         schedule is not None
         and schedule.overlap == Overlap.SKIP

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.utils import timezone
 
 from scheduler.in_flight import InFlightPool
 from scheduler.launcher import Launcher
@@ -200,3 +201,11 @@ def test_due_retry_waits_while_its_skip_schedule_is_busy_and_a_waiting_one_block
     Run.objects.filter(pk=later.pk).update(status=Status.SUCCEEDED)
     assert retry.start_queued(owner=Owner("box", 3))
     assert retry.status == Status.RUNNING
+
+
+@pytest.mark.django_db
+def test_waiting_tasks_retry_does_not_block_new_fire_times(make_schedule):
+    schedule = make_schedule(executor="tasks", retries=1, retry_delay=3600)
+    plan_retry(ended(schedule), timezone.now())
+    later = Run.claim(schedule.pk, FIRE + timedelta(hours=1), Reason.SCHEDULED, owner=Owner("b", 2))
+    assert later.status == Status.QUEUED  # handed to a worker, not skipped
