@@ -595,13 +595,14 @@ class Run(models.Model):
         Returns False if another process took it first: the conditional update is what
         makes a queued run start once however many daemons see it.
         """
-        now = dj_timezone.now()
         with transaction.atomic():
             busy = False
             if self.schedule_id is not None:
                 _, busy = _lock_schedule(self.schedule_id)
                 if self.waits(busy):
                     return False
+            # Read under the lock: a run started after another ended starts after its end.
+            now = dj_timezone.now()
             changes = owner.fields()
             if busy:
                 changes.update(
