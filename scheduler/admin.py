@@ -20,6 +20,7 @@ from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
+from . import admin_backfill
 from .admin_steer import SteerAdmin
 from .conf import conf
 from .describe import (
@@ -175,6 +176,7 @@ class ScheduleAdmin(SteerAdmin):
         "alerts_display",
         "next_runs_display",
         "recent_runs_display",
+        "backfill_display",
         "defined_in_code",
         "created_at",
         "updated_at",
@@ -212,12 +214,14 @@ class ScheduleAdmin(SteerAdmin):
                 )
             },
         ),
+        ("Retries", {"fields": ("retries", "retry_delay")}),
         ("Pause", {"fields": ("pause_display",)}),
         (
             "History",
             {
                 "fields": (
                     "recent_runs_display",
+                    "backfill_display",
                     "keep_runs",
                     "keep_days",
                     "defined_in_code",
@@ -373,6 +377,15 @@ class ScheduleAdmin(SteerAdmin):
             timeline_url(obj),
         )
 
+    @admin.display(description="Backfill")
+    def backfill_display(self, obj: Schedule) -> str:
+        return admin_backfill.backfill_display(obj) if obj.pk else "—"
+
+    def get_urls(self) -> list[URLPattern]:
+        view = self.admin_site.admin_view(partial(admin_backfill.backfill_view, model_admin=self))
+        url = path("<path:object_id>/backfill/", view, name="scheduler_schedule_backfill")
+        return [url, *super().get_urls()]
+
     @admin.action(description="Enable selected schedules", permissions=["change"])
     def enable(self, request: HttpRequest, queryset: QuerySet[Schedule]) -> None:
         self._set_enabled(request, queryset, True)
@@ -434,6 +447,7 @@ class RunAdmin(RunAdminBase):
         "command_display",
         "reason",
         "status_display",
+        "attempts_display",
         "scheduled_for_display",
         "created_at_display",
         "started_at_display",
@@ -494,6 +508,10 @@ class RunAdmin(RunAdminBase):
         live = obj is not None and obj.status in (Status.RUNNING, Status.QUEUED)
         context["refresh_seconds"] = 2 if live else None
         return super().render_change_form(request, context, add, change, form_url, obj)
+
+    @admin.display(description="Attempts")
+    def attempts_display(self, obj: Run) -> str:
+        return admin_backfill.attempts_display(obj)
 
     @admin.display(description="Scheduled for")
     def scheduled_for_display(self, obj: Run) -> str:

@@ -118,7 +118,10 @@ def _each(
 
 
 def last_claimed_fire_times(schedule_ids: list[int]) -> dict[int, datetime]:
-    """Return each schedule's latest claimed fire time, manual runs aside (one query)."""
+    """Return each schedule's latest claimed fire time, manual and backfill runs aside.
+
+    A backfilled past range says nothing about what the daemon missed since.
+    """
     return Run.objects.latest_fire_times(schedule_ids)
 
 

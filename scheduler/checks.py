@@ -139,14 +139,14 @@ def check_settings(
                     f'SCHEDULER["{key}"] must be a whole number, at least 0.', id="scheduler.E010"
                 )
             )
-    workers = conf.MAX_CONCURRENT_RUNS
-    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
-        errors.append(
-            Error(
-                'SCHEDULER["MAX_CONCURRENT_RUNS"] must be a whole number, at least 1.',
-                id="scheduler.E006",
+    for key in ("MAX_CONCURRENT_RUNS", "BACKFILL_CONCURRENCY"):
+        workers = getattr(conf, key)
+        if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
+            errors.append(
+                Error(
+                    f'SCHEDULER["{key}"] must be a whole number, at least 1.', id="scheduler.E006"
+                )
             )
-        )
     token = conf.METRICS_TOKEN
     if token is not None and (not isinstance(token, str) or len(token) < 16):
         errors.append(

@@ -7,11 +7,12 @@ scripts.
 from __future__ import annotations
 
 import shutil
-from datetime import datetime
+from datetime import datetime, tzinfo
 from typing import TYPE_CHECKING, Any
 
 from django.core.management.base import CommandError
 
+from . import backfill
 from .describe import command_line, describe_cron, describe_timing, relative
 from .models import Run, Schedule, Status
 from .steer import pause_state, resume_at
@@ -123,3 +124,29 @@ def exit_status(run: Run) -> int:
     if run.status == Status.SUCCEEDED:
         return 0
     return run.exit_code if run.exit_code is not None and run.exit_code > 0 else 1
+
+
+def backfill_line(item: backfill.Item, zone: tzinfo, dry_run: bool) -> str:
+    """One fire time of a backfill and what was (or would be) done with it."""
+    when = item.fire_time.astimezone(zone).isoformat()
+    existing = item.existing
+    had = f"run #{existing.pk} {existing.status}" if existing is not None else ""
+    if item.action == backfill.LEAVE:
+        return f"{when}  left alone: has {had}"
+    verb = "would rerun" if dry_run else "rerun"
+    if item.action == backfill.QUEUE:
+        verb = "would queue" if dry_run else "queued"
+    queued = f" as run #{item.run.pk}" if item.run is not None else ""
+    return f"{when}  {verb}{queued}" + (f" (after {had})" if had else "")
+
+
+def progress_line(progress: backfill.Progress, *, bar: bool) -> str:
+    """``N of M done``, with a text bar for a terminal."""
+    text = f"{progress.done} of {progress.total} done"
+    if progress.failed:
+        text += f", {progress.failed} did not succeed"
+    if not bar:
+        return text
+    width = 30
+    filled = width * progress.done // max(progress.total, 1)
+    return f"[{'#' * filled}{'.' * (width - filled)}] {text}"

@@ -48,6 +48,8 @@ DEFAULTS: dict[str, Any] = {
     # A bearer token that lets a scraper read /scheduler/metrics without a staff login;
     # None: staff login only.
     "METRICS_TOKEN": None,
+    # Backfill runs of one schedule a daemon runs at the same time, oldest first.
+    "BACKFILL_CONCURRENCY": 1,
 }
 
 EXECUTORS = ("process", "thread", "tasks")
@@ -181,6 +183,11 @@ class SchedulerSettings:
     def METRICS_TOKEN(self) -> str | None:
         """Bearer token for ``/scheduler/metrics``; None: staff login only."""
         return cast("str | None", self.get("METRICS_TOKEN"))
+
+    @property
+    def BACKFILL_CONCURRENCY(self) -> int:
+        """Backfill runs of one schedule a daemon runs at the same time, oldest first."""
+        return cast("int", self.get("BACKFILL_CONCURRENCY"))
 
 
 conf = SchedulerSettings()

@@ -28,6 +28,7 @@ from .models import Executor, Run, Status
 from .output import CappedBuffer
 from .owners import Owner
 from .pings import ping
+from .retries import plan_retry
 from .signals import run_finished
 
 # The logger keeps the name projects configure; this module was split out of the runner.
@@ -230,7 +231,8 @@ def _execute_run(
         (run.duration or timedelta()).total_seconds(),
         run.exit_code,
     )
-    ping(ping_base, "success" if run.status == Status.SUCCEEDED else "failure", run.exit_code)
+    if plan_retry(run) is None:
+        ping(ping_base, "success" if run.status == Status.SUCCEEDED else "failure", run.exit_code)
     finished(run)
     return run
 

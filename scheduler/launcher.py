@@ -14,15 +14,15 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from django.db import DatabaseError
-from django.db.models import Value
+from django.db.models import Q, Value
 from django.db.models.functions import Concat
 from django.utils import timezone
 
-from . import catch_up, runner
+from . import backfill, catch_up, runner
 from .catch_up import CatchUp
 from .conf import conf
 from .in_flight import InFlightPool
-from .models import Executor, Reason, Run, Schedule
+from .models import QUEUED_REASONS, Executor, Reason, Run, Schedule
 from .owners import Owner
 
 logger = logging.getLogger("scheduler.daemon")
@@ -186,22 +186,29 @@ class Launcher:
                 self.stopping.wait(CATCH_UP_BUSY_POLL)
 
     def start_queued(self, now: datetime) -> None:
-        """Start queued manual runs here; hand queued ``tasks`` runs to the task backend.
+        """Start queued runs here; hand queued ``tasks`` runs to the task backend.
+
+        Queued runs are manual runs, retries once their ``run_after`` has come, and
+        backfill runs, oldest first and ``BACKFILL_CONCURRENCY`` at a time per schedule.
 
         A ``tasks`` run is *handed over* once its task is enqueued on the backend; from
         then on it waits for a worker, not for a daemon, unless that hand-over got no
         task id within a heartbeat timeout: its daemon died while enqueueing.
         """
         retry_before = now - timedelta(seconds=conf.HEARTBEAT_TIMEOUT)
-        rows = (
-            Run.objects.awaiting_daemon(retry_before)
-            .order_by("created_at")
-            .values_list("id", "executor", "reason")[:100]
+        queued = Run.objects.awaiting_daemon(retry_before).filter(
+            (Q(run_after__isnull=True) | Q(run_after__lte=now)) & ~Q(reason=Reason.BACKFILL)
+            | Q(pk__in=backfill.oldest_queued(retry_before))
         )
+        rows = list(queued.order_by("created_at").values_list("id", "executor", "reason")[:100])
+        if any(reason == Reason.BACKFILL for _, _, reason in rows):
+            # Only with backfill runs waiting: which of them the concurrency lets start.
+            rows = [row for row in rows if row[2] != Reason.BACKFILL]
+            rows += backfill.next_runs(retry_before)
         for run_id, executor, reason in rows:
             if executor == Executor.TASKS:
                 self.pool.submit_once(("run", run_id), hand_over, run_id, retry_before)
-            elif reason == Reason.MANUAL:
+            elif reason in QUEUED_REASONS:
                 self.pool.submit_once(
                     ("run", run_id),
                     runner.run_queued,

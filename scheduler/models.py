@@ -106,6 +106,10 @@ MAX_ALERT_AFTER = 365 * 24 * 3600
 # converting it to any timezone stays inside ``datetime``'s range.
 PAUSED_INDEFINITELY = datetime(9999, 1, 1, tzinfo=UTC)
 
+MAX_RETRIES = 10
+# The first retry waits retry_delay, each later one twice the one before, never more than this.
+MAX_RETRY_DELAY = 24 * 3600
+
 
 def at_most(limit: int, unit: str, meaning: str = "") -> MaxValueValidator:
     """Return a validator refusing values above ``limit``, its message giving the bound."""
@@ -258,6 +262,18 @@ class Schedule(models.Model):
     )
     pause_reason = models.CharField(max_length=500, blank=True)
     paused_by = models.CharField(max_length=200, blank=True)
+    retries = models.PositiveSmallIntegerField(
+        default=0,
+        validators=[at_most(MAX_RETRIES, "retries")],
+        help_text="Run a failed or timed-out run again up to this many times, 0 to 10.",
+    )
+    retry_delay = models.PositiveIntegerField(
+        "retry delay",
+        default=60,
+        validators=[at_most(MAX_RETRY_DELAY, "seconds", " (one day)")],
+        help_text="Seconds before the first retry, 1 to 86400 (one day); each later retry "
+        "waits twice as long as the one before, at most one day.",
+    )
 
     objects = ScheduleQuerySet.as_manager()
 
@@ -365,6 +381,8 @@ class Schedule(models.Model):
                 errors[field] = "Must not be negative."
         if self.timeout == 0:
             errors["timeout"] = "Must be at least one second, or empty for no timeout."
+        if self.retries and not self.retry_delay:
+            errors["retry_delay"] = "Must be at least one second when the schedule retries."
         if self.timeout and self.effective_executor() == Executor.THREAD:
             errors["timeout"] = (
                 "A thread cannot be stopped from outside; use the process executor "
@@ -480,6 +498,12 @@ class Reason(models.TextChoices):
     SCHEDULED = "scheduled", "Scheduled"
     CATCH_UP = "catch_up", "Catch-up"
     MANUAL = "manual", "Manual"
+    RETRY = "retry", "Retry"
+    BACKFILL = "backfill", "Backfill"
+
+
+# Runs created ``queued`` for a daemon to start (``Run.start``), not claimed at a fire time.
+QUEUED_REASONS = frozenset({Reason.MANUAL, Reason.RETRY, Reason.BACKFILL})
 
 
 class Status(models.TextChoices):
@@ -539,7 +563,8 @@ class RunQuerySet(models.QuerySet["Run"]):
         """
         pending = Q(status=Status.RUNNING)
         if queued_too:
-            pending |= Q(status=Status.QUEUED, executor=Executor.TASKS)
+            # A retry waiting for its run_after does not hold the schedule up.
+            pending |= Q(status=Status.QUEUED, executor=Executor.TASKS) & ~Q(run_after__gt=Now())
         return self.filter(pending)
 
     def owned_by(self, heartbeat_ids: list[int]) -> RunQuerySet:
@@ -587,10 +612,15 @@ class RunQuerySet(models.QuerySet["Run"]):
         return self.filter(pk__in=overdue)
 
     def latest_fire_times(self, schedule_ids: list[int]) -> dict[int, datetime]:
-        """Return each schedule's stamp: the fire time of its latest claimed run."""
+        """Return each schedule's stamp: the fire time of its latest claimed run.
+
+        Backfill runs do not count: a backfilled past range says nothing about what the
+        daemons missed since.
+        """
         rows = (
             self.filter(schedule_id__in=schedule_ids)
             .fire_times()
+            .exclude(reason=Reason.BACKFILL)
             .values("schedule_id")
             .annotate(latest=Max("scheduled_for"))
         )
@@ -681,6 +711,28 @@ class Run(models.Model):
         blank=True,
         help_text="Seconds of start delay allowed (the schedule's, at claim).",
     )
+    attempt = models.PositiveSmallIntegerField(
+        default=1, help_text="1 for a first attempt; 2 for its first retry, and so on."
+    )
+    first_attempt = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="retry_runs",
+        help_text="The run this one retries (the first attempt).",
+    )
+    run_after = models.DateTimeField(
+        null=True, blank=True, help_text="A queued run does not start before this (a retry)."
+    )
+    rerun_of = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="reruns",
+        help_text="The failed run of the same fire time this backfill run reruns.",
+    )
 
     objects = RunQuerySet.as_manager()
 
@@ -689,8 +741,20 @@ class Run(models.Model):
         constraints = [
             models.UniqueConstraint(
                 fields=["schedule", "scheduled_for"],
-                condition=~Q(reason="manual"),
+                # Retries and reruns repeat a fire time on purpose; each has its own
+                # once-only rule below.
+                condition=~Q(reason__in=["manual", "retry"]) & Q(rerun_of__isnull=True),
                 name="scheduler_run_once_per_fire_time",
+            ),
+            models.UniqueConstraint(
+                fields=["first_attempt", "attempt"],
+                condition=Q(first_attempt__isnull=False),
+                name="scheduler_run_once_per_attempt",
+            ),
+            models.UniqueConstraint(
+                fields=["rerun_of"],
+                condition=Q(rerun_of__isnull=False),
+                name="scheduler_run_rerun_once",
             ),
         ]
         indexes = [
@@ -776,6 +840,36 @@ class Run(models.Model):
         return run
 
     @classmethod
+    def plan(
+        cls,
+        schedule: Schedule,
+        reason: str,
+        scheduled_for: datetime,
+        *,
+        now: datetime,
+        args: list[str] | None = None,
+        **fields: Any,
+    ) -> Run | None:
+        """Create a ``queued`` run (a retry, a backfill) that a daemon starts later.
+
+        ``args`` replaces the arguments as expanded for ``scheduled_for`` (a retry keeps
+        its first attempt's). Return None when a unique constraint refuses it: that run
+        is planned already.
+        """
+        run = cls._snapshot(schedule, reason, scheduled_for, now)
+        run.status = Status.QUEUED
+        if args is not None:
+            run.args = args
+        for field, value in fields.items():
+            setattr(run, field, value)
+        try:
+            with transaction.atomic():
+                run.save(force_insert=True)
+        except IntegrityError:
+            return None
+        return run
+
+    @classmethod
     def _snapshot(
         cls, schedule: Schedule, reason: str, scheduled_for: datetime, now: datetime
     ) -> Run:
@@ -830,11 +924,14 @@ class Run(models.Model):
         Return False if another process started it first: the update conditional on
         ``queued`` is what makes a queued run start once however many daemons see it.
         """
-        now = dj_timezone.now()
         with transaction.atomic():
             busy = False
             if self.schedule_id is not None:
                 _, busy = _lock_schedule(self.schedule_id)
+                if self.waits(busy):
+                    return False
+            # Read under the lock: a run started after another ended starts after its end.
+            now = dj_timezone.now()
             changes: dict[str, object] = dict(owner.fields())
             if busy:
                 changes.update(status=Status.SKIPPED, finished_at=now, stderr=SKIPPED_MESSAGE)
@@ -845,6 +942,22 @@ class Run(models.Model):
             for field, value in changes.items():
                 setattr(self, field, value)
         return bool(started)
+
+    def waits(self, busy: bool) -> bool:
+        """Should this queued retry or backfill run stay queued for now?
+
+        It waits, instead of being skipped, while its schedule is busy, and a backfill
+        run also while ``BACKFILL_CONCURRENCY`` backfill runs of its schedule are going.
+        Must run under the schedule's lock (``_lock_schedule``).
+        """
+        if self.reason not in (Reason.RETRY, Reason.BACKFILL) or self.executor == Executor.TASKS:
+            return False
+        if busy:
+            return True
+        if self.reason != Reason.BACKFILL or self.schedule_id is None:
+            return False
+        going = Run.objects.running().filter(schedule_id=self.schedule_id, reason=Reason.BACKFILL)
+        return going.count() >= conf.BACKFILL_CONCURRENCY
 
     def claim_enqueue(self, *, retry_before: datetime | None = None) -> bool:
         """Claim the right to enqueue this queued run on the task backend; True only once.
@@ -939,11 +1052,12 @@ class Run(models.Model):
         """Give back a run claimed but never started (its jitter delay was cut short).
 
         A fire time's run is deleted, so the fire time is unclaimed again and catch-up
-        runs it at the next start; a queued manual run goes back to ``queued``. Only a
-        run still ``running`` under its owner is released; return whether this call did.
+        runs it at the next start; a queued manual, retry or backfill run goes back to
+        ``queued``. Only a run still ``running`` under its owner is released; return whether
+        this call did.
         """
         mine = self._while_owned()
-        if self.reason == Reason.MANUAL:
+        if self.reason in QUEUED_REASONS:
             return bool(
                 mine.update(
                     status=Status.QUEUED, started_at=None, host="", pid=None, heartbeat=None

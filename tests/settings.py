@@ -40,3 +40,9 @@ RQ_QUEUES = {
         "DEFAULT_TIMEOUT": -1,
     }
 }
+
+# End-to-end tests read a daemon's mail from files in this directory.
+if os.environ.get("SCHEDULER_TEST_MAIL_DIR"):
+    ADMINS = [("Ops", "ops@example.com")]
+    EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
+    EMAIL_FILE_PATH = os.environ["SCHEDULER_TEST_MAIL_DIR"]

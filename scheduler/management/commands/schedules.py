@@ -2,6 +2,7 @@ import json
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -10,20 +11,25 @@ from typing import Any, TextIO, TypeVar
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db.models import QuerySet
 from django.utils import timezone
 
-from scheduler import cli, crontab, history, steer, why_query
+from scheduler import backfill, cli, crontab, history, steer, why_query
 from scheduler.commands import CommandNotAllowed, check_allowed
 from scheduler.execution import execute_run
 from scheduler.executor import execute
 from scheduler.liveness import heartbeat_owner
 from scheduler.models import Run, Status
+from scheduler.timing import get_zone
 
 _Data = TypeVar("_Data")
 
 
 class Command(BaseCommand):
-    help = "List schedules, show their runs, run or test one now, preview an expression."
+    help = (
+        "List schedules, show their runs, run or test one now, backfill a range, "
+        "preview an expression."
+    )
     # call_command("schedules", "import-crontab", "-", stdin=...) reads that instead.
     stealth_options = ("stdin",)
 
@@ -86,6 +92,26 @@ class Command(BaseCommand):
             "--user", dest="system", action="store_const", const=False, help="A user crontab."
         )
         importing.add_argument("--json", action="store_true")
+        filling = verbs.add_parser(
+            "backfill",
+            help="Queue runs for a schedule's fire times in a range, for a running daemon.",
+        )
+        filling.add_argument("name")
+        filling.add_argument(
+            "--from", dest="start", required=True, help="ISO date or date-time, schedule's zone"
+        )
+        filling.add_argument(
+            "--to", dest="end", required=True, help="ISO date (the whole day) or date-time"
+        )
+        filling.add_argument("--dry-run", action="store_true", help="List them; queue nothing.")
+        filling.add_argument(
+            "--rerun-failed",
+            action="store_true",
+            help="Also queue a new run for fire times whose latest run failed.",
+        )
+        filling.add_argument(
+            "--wait", action="store_true", help="Follow the queued runs until all have ended."
+        )
 
     def handle(self, *args: Any, verb: str, **options: Any) -> None:
         getattr(self, f"do_{verb.replace('-', '_')}")(**options)
@@ -212,6 +238,57 @@ class Command(BaseCommand):
         if apply:
             crontab.apply(reviewed)
         self.emit(crontab.report(file, parsed, reviewed), json, crontab.render)
+
+    def do_backfill(
+        self,
+        name: str,
+        start: str,
+        end: str,
+        dry_run: bool,
+        rerun_failed: bool,
+        wait: bool,
+        **options: Any,
+    ) -> None:
+        schedule = cli.find_schedule(name)
+        try:
+            items = backfill.plan(
+                schedule,
+                backfill.parse_bound(start, schedule.timezone),
+                backfill.parse_bound(end, schedule.timezone, end=True),
+                rerun_failed=rerun_failed,
+            )
+        except backfill.BackfillError as exc:
+            raise CommandError(str(exc)) from None
+        if not dry_run:
+            items = backfill.queue(schedule, items)
+        zone = get_zone(schedule.timezone)
+        for item in items:
+            self.stdout.write(cli.backfill_line(item, zone, dry_run))
+        queued = [item.run.pk for item in items if item.run is not None]
+        verb = "Would queue" if dry_run else "Queued"
+        count = sum(item.action != backfill.LEAVE for item in items)
+        self.stdout.write(f"{verb} {count} of {len(items)} fire time(s) of {schedule}.")
+        if wait and queued:
+            self.follow(Run.objects.filter(pk__in=queued))
+
+    def follow(self, runs: QuerySet[Run]) -> None:
+        """Show the progress of ``runs`` until all have ended: a bar on a terminal."""
+        tty = self.stdout.isatty()
+        shown = None
+        while True:
+            progress = backfill.progress_of(runs)
+            line = cli.progress_line(progress, bar=tty)
+            if line != shown:
+                self.stdout.write(f"\r{line}" if tty else line, ending="" if tty else "\n")
+                self.stdout.flush()
+                shown = line
+            if progress.done >= progress.total:
+                break
+            time.sleep(0.5)
+        if tty:
+            self.stdout.write("")
+        if progress.failed:
+            raise CommandError(f"{progress.failed} backfill run(s) did not succeed.")
 
     def do_run(self, name: str, **options: Any) -> None:
         schedule = cli.find_schedule(name)
