@@ -153,9 +153,15 @@ def decide(
 
 
 def gather(now: datetime) -> list[Facts]:
-    """Read the facts of every enabled schedule that sets an alert (a few aggregates)."""
+    """Read the facts of every enabled schedule that sets an alert (a few aggregates).
+
+    A paused schedule is left out, and after a pause its clocks start at the pause's end:
+    a pause is on purpose, not a late or failing job.
+    """
     schedules = list(
-        Schedule.objects.filter(enabled=True).filter(
+        Schedule.objects.filter(enabled=True)
+        .exclude(paused_until__gt=now)
+        .filter(
             Q(late_after__isnull=False)
             | Q(long_after__isnull=False)
             | Q(expect_success_within__isnull=False)
@@ -194,7 +200,9 @@ def gather(now: datetime) -> list[Facts]:
     for schedule in schedules:
         due = None
         if schedule.late_after is not None:
-            since = max(filter(None, [stamps.get(schedule.pk), schedule.created_at]))
+            since = max(
+                filter(None, [stamps.get(schedule.pk), schedule.created_at, schedule.paused_until])
+            )
             due = schedule.timing.next_fire_time(since)
             if due is not None and due > now:
                 due = None
@@ -210,9 +218,9 @@ def gather(now: datetime) -> list[Facts]:
                 expect_success_within=schedule.expect_success_within,
                 due=due,
                 running=running.get(schedule.pk),
-                success_since=max(last_success, schedule.created_at)
-                if last_success
-                else schedule.created_at,
+                success_since=max(
+                    filter(None, [last_success, schedule.created_at, schedule.paused_until])
+                ),
             )
         )
     return facts

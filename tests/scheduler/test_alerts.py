@@ -122,6 +122,20 @@ def test_an_unclaimed_fire_time_raises_once_mails_signals_and_clears_when_claime
 
 
 @pytest.mark.django_db
+def test_a_paused_schedule_raises_no_alert_and_its_clocks_start_at_the_pause_end(
+    make_schedule, time_machine
+):
+    time_machine.move_to(NOW, tick=False)
+    schedule = make_schedule(interval=60, late_after=5, expect_success_within=120)
+    schedule.paused_until = NOW + timedelta(seconds=600)
+    schedule.save()
+    assert alerts.check(NOW + timedelta(seconds=300)) == []  # fire times and no success: paused
+    assert alerts.check(NOW + timedelta(seconds=604)) == []  # nothing due since the pause ended
+    kinds = {alert.kind for alert in alerts.check(NOW + timedelta(seconds=725))}
+    assert kinds == {AlertKind.LATE, AlertKind.NO_SUCCESS}  # counted from the pause's end
+
+
+@pytest.mark.django_db
 def test_a_second_raise_of_an_open_alert_is_refused_by_the_database(make_schedule):
     schedule = make_schedule(long_after=5)
     raised = alerts.apply([Raise(schedule.pk, AlertKind.LONG, "first")], NOW)
