@@ -123,7 +123,10 @@ def test_two_workers_run_every_fire_time_exactly_once(
     for schedule in schedules:
         assert_each_fire_time_once(schedule, window_start, window_end, at_least=9)
     runs = Run.objects.all()
-    assert Counter(runs.values_list("status", flat=True)) == {Status.SUCCEEDED: len(runs)}
+    # Before the window, a slow first run (cold imports in a worker) may rightly make the
+    # next fire time of a 1-second schedule skip; inside it, every run succeeds.
+    in_window = runs.filter(scheduled_for__gte=window_start, scheduled_for__lte=window_end)
+    assert Counter(in_window.values_list("status", flat=True)) == {Status.SUCCEEDED: len(in_window)}
     worker_pids = {worker.pid for worker in workers}
     recorded = Counter(runs.values_list("host", "pid"))
     assert {host for host, _ in recorded} == {socket.gethostname()}
