@@ -123,6 +123,16 @@ class LastRun(TypedDict):
     last_run_at: datetime | None
 
 
+def alert_threshold(help_text: str) -> models.PositiveIntegerField[int | None, int | None]:
+    """Return an optional alert threshold field: 1 second up to a year."""
+    return models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), at_most(MAX_ALERT_AFTER, "seconds", " (365 days)")],
+        help_text=help_text,
+    )
+
+
 class ScheduleQuerySet(models.QuerySet["Schedule"]):
     def with_last_run(self) -> QuerySet[WithAnnotations[Schedule, LastRun]]:
         """Annotate ``last_status`` and ``last_run_at`` of each schedule's latest run.
@@ -225,26 +235,16 @@ class Schedule(models.Model):
     created_at = models.DateTimeField(default=dj_timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
     # Alerts the scheduler raises itself (scheduler.alerts); empty: no such alert.
-    late_after = models.PositiveIntegerField(
-        null=True,
-        blank=True,
-        validators=[MinValueValidator(1), at_most(MAX_ALERT_AFTER, "seconds", " (365 days)")],
-        help_text="Alert when a fire time has not started this many seconds after it was "
-        "due; 1 to 31536000. Empty: no alert.",
+    late_after = alert_threshold(
+        "Alert when a fire time has not started this many seconds after it was due; "
+        "1 to 31536000. Empty: no alert."
     )
-    long_after = models.PositiveIntegerField(
-        null=True,
-        blank=True,
-        validators=[MinValueValidator(1), at_most(MAX_ALERT_AFTER, "seconds", " (365 days)")],
-        help_text="Alert (a warning: the run is not stopped) when a run is still going this "
-        "many seconds after it started; 1 to 31536000. Empty: no alert.",
+    long_after = alert_threshold(
+        "Alert (a warning: the run is not stopped) when a run is still going this many "
+        "seconds after it started; 1 to 31536000. Empty: no alert."
     )
-    expect_success_within = models.PositiveIntegerField(
-        null=True,
-        blank=True,
-        validators=[MinValueValidator(1), at_most(MAX_ALERT_AFTER, "seconds", " (365 days)")],
-        help_text="Alert when no run has succeeded for this many seconds; 1 to 31536000. "
-        "Empty: no alert.",
+    expect_success_within = alert_threshold(
+        "Alert when no run has succeeded for this many seconds; 1 to 31536000. Empty: no alert."
     )
     catch_up_runs = models.CharField(
         "catch-up runs",
