@@ -44,7 +44,7 @@ OUTCOME_COLOURS: dict[Outcome, str] = {
     Outcome.NOT_CAUGHT_UP: "#e64980",
     Outcome.NO_SCHEDULER: "#212529",
     Outcome.BEFORE_CREATED: "#e9ecef",
-    Outcome.UNEXPLAINED: "#be4bdb",
+    Outcome.UNEXPLAINED: "#9c6644",
 }
 # Outcomes that are no miss: the fire time has its run, or may still get one.
 NOT_MISSED = frozenset({Outcome.RAN, Outcome.SKIPPED, Outcome.DUE})
