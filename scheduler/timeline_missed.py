@@ -92,7 +92,7 @@ def missed_fire_times(
     changes: dict[int, list[ChangeFact]] = defaultdict(list)
     for change in (
         ScheduleChange.objects.filter(schedule_id__in=fires)
-        .order_by()
+        .order_by("changed_at", "id")
         .values_list("schedule_id", "changed_at", "changed_by", "source", "changes")
     ):
         changes[change[0]].append(ChangeFact(*change[1:]))

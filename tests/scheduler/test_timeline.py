@@ -423,12 +423,16 @@ def test_fire_times_without_a_run_are_marked_by_outcome_with_it_in_the_tooltip(m
 def test_paused_and_disabled_fire_times_say_who_and_why(make_schedule):
     paused = hourly_since(make_schedule, 30, name="Paused")
     paused.pause(until=None, reason="supplier API down", by="alice")
-    ScheduleChange.objects.filter(schedule=paused).update(changed_at=NOW - timedelta(hours=5))
+    ScheduleChange.objects.filter(schedule=paused, action="changed").update(
+        changed_at=NOW - timedelta(hours=5)
+    )
     disabled = hourly_since(make_schedule, 30, name="Disabled")
     with changed_by("bob", "admin"):
         disabled.enabled = False
         disabled.save()
-    ScheduleChange.objects.filter(schedule=disabled).update(changed_at=NOW - timedelta(hours=3))
+    ScheduleChange.objects.filter(schedule=disabled, action="changed").update(
+        changed_at=NOW - timedelta(hours=3)
+    )
     Heartbeat.objects.create(host="box", pid=1, started_at=NOW - timedelta(days=2), last_beat=NOW)
 
     missed = missed_fire_times([paused, disabled], NOW - timedelta(hours=24), NOW)
