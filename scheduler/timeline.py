@@ -25,6 +25,7 @@ from django.utils.safestring import mark_safe
 
 from .describe import STATUS_COLOURS, UNKNOWN_COLOUR, status_label
 from .models import Run, Schedule, Status
+from .timeline_missed import MISSED_LIMIT, missed_fire_times, missed_legend, missed_marks
 from .timeline_scale import (
     ZOOMS,
     Band,
@@ -38,6 +39,8 @@ from .timing import TimingError, get_zone
 
 if TYPE_CHECKING:
     from django.contrib.admin import ModelAdmin
+
+    from .why import Verdict
 
 WINDOW = timedelta(hours=24)
 RUN_LIMIT = 5000
@@ -79,6 +82,7 @@ class _Lane:
         self.muted = muted
         self.runs: list[Run] = []
         self.fires: list[datetime] = []
+        self.missed: Sequence[Verdict] = ()
 
 
 def render_timeline(
@@ -89,6 +93,7 @@ def render_timeline(
     now: datetime,
     past: timedelta = WINDOW,
     future: timedelta = WINDOW,
+    missed: Mapping[int, Sequence[Verdict]] | None = None,
 ) -> str:
     """Return an SVG of one lane per schedule, from ``now - past`` to ``now + future``.
 
@@ -97,7 +102,9 @@ def render_timeline(
     may pass a generous query. A run of a schedule missing from ``schedules`` gets a lane
     of its own when its schedule was loaded with it (``select_related``), and runs whose
     schedule was deleted share a last lane. Colours are the admin's status colours, so a
-    bar here and a badge in the run list mean the same thing.
+    bar here and a badge in the run list mean the same thing. ``missed`` (from
+    :func:`scheduler.timeline_missed.missed_fire_times`) marks past fire times that did
+    not run, by outcome, and adds their legend row.
     """
     start, end = now - past, now + future
     plot_left, plot_right = LABEL_WIDTH, WIDTH - RIGHT_PAD
@@ -117,6 +124,11 @@ def render_timeline(
         )
         lanes[schedule.pk].fires = [
             fire for fire in fire_times.get(schedule.pk, ()) if now < fire <= end
+        ]
+        lanes[schedule.pk].missed = [
+            verdict
+            for verdict in (missed or {}).get(schedule.pk, ())
+            if start <= verdict.fire_time <= now
         ]
     deleted = _Lane(DELETED_LANE, muted=True)
     schedule_field = Run._meta.get_field("schedule")
@@ -143,7 +155,7 @@ def render_timeline(
         ordered.append(deleted)
 
     lanes_height = max(len(ordered), 1) * LANE_HEIGHT
-    height = AXIS_HEIGHT + lanes_height + LEGEND_HEIGHT
+    height = AXIS_HEIGHT + lanes_height + LEGEND_HEIGHT * (1 if missed is None else 2)
     lanes_bottom = AXIS_HEIGHT + lanes_height
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="scheduler-timeline" '
@@ -177,6 +189,7 @@ def render_timeline(
         bar_top = top + (LANE_HEIGHT - BAR_HEIGHT) / 2
         parts.extend(_run_marks(lane, now, x, plot_right, bar_top))
         parts.extend(_fire_marks(lane, x, top + LANE_HEIGHT / 2))
+        parts.extend(missed_marks(lane.label, lane.missed, x, top + LANE_HEIGHT / 2))
     parts.append(
         f'<line class="now" x1="{x(now):.1f}" y1="{AXIS_HEIGHT - 6}" x2="{x(now):.1f}" '
         f'y2="{lanes_bottom}" stroke="#212529" stroke-width="1.5"><title>now: '
@@ -187,6 +200,8 @@ def render_timeline(
         f'font-size="10" font-weight="bold" fill="#212529">now</text>'
     )
     parts.extend(_legend(lanes_bottom + 18))
+    if missed is not None:
+        parts.extend(missed_legend(lanes_bottom + 18 + LEGEND_HEIGHT))
     parts.append("</svg>")
     return "".join(parts)
 
@@ -481,7 +496,15 @@ def timeline_view(request: HttpRequest, model_admin: ModelAdmin[Run]) -> HttpRes
         .order_by("-scheduled_for", "-id")[:RUN_LIMIT]
     )
     schedule_ids = {run.schedule_id for run in runs if run.schedule_id is not None}
-    fields = ("id", "name", "enabled", "cron", "interval", "timezone", "created_at")
+    fields: tuple[str, ...] = ("id", "name", "enabled", "cron", "interval", "timezone")
+    fields += (
+        "created_at",
+        "catch_up",
+        "catch_up_window",
+        "paused_until",
+        "paused_by",
+        "pause_reason",
+    )
     if only is not None:
         schedules = [only]
         lanes_cut = False
@@ -508,7 +531,10 @@ def timeline_view(request: HttpRequest, model_admin: ModelAdmin[Run]) -> HttpRes
             fire_times[schedule.pk] = upcoming_fire_times(schedule, now, end)
         except TimingError:
             continue
-    svg = render_timeline(schedules, runs, fire_times, now=now, past=zoom.span, future=zoom.span)
+    missed = missed_fire_times(schedules, start, now)
+    svg = render_timeline(
+        schedules, runs, fire_times, now=now, past=zoom.span, future=zoom.span, missed=missed
+    )
     of = f" of {only.name}" if only is not None else ""
     context = {
         **model_admin.admin_site.each_context(request),
@@ -518,6 +544,7 @@ def timeline_view(request: HttpRequest, model_admin: ModelAdmin[Run]) -> HttpRes
         "run_count": len(runs),
         "run_limit": RUN_LIMIT if len(runs) >= RUN_LIMIT else None,
         "fire_limit": FIRE_LIMIT,
+        "missed_limit": MISSED_LIMIT,
         "lane_limit": LANE_LIMIT if lanes_cut else None,
         "timezone_name": timezone.get_current_timezone_name(),
         "zooms": _zoom_links(zoom, only),
