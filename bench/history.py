@@ -28,7 +28,7 @@ FAILED_EVERY = 50  # one run in 50 failed
 SKIPPED_EVERY = 97
 
 
-def seed(total: int, now: datetime | None = None) -> list[int]:
+def seed(total: int, now: datetime | None = None, *, analyze: bool = True) -> list[int]:
     """Create ``SCHEDULES`` schedules and ``total`` ended runs of theirs; return their ids.
 
     Rows go in with ``executemany`` over batches of ``BATCH``, each field prepared once by
@@ -41,23 +41,20 @@ def seed(total: int, now: datetime | None = None) -> list[int]:
     )
     ids = [schedule.pk for schedule in schedules]
     fields: list[Field[Any, Any]] = [
-        field for field in Run._meta.concrete_fields if not field.primary_key
+        field
+        for field in Run._meta.concrete_fields
+        if isinstance(field, Field) and not field.primary_key
     ]
     template = Run(command="noop", reason=Reason.SCHEDULED, executor="thread", host="bench")
     fixed = {
         field.attname: field.get_db_prep_save(getattr(template, field.attname), connection)
         for field in fields
     }
-    varying = ("schedule_id", "status", "scheduled_for", "started_at", "finished_at")
-    varying += ("exit_code", "stdout", "stderr")
     table = connection.ops.quote_name(Run._meta.db_table)
     columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
     marks = ", ".join(["%s"] * len(fields))
     sql = f"INSERT INTO {table} ({columns}) VALUES ({marks})"
-    prep = {
-        name: Run._meta.get_field(name.removesuffix("_id")).get_db_prep_save
-        for name in ("scheduled_for", "started_at", "finished_at")
-    }
+    prep = {field.attname: field.get_db_prep_save for field in fields}
 
     def rows() -> Iterator[list[Any]]:
         per_schedule = -(-total // SCHEDULES)
@@ -69,9 +66,10 @@ def seed(total: int, now: datetime | None = None) -> list[int]:
                 made += 1
                 number = step * SCHEDULES + position
                 due = now - SPACING * (step + 1) + timedelta(seconds=position)
-                started = due + timedelta(milliseconds=3)
-                finished = started + timedelta(milliseconds=40 + number % 900)
-                status, code, err = Status.SUCCEEDED, 0, ""
+                started: datetime | None = due + timedelta(milliseconds=3)
+                finished: datetime | None = due + timedelta(milliseconds=43 + number % 900)
+                status, err = Status.SUCCEEDED, ""
+                code: int | None = 0
                 if number % FAILED_EVERY == 0:
                     status, code, err = Status.FAILED, 1, f"Traceback: error {number}\n"
                 elif number % SKIPPED_EVERY == 0:
@@ -100,6 +98,8 @@ def seed(total: int, now: datetime | None = None) -> list[int]:
         if batch:
             with transaction.atomic():
                 cursor.executemany(sql, batch)
+    if not analyze:
+        return ids
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute(f"VACUUM ANALYZE {table}")
@@ -158,7 +158,9 @@ def prune_delay(schedule_id: int, keep_days: int = 1, seconds: float = 5.0) -> d
     """
     from scheduler.owners import Owner
     from scheduler.retention import prune_runs
+    from scheduler.sqlite import use_immediate_transactions
 
+    use_immediate_transactions()  # as in the daemon, whose claims and prunings these are
     owner = Owner.this_process()
     base = timezone.now().replace(microsecond=0) + timedelta(days=1)
 

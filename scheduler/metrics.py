@@ -17,9 +17,10 @@ from django.db.models import (
     DurationField,
     ExpressionWrapper,
     F,
-    Max,
+    OuterRef,
     Q,
     QuerySet,
+    Subquery,
     Sum,
     Value,
 )
@@ -33,7 +34,8 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from .conf import conf
-from .models import Alert, DatabaseOutage, Heartbeat, Run, Status
+from .models import Alert, DatabaseOutage, Heartbeat, Run, Schedule, Status
+from .span import SecondsBetween
 
 # The histograms cover the runs that ended (duration) or started (lateness) this recently.
 WINDOW = timedelta(hours=24)
@@ -57,14 +59,14 @@ class SchedulerCollector(Collector):
             Run.objects.ended(skipped=False).filter(
                 started_at__isnull=False, finished_at__gte=self.now - WINDOW
             ),
-            F("finished_at") - F("started_at"),
+            SecondsBetween("finished_at", "started_at"),
             DURATION_BUCKETS,
         )
         yield self.histogram(
             "scheduler_start_lateness_seconds",
             "How late runs started (started_at - scheduled_for), runs started in the last 24 h.",
             Run.objects.filter(started_at__gte=self.now - WINDOW),
-            F("started_at") - F("scheduled_for"),
+            SecondsBetween("started_at", "scheduled_for"),
             LATENESS_BUCKETS,
         )
         yield self.queued()
@@ -79,8 +81,15 @@ class SchedulerCollector(Collector):
             "Runs in the history, by schedule and status (pruning lowers it).",
             labels=["schedule", "status"],
         )
-        rows = Run.objects.values_list(SCHEDULE, "status").annotate(count=Count("pk")).order_by()
-        for schedule, status, count in rows:
+        # Grouped by schedule id, read from the (schedule, status) index alone; the
+        # names come from the small schedule table.
+        names = dict(Schedule.objects.values_list("pk", "name"))
+        counts: dict[tuple[str, str], int] = {}
+        rows = Run.objects.values_list("schedule_id", "status").annotate(count=Count("pk"))
+        for schedule_id, status, count in rows.order_by():
+            key = (names.get(schedule_id, "") if schedule_id is not None else "", status)
+            counts[key] = counts.get(key, 0) + count
+        for (schedule, status), count in counts.items():
             metric.add_metric([schedule, status], count)
         return metric
 
@@ -92,27 +101,24 @@ class SchedulerCollector(Collector):
         span: Any,
         buckets: Sequence[float],
     ) -> Metric:
-        """Return a histogram per schedule of ``span``, bucketed by the database."""
-        duration = ExpressionWrapper(span, output_field=DurationField())
+        """Return a histogram per schedule of ``span`` (seconds), bucketed by the database."""
         counts: dict[str, Any] = {
-            f"le{index}": Count("pk", filter=Q(span__lte=timedelta(seconds=bound)))
+            f"le{index}": Count("pk", filter=Q(span__lte=bound))
             for index, bound in enumerate(buckets)
         }
         rows = (
-            runs.annotate(span=duration)
-            .values(schedule_label=SCHEDULE)
+            runs.annotate(span=span)
+            .values("schedule_id")
             .annotate(total=Count("pk"), sum=Sum("span"), **counts)
             .order_by()
         )
+        names = dict(Schedule.objects.values_list("pk", "name"))
         metric = HistogramMetricFamily(name, documentation, labels=["schedule"])
         for row in rows:
             cumulative = [(str(float(b)), row[f"le{i}"]) for i, b in enumerate(buckets)]
             cumulative.append(("+Inf", row["total"]))
-            total: timedelta | None = row["sum"]
             metric.add_metric(
-                [row["schedule_label"]],
-                cumulative,
-                total.total_seconds() if total is not None else 0.0,
+                [names.get(row["schedule_id"], "")], cumulative, float(row["sum"] or 0.0)
             )
         return metric
 
@@ -133,13 +139,15 @@ class SchedulerCollector(Collector):
             "When each schedule's latest successful run ended (Unix time).",
             labels=["schedule"],
         )
-        rows = (
-            Run.objects.filter(status=Status.SUCCEEDED, schedule__isnull=False)
-            .values_list("schedule__name")
-            .annotate(last=Max("finished_at"))
-            .order_by()
-        )
-        for schedule, last in rows:
+        # One index seek per schedule on (schedule, status, finished_at), not a scan of
+        # every successful run.
+        latest = Run.objects.filter(
+            schedule=OuterRef("pk"), status=Status.SUCCEEDED, finished_at__isnull=False
+        ).order_by("-finished_at")
+        rows = Schedule.objects.annotate(
+            last=Subquery(latest.values("finished_at")[:1])
+        ).values_list("name", "last")
+        for schedule, last in rows.order_by():
             if last is not None:
                 metric.add_metric([schedule], last.timestamp())
         return metric
