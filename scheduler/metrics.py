@@ -107,8 +107,10 @@ class SchedulerCollector(Collector):
             for index, bound in enumerate(buckets)
         }
         rows = (
-            runs.annotate(span=span)
-            .values("schedule_id")
+            # Grouped by an expression, not the column: SQLite would otherwise read a
+            # schedule index in order over the whole history, not the window's index.
+            runs.annotate(span=span, group=Coalesce("schedule_id", Value(0)))
+            .values("group")
             .annotate(total=Count("pk"), sum=Sum("span"), **counts)
             .order_by()
         )
@@ -118,7 +120,7 @@ class SchedulerCollector(Collector):
             cumulative = [(str(float(b)), row[f"le{i}"]) for i, b in enumerate(buckets)]
             cumulative.append(("+Inf", row["total"]))
             metric.add_metric(
-                [names.get(row["schedule_id"], "")], cumulative, float(row["sum"] or 0.0)
+                [names.get(row["group"], "")], cumulative, float(row["sum"] or 0.0)
             )
         return metric
 
