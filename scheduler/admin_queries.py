@@ -22,6 +22,7 @@ from .models import Run, Schedule, Status
 
 COUNT_CAP = 10_000
 OUTPUT_SEARCH = "search_output"
+UNION_CHUNK = 200
 
 
 class CappedPaginator(Paginator[Any]):
@@ -83,7 +84,8 @@ def recent_success(schedule_ids: Sequence[int], last: int) -> dict[int, tuple[in
     """Return (succeeded, finished) among each schedule's latest ``last`` finished runs.
 
     Two queries whatever the history: the boundary of each schedule's window (an index
-    seek per schedule), then one count over the windows' rows only.
+    seek per schedule), then the counts of each window (an index range per schedule,
+    one ``UNION ALL``).
     """
     if not schedule_ids:
         return {}
@@ -94,19 +96,24 @@ def recent_success(schedule_ids: Sequence[int], last: int) -> dict[int, tuple[in
     edges = Schedule.objects.filter(pk__in=schedule_ids).annotate(
         edge_at=Subquery(edge.values("scheduled_for")), edge_id=Subquery(edge.values("id"))
     )
-    windows = Q()
+    parts = []
     for schedule_id, edge_at, edge_id in edges.values_list("pk", "edge_at", "edge_id"):
-        window = Q(schedule_id=schedule_id)
-        if edge_at is not None:
-            window &= Q(scheduled_for__gt=edge_at) | Q(scheduled_for=edge_at, id__gte=edge_id)
-        windows |= window
-    rows = (
-        finished.filter(windows)
-        .values_list("schedule_id")
-        .annotate(total=Count("pk"), ok=Count("pk", filter=Q(status=Status.SUCCEEDED)))
-        .order_by()
-    )
-    return {schedule_id: (ok, total) for schedule_id, total, ok in rows}
+        window = finished.filter(schedule_id=schedule_id)
+        if edge_at is not None:  # a range on the (schedule, -scheduled_for) index
+            window = window.filter(scheduled_for__gte=edge_at).exclude(
+                scheduled_for=edge_at, id__lt=edge_id
+            )
+        parts.append(
+            window.values_list("schedule_id")
+            .annotate(total=Count("pk"), ok=Count("pk", filter=Q(status=Status.SUCCEEDED)))
+            .order_by()
+        )
+    rates = {}
+    for start in range(0, len(parts), UNION_CHUNK):  # SQLite allows 500 compound parts
+        chunk = parts[start : start + UNION_CHUNK]
+        for schedule_id, total, ok in chunk[0].union(*chunk[1:], all=True):
+            rates[schedule_id] = (ok, total)
+    return rates
 
 
 def annotate_success(schedules: Iterable[Schedule], last: int) -> None:

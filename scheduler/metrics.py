@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
+from itertools import accumulate
 from typing import Any
 
 from django.db.models import (
@@ -18,7 +19,6 @@ from django.db.models import (
     ExpressionWrapper,
     F,
     OuterRef,
-    Q,
     QuerySet,
     Subquery,
     Sum,
@@ -36,6 +36,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from .conf import conf
 from .models import Alert, DatabaseOutage, Heartbeat, Run, Schedule, Status
 from .span import SecondsBetween
+from .span import histogram as span_histogram
 
 # The histograms cover the runs that ended (duration) or started (lateness) this recently.
 WINDOW = timedelta(hours=24)
@@ -102,26 +103,16 @@ class SchedulerCollector(Collector):
         buckets: Sequence[float],
     ) -> Metric:
         """Return a histogram per schedule of ``span`` (seconds), bucketed by the database."""
-        counts: dict[str, Any] = {
-            f"le{index}": Count("pk", filter=Q(span__lte=bound))
-            for index, bound in enumerate(buckets)
-        }
-        rows = (
-            # Grouped by an expression, not the column: SQLite would otherwise read a
-            # schedule index in order over the whole history, not the window's index.
-            runs.annotate(span=span, group=Coalesce("schedule_id", Value(0)))
-            .values("group")
-            .annotate(total=Count("pk"), sum=Sum("span"), **counts)
-            .order_by()
-        )
+        # Grouped by an expression, not the column: SQLite would otherwise read a
+        # schedule index in order over the whole history, not the window's index.
+        rows = span_histogram(runs, Coalesce("schedule_id", Value(0)), span, buckets)
         names = dict(Schedule.objects.values_list("pk", "name"))
         metric = HistogramMetricFamily(name, documentation, labels=["schedule"])
-        for row in rows:
-            cumulative = [(str(float(b)), row[f"le{i}"]) for i, b in enumerate(buckets)]
-            cumulative.append(("+Inf", row["total"]))
-            metric.add_metric(
-                [names.get(row["group"], "")], cumulative, float(row["sum"] or 0.0)
-            )
+        for group, (per_bucket, total, summed) in rows.items():
+            bounds = [str(float(bound)) for bound in buckets]
+            cumulative = list(zip(bounds, accumulate(per_bucket[:-1]), strict=True))
+            cumulative.append(("+Inf", total))
+            metric.add_metric([names.get(group, "")], cumulative, summed)
         return metric
 
     def queued(self) -> Metric:
