@@ -61,7 +61,7 @@ def assert_indexed(client, url: str, max_queries: int, covering_ok: bool = False
         ("?status__exact=failed", 8),
         ("?schedule__id__exact={schedule}", 9),
         ("?q=history-07", 9),
-        ("?scheduled_for__gte=2020-01-01", 8),
+        ("?scheduled_for__gte=2020-01-01+00:00:00%2B00:00", 8),
     ],
 )
 def test_run_list_reads_runs_through_indexes(admin_client, seeded, query, max_queries):
