@@ -62,6 +62,7 @@ class Sizes:
     idle_window: float = 60.0
     catch_up_schedules: int = 1000
     peer_catch_up_wait: float = 5.0
+    history_runs: int = 1_000_000
 
 
 FULL = Sizes()
@@ -82,6 +83,7 @@ QUICK = Sizes(
     idle_window=2.0,
     catch_up_schedules=20,
     peer_catch_up_wait=1.0,
+    history_runs=2000,
 )
 
 

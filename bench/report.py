@@ -271,6 +271,37 @@ def statements_rows(per_run: dict, single: dict) -> list[Row]:
     ]
 
 
+def history_rows(m: dict) -> list[Row]:
+    """Server time of each page over the seeded history, and a claim's delay by pruning."""
+    rows = [
+        Row(
+            f"history_{label}",
+            f"{label} with {m['rows']:,} runs (median / max)",
+            {"thread": f"{num(ms['median'])} / {num(ms['max'])} ms", "process": SAME},
+            "≤ 300 ms",
+            verdict({"max": ms["max"] <= 300}),
+        )
+        for label, ms in m["pages_ms"].items()
+    ]
+    prune = m["prune"]
+    delay = prune["pruning_ms"]["max"] - prune["quiet_ms"]["median"]
+    rows.append(
+        Row(
+            "history_prune",
+            f"Claim while pruning {prune['pruned']:,} runs (median / max; quiet "
+            f"{num(prune['quiet_ms']['median'])} ms)",
+            {
+                "thread": f"{num(prune['pruning_ms']['median'])} / "
+                f"{num(prune['pruning_ms']['max'])} ms",
+                "process": SAME,
+            },
+            "≤ 50 ms delay",
+            verdict({"max": delay <= 50}),
+        )
+    )
+    return rows
+
+
 def build(m: dict, sizes) -> list[Row]:
     return [
         *overhead_rows(m["overhead_per_run"]),

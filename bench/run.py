@@ -150,13 +150,32 @@ def measure_all(sizes, workdir: Path, say: Progress) -> dict:
         say(f"idle cost with {sizes.idle_schedules} schedules: {kind}")
         m["idle"][kind] = measure.idle(sizes, kind, workdir)
     m["pickup_latency"] = m["idle"]["project"].pop("pickup_ms")
+    m["history"] = history_measurement(sizes, say)
     return m
+
+
+def history_measurement(sizes, say: Progress) -> dict:
+    from . import history, measure
+
+    history.clear()
+    measure.reset()
+    say(f"history: {sizes.history_runs:,} runs seeded, then each page timed and pruning")
+    result = history.measure(sizes.history_runs)
+    history.clear()
+    measure.reset()
+    return result
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
     parser.add_argument(
         "--quick", action="store_true", help="tiny sizes and windows: the whole path in seconds"
+    )
+    parser.add_argument(
+        "--history",
+        type=int,
+        metavar="ROWS",
+        help="only the history measurement, with this many runs (the full run seeds 1,000,000)",
     )
     parser.add_argument("--json-out", type=Path, default=DEFAULT_JSON, help="where to write JSON")
     parser.add_argument(
@@ -199,8 +218,13 @@ def main(argv: list[str] | None = None) -> int:
         }
         size = "quick" if args.quick else "full"
         say(f"database: {meta['database']} ({size} run), work folder {workdir}")
-        measurements = measure_all(sizes, workdir, say)
-        rows = report.build(measurements, sizes)
+        if args.history:
+            sizes = dataclasses.replace(sizes, history_runs=args.history)
+            measurements = {"history": history_measurement(sizes, say)}
+        else:
+            measurements = measure_all(sizes, workdir, say)
+        rows = report.build(measurements, sizes) if not args.history else []
+        rows += report.history_rows(measurements["history"])
         table = report.markdown(rows)
         meta["seconds"] = round(time.monotonic() - say.began, 1)
         meta["machine"]["loadavg_at_end"] = open("/proc/loadavg").read().split()[:3]

@@ -14,13 +14,20 @@ from django import forms
 from django.apps import apps
 from django.contrib import admin, messages
 from django.db import models
-from django.db.models import Count, Prefetch, Q, QuerySet
+from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from . import admin_backfill
+from .admin_queries import (
+    CappedPaginator,
+    OutputSearchFilter,
+    SuccessRateChangeList,
+    runs_matching,
+    search_output,
+)
 from .admin_steer import SteerAdmin
 from .conf import conf
 from .describe import (
@@ -271,19 +278,12 @@ class ScheduleAdmin(SteerAdmin):
         return readonly
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Schedule]:
-        finished = (
-            Run.objects.ended(skipped=False)
-            .order_by("-scheduled_for")
-            .only("schedule_id", "status")
-        )
-        return (
-            # The admin's queryset is the default manager's, whose class the stubs do not know.
-            cast(ScheduleQuerySet, super().get_queryset(request))
-            .with_last_run()
-            .prefetch_related(
-                Prefetch("runs", queryset=finished[:RECENT_RUNS], to_attr="recent_finished")
-            )
-        )
+        # The admin's queryset is the default manager's, whose class the stubs do not know.
+        return cast(ScheduleQuerySet, super().get_queryset(request)).with_last_run()
+
+    def get_changelist(self, request: HttpRequest, **kwargs: object) -> type[SuccessRateChangeList]:
+        """The list's success rates come per page, from the latest runs' index."""
+        return SuccessRateChangeList
 
     @admin.display(description="Command")
     def command_display(self, obj: Schedule) -> str:
@@ -323,12 +323,11 @@ class ScheduleAdmin(SteerAdmin):
         )
 
     @admin.display(description=f"Success (last {RECENT_RUNS})")
-    def success_rate_display(self, obj: WithAnnotations[Schedule, ScheduleRow]) -> str:
-        statuses = [run.status for run in obj.recent_finished]
-        if not statuses:
+    def success_rate_display(self, obj: Schedule) -> str:
+        succeeded, finished = getattr(obj, "recent_success", (0, 0))
+        if not finished:
             return "—"
-        succeeded = statuses.count(Status.SUCCEEDED)
-        return f"{100 * succeeded // len(statuses)} % of {len(statuses)}"
+        return f"{100 * succeeded // finished} % of {finished}"
 
     @admin.display(description="Next five fire times")
     def next_runs_display(self, obj: Schedule) -> str:
@@ -437,10 +436,16 @@ class RunAdmin(RunAdminBase):
         "started_at_list_display",
         "duration_display",
     )
-    list_filter = ("status", "reason", "schedule", ("scheduled_for", admin.DateFieldListFilter))
-    date_hierarchy = "scheduled_for"
+    list_filter = (
+        "status",
+        "reason",
+        "schedule",
+        ("scheduled_for", admin.DateFieldListFilter),
+        OutputSearchFilter,
+    )
     show_full_result_count = False  # a second COUNT(*) over a long history per page
-    search_fields = ("command", "stdout", "stderr")
+    paginator = CappedPaginator  # and the first one counts at most COUNT_CAP rows
+    search_fields = ("command", "stdout", "stderr")  # only with "search in: output too"
     list_select_related = ("schedule",)
     fields = (
         "schedule_link",
@@ -480,6 +485,14 @@ class RunAdmin(RunAdminBase):
 
     def has_delete_permission(self, request: HttpRequest, obj: Run | None = None) -> bool:
         return False
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Run], search_term: str
+    ) -> tuple[QuerySet[Run], bool]:
+        """Search schedules' names and commands (and run ids); output only on request."""
+        if search_output(request):
+            return super().get_search_results(request, queryset, search_term)
+        return runs_matching(queryset, search_term), False
 
     def get_urls(self) -> list[URLPattern]:
         # Before the default patterns, whose "<path:object_id>/" would catch "timeline/".

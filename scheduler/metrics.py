@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
+from itertools import accumulate
 from typing import Any
 
 from django.db.models import (
@@ -17,9 +18,9 @@ from django.db.models import (
     DurationField,
     ExpressionWrapper,
     F,
-    Max,
-    Q,
+    OuterRef,
     QuerySet,
+    Subquery,
     Sum,
     Value,
 )
@@ -33,7 +34,9 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from .conf import conf
-from .models import Alert, DatabaseOutage, Heartbeat, Run, Status
+from .models import Alert, DatabaseOutage, Heartbeat, Run, Schedule, Status
+from .span import SecondsBetween
+from .span import histogram as span_histogram
 
 # The histograms cover the runs that ended (duration) or started (lateness) this recently.
 WINDOW = timedelta(hours=24)
@@ -57,14 +60,14 @@ class SchedulerCollector(Collector):
             Run.objects.ended(skipped=False).filter(
                 started_at__isnull=False, finished_at__gte=self.now - WINDOW
             ),
-            F("finished_at") - F("started_at"),
+            SecondsBetween("finished_at", "started_at"),
             DURATION_BUCKETS,
         )
         yield self.histogram(
             "scheduler_start_lateness_seconds",
             "How late runs started (started_at - scheduled_for), runs started in the last 24 h.",
             Run.objects.filter(started_at__gte=self.now - WINDOW),
-            F("started_at") - F("scheduled_for"),
+            SecondsBetween("started_at", "scheduled_for"),
             LATENESS_BUCKETS,
         )
         yield self.queued()
@@ -79,8 +82,15 @@ class SchedulerCollector(Collector):
             "Runs in the history, by schedule and status (pruning lowers it).",
             labels=["schedule", "status"],
         )
-        rows = Run.objects.values_list(SCHEDULE, "status").annotate(count=Count("pk")).order_by()
-        for schedule, status, count in rows:
+        # Grouped by schedule id, read from the (schedule, status) index alone; the
+        # names come from the small schedule table.
+        names = dict(Schedule.objects.values_list("pk", "name"))
+        counts: dict[tuple[str, str], int] = {}
+        rows = Run.objects.values_list("schedule_id", "status").annotate(count=Count("pk"))
+        for schedule_id, status, count in rows.order_by():
+            key = (names.get(schedule_id, "") if schedule_id is not None else "", status)
+            counts[key] = counts.get(key, 0) + count
+        for (schedule, status), count in counts.items():
             metric.add_metric([schedule, status], count)
         return metric
 
@@ -92,28 +102,17 @@ class SchedulerCollector(Collector):
         span: Any,
         buckets: Sequence[float],
     ) -> Metric:
-        """Return a histogram per schedule of ``span``, bucketed by the database."""
-        duration = ExpressionWrapper(span, output_field=DurationField())
-        counts: dict[str, Any] = {
-            f"le{index}": Count("pk", filter=Q(span__lte=timedelta(seconds=bound)))
-            for index, bound in enumerate(buckets)
-        }
-        rows = (
-            runs.annotate(span=duration)
-            .values(schedule_label=SCHEDULE)
-            .annotate(total=Count("pk"), sum=Sum("span"), **counts)
-            .order_by()
-        )
+        """Return a histogram per schedule of ``span`` (seconds), bucketed by the database."""
+        # Grouped by an expression, not the column: SQLite would otherwise read a
+        # schedule index in order over the whole history, not the window's index.
+        rows = span_histogram(runs, Coalesce("schedule_id", Value(0)), span, buckets)
+        names = dict(Schedule.objects.values_list("pk", "name"))
         metric = HistogramMetricFamily(name, documentation, labels=["schedule"])
-        for row in rows:
-            cumulative = [(str(float(b)), row[f"le{i}"]) for i, b in enumerate(buckets)]
-            cumulative.append(("+Inf", row["total"]))
-            total: timedelta | None = row["sum"]
-            metric.add_metric(
-                [row["schedule_label"]],
-                cumulative,
-                total.total_seconds() if total is not None else 0.0,
-            )
+        for group, (per_bucket, total, summed) in rows.items():
+            bounds = [str(float(bound)) for bound in buckets]
+            cumulative = list(zip(bounds, accumulate(per_bucket[:-1]), strict=True))
+            cumulative.append(("+Inf", total))
+            metric.add_metric([names.get(group, "")], cumulative, summed)
         return metric
 
     def queued(self) -> Metric:
@@ -133,13 +132,15 @@ class SchedulerCollector(Collector):
             "When each schedule's latest successful run ended (Unix time).",
             labels=["schedule"],
         )
-        rows = (
-            Run.objects.filter(status=Status.SUCCEEDED, schedule__isnull=False)
-            .values_list("schedule__name")
-            .annotate(last=Max("finished_at"))
-            .order_by()
-        )
-        for schedule, last in rows:
+        # One index seek per schedule on (schedule, status, finished_at), not a scan of
+        # every successful run.
+        latest = Run.objects.filter(
+            schedule=OuterRef("pk"), status=Status.SUCCEEDED, finished_at__isnull=False
+        ).order_by("-finished_at")
+        rows = Schedule.objects.annotate(
+            last=Subquery(latest.values("finished_at")[:1])
+        ).values_list("name", "last")
+        for schedule, last in rows.order_by():
             if last is not None:
                 metric.add_metric([schedule], last.timestamp())
         return metric

@@ -764,6 +764,16 @@ class Run(models.Model):
                 fields=["schedule", "-scheduled_for", "-id"], name="scheduler_run_sched_latest"
             ),
             models.Index(fields=["-scheduled_for", "-id"], name="scheduler_run_latest"),
+            # A long history stays fast through these: the run list filtered by status, the
+            # timeline's and metrics' 24 h windows, each schedule's last success.
+            models.Index(
+                fields=["status", "-scheduled_for", "-id"], name="scheduler_run_status_latest"
+            ),
+            models.Index(fields=["started_at"], name="scheduler_run_started"),
+            models.Index(fields=["finished_at"], name="scheduler_run_finished"),
+            models.Index(
+                fields=["schedule", "status", "finished_at"], name="scheduler_run_last_status_end"
+            ),
         ]
 
     def __str__(self) -> str:

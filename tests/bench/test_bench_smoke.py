@@ -27,6 +27,7 @@ MEASUREMENTS = {
     "pickup_latency",
     "idle",
     "catch_up",
+    "history",
 }
 
 
@@ -57,5 +58,7 @@ def test_quick_benchmark_runs_every_measurement(tmp_path):
     assert bench.returncode == 0, stderr[-5000:]
     results = json.loads(out.read_text())
     assert MEASUREMENTS <= results["measurements"].keys()
-    assert {row["key"] for row in results["rows"]} >= MEASUREMENTS - {"idle"}
+    keys = {row["key"] for row in results["rows"]}
+    assert keys >= MEASUREMENTS - {"idle", "history"}
+    assert {"history_run list", "history_metrics", "history_prune"} <= keys
     assert "| Measurement" in stdout

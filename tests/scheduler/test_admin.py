@@ -124,7 +124,10 @@ def test_run_list_filters_searches_and_is_read_only(admin_client, finished_run):
     assert shown("?status__exact=succeeded") == 0
     assert shown("?reason__exact=scheduled") == 1
     assert shown(f"?schedule__id__exact={finished_run.schedule_id}") == 1
-    assert shown("?q=boom") == 1
+    assert shown("?q=boom&search_output=yes") == 1  # output only when asked for
+    assert shown("?q=boom") == 0
+    assert shown("?q=cleanup") == 1  # the schedule's command
+    assert shown(f"?q=%23{finished_run.pk}") == 1  # the run's number
     assert shown("?q=nothing-like-this") == 0
     assert "cleanup_tokens --days 7" in admin_client.get(url).content.decode()
     assert admin_client.get(reverse("admin:scheduler_run_add")).status_code == 403

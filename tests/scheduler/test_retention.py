@@ -1,11 +1,15 @@
 from __future__ import annotations
 
+import itertools
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.db import connection
 from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
 
-from scheduler.models import Reason, Run, Schedule, Status
+from scheduler.models import Alert, AlertKind, Reason, Run, Schedule, Status
 from scheduler.retention import prune_runs
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
@@ -126,3 +130,33 @@ def test_the_latest_claimed_fire_time_is_always_kept(make_schedule, history):
     )
     prune_runs(NOW)
     assert ages_left(schedule) == [400]
+
+
+@override_settings(SCHEDULER={"KEEP_RUNS": 0, "KEEP_DAYS": 1000})
+def test_a_pruning_batch_writes_without_loading_the_runs_it_deletes(make_schedule, history):
+    schedule = make_schedule()
+    runs = history(schedule, range(1, 8))
+    Alert.objects.create(schedule=schedule, kind=AlertKind.LONG, message="x", run=runs[-1])
+    with CaptureQueriesContext(connection) as queries:
+        assert prune_runs(NOW, batch=3, pause=0) == 6
+    statements = [query["sql"] for query in queries]
+    assert not [sql for sql in statements if '"stdout"' in sql]  # no run is loaded
+    assert len([sql for sql in statements if sql.startswith("DELETE")]) == 2
+    assert Alert.objects.get().run is None
+
+
+@override_settings(SCHEDULER={"KEEP_RUNS": 0, "KEEP_DAYS": 1000})
+def test_pruning_pauses_between_batches_so_claims_get_the_write_lock(make_schedule, history):
+    history(make_schedule(), range(1, 8))
+    deletes: list[float] = []
+
+    def clock(execute, sql, params, many, context):
+        if sql.startswith("DELETE"):
+            deletes.append(time.monotonic())
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(clock):
+        prune_runs(NOW, batch=2, pause=0.05)
+    gaps = [later - earlier for earlier, later in itertools.pairwise(deletes)]
+    assert len(gaps) == 2
+    assert min(gaps) >= 0.05
