@@ -718,7 +718,8 @@ class Run(models.Model):
         "self",
         null=True,
         blank=True,
-        on_delete=models.CASCADE,
+        # Pruned on its own: retries keep their history and attempt numbers.
+        on_delete=models.SET_NULL,
         related_name="retry_runs",
         help_text="The run this one retries (the first attempt).",
     )

@@ -29,7 +29,7 @@ class Migration(migrations.Migration):
                 blank=True,
                 help_text="The run this one retries (the first attempt).",
                 null=True,
-                on_delete=django.db.models.deletion.CASCADE,
+                on_delete=django.db.models.deletion.SET_NULL,
                 related_name="retry_runs",
                 to="scheduler.run",
             ),
