@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin
 from django.contrib.admin.views.main import ChangeList
@@ -25,7 +25,14 @@ OUTPUT_SEARCH = "search_output"
 UNION_CHUNK = 200
 
 
-class CappedPaginator(Paginator[Any]):
+if TYPE_CHECKING:
+    # django-stubs' Paginator is generic, Django's is not (without django_stubs_ext).
+    PaginatorBase = Paginator[Any]
+else:
+    PaginatorBase = Paginator
+
+
+class CappedPaginator(PaginatorBase):
     """Count at most ``COUNT_CAP + 1`` rows: past that, the list says "more than".
 
     A full ``COUNT(*)`` reads every matching row; pages past the cap are reached by
