@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import tempfile
 from datetime import timedelta
 from pathlib import Path
 
@@ -20,7 +21,7 @@ pytestmark = [
     pytest.mark.timeout(600),
 ]
 
-SCREENSHOTS = Path("/tmp/scheduler-admin-layout")
+SCREENSHOTS = Path(tempfile.gettempdir()) / "scheduler-admin-layout"
 WIDTH, HEIGHT = 1280, 800
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import tempfile
 from datetime import timedelta
 from pathlib import Path
 
@@ -21,7 +22,7 @@ pytestmark = [
     pytest.mark.timeout(600),
 ]
 
-SCREENSHOTS = Path("/tmp/scheduler-admin-steer")
+SCREENSHOTS = Path(tempfile.gettempdir()) / "scheduler-admin-steer"
 
 
 def test_admin_pauses_with_a_reason_shows_who_why_until_and_the_edit_history_then_resumes(
