@@ -41,7 +41,7 @@ test: lint
 	$(BIN)/python -m tests.postgres $(BIN)/pytest -m ""
 
 # One table of this scheduler against cron-style fresh processes and django-apscheduler's
-# recommended pattern (also bench/results.json), on its own SQLite file or on a throwaway
-# database bench_<pid> on the PostgreSQL server DATABASE_URL points at. About 7 minutes.
+# recommended pattern (also bench/results.json): on its own SQLite file, then on a throwaway
+# PostgreSQL server started as the tests start one. About 25 minutes.
 bench: install
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench --both

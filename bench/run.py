@@ -166,6 +166,35 @@ def history_measurement(sizes, say: Progress) -> dict:
     return result
 
 
+def on_both_databases(args: argparse.Namespace) -> int:
+    """Run the benchmark in a process per database; print both tables, write both results."""
+    results = {}
+    with tempfile.TemporaryDirectory(prefix="scheduler-bench-both-") as workdir:
+        for name, wrapper in (
+            ("SQLite", []),
+            ("PostgreSQL", [sys.executable, "-m", "tests.postgres"]),
+        ):
+            out = Path(workdir) / f"{name}.json"
+            command = [*wrapper, sys.executable, "-m", "bench", "--json-out", str(out)]
+            command += ["--quick"] * args.quick + ["--keep"] * args.keep
+            command += [f"--history={args.history}"] if args.history else []
+            env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+            status = subprocess.run(
+                command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL
+            ).returncode
+            if status:
+                print(f"The benchmark on {name} failed (exit status {status}).", file=sys.stderr)
+                return status
+            results[name] = json.loads(out.read_text())
+    from . import report
+
+    for name, result in results.items():
+        print(f"{name}:\n\n{result['table']}\n{report.legend(result['meta'])}\n")
+    args.json_out.parent.mkdir(parents=True, exist_ok=True)
+    args.json_out.write_text(json.dumps({"databases": results}, indent=2, default=str))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
     parser.add_argument(
@@ -177,11 +206,18 @@ def main(argv: list[str] | None = None) -> int:
         metavar="ROWS",
         help="only the history measurement, with this many runs (the full run seeds 1,000,000)",
     )
+    parser.add_argument(
+        "--both",
+        action="store_true",
+        help="run on SQLite, then on a throwaway PostgreSQL server (as the tests start one)",
+    )
     parser.add_argument("--json-out", type=Path, default=DEFAULT_JSON, help="where to write JSON")
     parser.add_argument(
         "--keep", action="store_true", help="keep the work folder (logs, SQLite file) afterwards"
     )
     args = parser.parse_args(argv)
+    if args.both:
+        return on_both_databases(args)
     # SIGTERM unwinds like Ctrl-C, so the finally blocks stop every daemon and drop the database.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     say = Progress()
@@ -223,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
             measurements = {"history": history_measurement(sizes, say)}
         else:
             measurements = measure_all(sizes, workdir, say)
-        rows = report.build(measurements, sizes) if not args.history else []
+        rows = report.build(measurements, sizes, meta["database"]) if not args.history else []
         rows += report.history_rows(measurements["history"])
         table = report.markdown(rows)
         meta["seconds"] = round(time.monotonic() - say.began, 1)

@@ -20,12 +20,16 @@ DEFAULTS: dict[str, Any] = {
     "EXTRA_ALLOWED_COMMANDS": [],
     "EXECUTOR": "process",
     "OUTPUT_LIMIT": 1024 * 1024,
+    # Seconds between change probes on SQLite (PostgreSQL notifies at once; other
+    # databases re-read the schedules' fingerprint this often).
     "POLL_INTERVAL": 1.0,
+    # Seconds between full re-reads of the schedules, on databases without notifications,
+    # for edits that keep updated_at; only while something changes at all.
     "RESYNC_INTERVAL": 60.0,
     "MAX_CONCURRENT_RUNS": 32,
     "KILL_GRACE": 5.0,
     "SHUTDOWN_GRACE": 30.0,
-    "HEARTBEAT_INTERVAL": 5.0,
+    "HEARTBEAT_INTERVAL": 10.0,
     # A daemon silent for this long is taken for dead and its running runs interrupted.
     "HEARTBEAT_TIMEOUT": 30.0,
     # Bytes of address space a process-executor run may use (RLIMIT_AS); None: no limit.

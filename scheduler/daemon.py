@@ -1,6 +1,8 @@
-"""The scheduler daemon: its life cycle and the loop that ticks every ``POLL_INTERVAL``.
+"""The scheduler daemon: its life cycle and the loop that wakes for what is due or changed.
 
-Each tick delegates to the daemon's parts, each named for its job:
+Between ticks the loop waits on :mod:`scheduler.changes` (notifications on PostgreSQL, a
+one-statement probe every ``POLL_INTERVAL`` on SQLite) until upkeep or a queued retry is
+due. Each tick delegates to the daemon's parts, each named for its job:
 
 - :mod:`scheduler.upkeep`: heartbeat, runs nobody will finish, pruning, lost mail;
 - :mod:`scheduler.planner`: APScheduler's jobs in step with the ``Schedule`` rows,
@@ -26,6 +28,7 @@ from django.utils import timezone
 
 from . import pings, runner
 from .apscheduler_adapter import APSchedulerJobs
+from .changes import ANYTHING, RUNS, SCHEDULES, watch
 from .conf import conf
 from .executor import start_fork_server
 from .in_flight import InFlightPool
@@ -58,11 +61,15 @@ class SchedulerDaemon:
             stop=self.kill,
             stopping=self.stopping,
             late_fire=timedelta(seconds=max(5.0, 3 * self.poll_interval)),
-            on_unclaimed=lambda schedule_id: self.planner.replan(schedule_id),
+            on_unclaimed=self._replan,
+            on_queued_done=lambda: self.changes.wake(RUNS),
         )
         self.jobs = APSchedulerJobs(on_due=self.launcher.fire_due)
         self.planner = Planner(self.jobs, self.launcher, resync_interval=conf.RESYNC_INTERVAL)
         self.upkeep = Upkeep(self.pool)
+        self.changes = watch(self.poll_interval)
+        # When to look at the queued runs without being told of a change (a retry's time).
+        self._queued_due: datetime | None = None
         self.unfinished = 0
         self._db_down_since: datetime | None = None
 
@@ -81,13 +88,14 @@ class SchedulerDaemon:
         self.launcher.owner = Owner(heartbeat.host, heartbeat.pid, heartbeat.pk)
 
     def run(self) -> None:
-        """Start up, tick every ``poll_interval`` until asked to stop, and shut down."""
+        """Start up, tick on each change or due time until asked to stop, and shut down."""
         if conf.EXECUTOR != Executor.TASKS:  # a pure scheduler need not hold one in memory
             start_fork_server()
         me = Owner.this_process()
         self.attach(Heartbeat.start(host=me.host, pid=me.pid))
         self.jobs.start(paused=True)
         try:
+            self.changes.start()  # before the first read: no change falls in between
             self._guarded(sync_declared_schedules)
             self._guarded(self.upkeep.check_liveness, timezone.now())
             self.upkeep.mail_missed_later()
@@ -95,14 +103,26 @@ class SchedulerDaemon:
             self._guarded(self.planner.drop_orphan_jobs)
             self.jobs.resume()
             logger.info(
-                "Scheduler started with %d enabled schedule(s); polling every %.1f s",
+                "Scheduler started with %d enabled schedule(s); watching for changes %s",
                 len(self.planner.planned),
-                self.poll_interval,
+                self.changes.describe(),
             )
-            while not self.stopping.wait(self.poll_interval):
-                self._guarded(self.tick)
+            while not self.stopping.is_set():
+                changed = self.changes.wait(self.idle_for())
+                if not self.stopping.is_set():
+                    self._guarded(self.tick, None, changed)
         finally:
             self.shutdown()
+            self.changes.close()
+
+    def idle_for(self) -> float:
+        """Return the seconds the loop may wait for a change before something is due."""
+        waits = [self.upkeep.due_in()]
+        if self._queued_due is not None:
+            waits.append((self._queued_due - timezone.now()).total_seconds())
+        if self._db_down_since is not None:
+            waits.append(self.poll_interval)
+        return max(0.0, min(waits))
 
     def plan_all(self) -> None:
         """Plan every enabled schedule before start-up counts them; retry a failed read.
@@ -117,17 +137,26 @@ class SchedulerDaemon:
             if self._db_down_since is not None:
                 self.stopping.wait(self.poll_interval)
 
-    def tick(self, now: datetime | None = None) -> None:
-        """Do one round of upkeep, sync the schedules, and start queued runs.
+    def tick(self, now: datetime | None = None, changed: set[str] | None = None) -> None:
+        """Do the upkeep due, sync the schedules and start queued runs as ``changed`` asks.
 
+        ``changed`` comes from :meth:`Changes.wait`; None (as tests call it) does all.
         Without ``now``, each step reads the clock as it starts: upkeep may take a while,
         and planning from a time already past would fire late what is due meanwhile.
         """
-        close_old_connections()
+        everything = changed is None or self._db_down_since is not None
+        changed = changed or set()
         self.upkeep.step(now or timezone.now())
         planned_at = now or timezone.now()
-        self.planner.sync(planned_at, full=self.planner.full_sync_due(planned_at))
-        self.launcher.start_queued(now or timezone.now())
+        if everything or changed & {SCHEDULES, ANYTHING}:
+            full = SCHEDULES in changed or self.planner.full_sync_due(planned_at)
+            if self.planner.sync(planned_at, full=full):
+                self.upkeep.watch_alerts = self.planner.sets_alerts
+                self.upkeep.check_alerts()
+        queued_at = now or timezone.now()
+        due = self._queued_due is not None and self._queued_due <= queued_at
+        if everything or due or changed & {RUNS, ANYTHING}:
+            self._queued_due = self.launcher.start_queued(queued_at)
 
     def drain(self, timeout: float | None = 10.0) -> bool:
         """Wait for the work in flight to finish; return whether it all did."""
@@ -138,6 +167,11 @@ class SchedulerDaemon:
         self.stopping.set()
         if immediate:
             self.kill.set()
+        self.changes.wake()
+
+    def _replan(self, schedule_id: int) -> None:
+        self.planner.replan(schedule_id)
+        self.changes.wake(SCHEDULES)
 
     def _guarded(self, step: Callable[..., object], *args: Any) -> None:
         """Run a loop step; a database outage is logged once, not once per tick."""

@@ -44,7 +44,14 @@ PERSIST_RETRY_FOR = 600.0
 # still holds, so that it can end the rest of its ``running`` runs (see ``holding``).
 _held_lock = threading.Lock()
 _executing: set[int] = set()
+_ended = 0
 _unrecorded: dict[int, tuple[Run, ExecutionResult]] = {}
+
+
+def ended_count() -> int:
+    """Return how many runs this process has ended (pruning waits for some, or time)."""
+    with _held_lock:
+        return _ended
 
 
 def holding() -> set[int]:
@@ -301,6 +308,9 @@ def end(run: Run, write: Callable[[], bool]) -> None:
 
 def finished(run: Run) -> None:
     """Tell the project a run ended; a receiver's error never affects the daemon."""
+    global _ended
+    with _held_lock:
+        _ended += 1
     for receiver, response in run_finished.send_robust(sender=Run, run=run):
         if isinstance(response, Exception):
             logger.error("run_finished receiver %r failed: %r", receiver, response)

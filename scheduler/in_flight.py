@@ -37,9 +37,12 @@ class InFlightPool:
         self._lock = threading.RLock()  # a cancelled future calls _forget at once
         self._closed = False  # under _lock: shutting down, nothing more is submitted
         self._by_key: dict[Hashable, Future[None]] = {}
+        # Work submitted so far: upkeep looks for runs to resolve more often after some.
+        self.submitted = 0
 
     def submit(self, func: Callable[..., object], *args: Any, **kwargs: Any) -> Future[None] | None:
         """Run ``func`` in the pool; return None once :meth:`close` began."""
+        self.submitted += 1
         if self.inline:
             future: Future[None] = Future()
             log_failure(func, *args, **kwargs)

@@ -47,6 +47,7 @@ class Launcher:
         stopping: threading.Event,
         late_fire: timedelta,
         on_unclaimed: Callable[[int], None],
+        on_queued_done: Callable[[], None] = lambda: None,
     ) -> None:
         self.pool = pool
         self.stop = stop
@@ -55,6 +56,8 @@ class Launcher:
         # daemon could not fire it in time, and the catch-up rules decide.
         self.late_fire = late_fire
         self.on_unclaimed = on_unclaimed
+        # A queued run ended here: the next backfill run of its schedule may start now.
+        self.on_queued_done = on_queued_done
         self.owner = Owner.this_process()
 
     def fire_due(self, schedule_id: int, fire_times: list[datetime], now: datetime) -> None:
@@ -185,11 +188,13 @@ class Launcher:
                     return
                 self.stopping.wait(CATCH_UP_BUSY_POLL)
 
-    def start_queued(self, now: datetime) -> None:
+    def start_queued(self, now: datetime) -> datetime | None:
         """Start queued runs here; hand queued ``tasks`` runs to the task backend.
 
         Queued runs are manual runs, retries once their ``run_after`` has come, and
         backfill runs, oldest first and ``BACKFILL_CONCURRENCY`` at a time per schedule.
+        Return when to look again without being told of a change: the next retry's
+        ``run_after``, or a heartbeat interval on while any run waits here.
 
         A ``tasks`` run is *handed over* once its task is enqueued on the backend; from
         then on it waits for a worker, not for a daemon, unless that hand-over got no
@@ -197,10 +202,12 @@ class Launcher:
         """
         retry_before = now - timedelta(seconds=conf.HEARTBEAT_TIMEOUT)
         queued = Run.objects.awaiting_daemon(retry_before).filter(
-            (Q(run_after__isnull=True) | Q(run_after__lte=now)) & ~Q(reason=Reason.BACKFILL)
-            | Q(pk__in=backfill.oldest_queued(retry_before))
+            ~Q(reason=Reason.BACKFILL) | Q(pk__in=backfill.oldest_queued(retry_before))
         )
-        rows = list(queued.order_by("created_at").values_list("id", "executor", "reason")[:100])
+        waiting = list(
+            queued.order_by("created_at").values_list("id", "executor", "reason", "run_after")[:100]
+        )
+        rows = [row[:3] for row in waiting if row[3] is None or row[3] <= now]
         if any(reason == Reason.BACKFILL for _, _, reason in rows):
             # Only with backfill runs waiting: which of them the concurrency lets start.
             rows = [row for row in rows if row[2] != Reason.BACKFILL]
@@ -209,14 +216,18 @@ class Launcher:
             if executor == Executor.TASKS:
                 self.pool.submit_once(("run", run_id), hand_over, run_id, retry_before)
             elif reason in QUEUED_REASONS:
-                self.pool.submit_once(
-                    ("run", run_id),
-                    runner.run_queued,
-                    run_id,
-                    owner=self.owner,
-                    stop=self.stop,
-                    stopping=self.stopping,
-                )
+                self.pool.submit_once(("run", run_id), self.run_queued, run_id)
+        if not waiting:
+            return None
+        look_again = now + timedelta(seconds=conf.HEARTBEAT_INTERVAL)
+        return min([look_again, *(row[3] for row in waiting if row[3] and row[3] > now)])
+
+    def run_queued(self, run_id: int) -> None:
+        """Run the queued run ``run_id`` in this thread, then say it ended."""
+        try:
+            runner.run_queued(run_id, owner=self.owner, stop=self.stop, stopping=self.stopping)
+        finally:
+            self.on_queued_done()
 
 
 def left_out_note(decision: CatchUp) -> str:

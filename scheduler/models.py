@@ -547,6 +547,10 @@ class RunQuerySet(models.QuerySet["Run"]):
         """Return the runs waiting for a daemon or a task worker to start them."""
         return self.filter(status=Status.QUEUED)
 
+    def unsettled(self) -> RunQuerySet:
+        """Return the runs running or queued: all a liveness check might have to resolve."""
+        return self.filter(status__in=[Status.RUNNING, Status.QUEUED])
+
     def ended(self, *, skipped: bool = True) -> RunQuerySet:
         """Return the runs in a terminal status; ``skipped=False`` leaves skipped ones out."""
         unended = [Status.RUNNING, Status.QUEUED] + ([] if skipped else [Status.SKIPPED])

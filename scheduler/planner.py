@@ -42,6 +42,8 @@ class Planner:
         self._replan: set[int] = set()
         self._fingerprint: tuple[Any, ...] | None = None
         self._last_full_sync = 0.0
+        # Whether any enabled schedule sets an alert, as of the last read of the rows.
+        self.sets_alerts = False
 
     @property
     def planned(self) -> frozenset[int]:
@@ -66,12 +68,12 @@ class Planner:
         self._planned = {}
         self._fingerprint = None
 
-    def sync(self, now: datetime, *, full: bool = False) -> None:
+    def sync(self, now: datetime, *, full: bool = False) -> bool:
         """Bring the jobs in line with the enabled schedules in the database.
 
         A cheap fingerprint query runs every time; the schedule rows are read only when
         it changes, and, with ``full``, in case a row was edited in a way that does not
-        move ``updated_at`` (``QuerySet.update()``, raw SQL).
+        move ``updated_at`` (``QuerySet.update()``, raw SQL). Return whether they were.
         """
         fingerprint = tuple(
             Schedule.objects.aggregate(
@@ -80,16 +82,26 @@ class Planner:
         )
         replan, self._replan = self._replan, set()
         if not full and not replan and fingerprint == self._fingerprint:
-            return
+            return False
         for schedule_id in replan:
             self._planned.pop(schedule_id, None)
         # What planning depends on (see the docstring on edits that keep updated_at).
-        current = {
-            row[0]: row[1:]
-            for row in Schedule.objects.filter(enabled=True).values_list(
-                "id", "updated_at", "cron", "interval", "timezone", "created_at", "paused_until"
+        rows = list(
+            Schedule.objects.filter(enabled=True).values_list(
+                "id",
+                "updated_at",
+                "cron",
+                "interval",
+                "timezone",
+                "created_at",
+                "paused_until",
+                "late_after",
+                "long_after",
+                "expect_success_within",
             )
-        }
+        )
+        current = {row[0]: row[1:7] for row in rows}
+        self.sets_alerts = any(value is not None for row in rows for value in row[7:])
         for schedule_id in self._planned.keys() - current.keys():
             self.jobs.remove(schedule_id)
             logger.info("Schedule %s removed or disabled", schedule_id)
@@ -103,6 +115,7 @@ class Planner:
         self._fingerprint = fingerprint
         if full:
             self._last_full_sync = now.timestamp()
+        return True
 
     def drop_orphan_jobs(self) -> None:
         """Remove stored jobs of schedules deleted or disabled while no daemon ran."""

@@ -19,6 +19,7 @@ from .conf import conf
 from .execution import (
     PERSIST_RETRY_FOR,
     end,
+    ended_count,
     execute_run,
     finished,
     holding,
@@ -33,6 +34,7 @@ __all__ = [
     # Re-exported for callers of the runner from before the split (the daemon, for now).
     "PERSIST_RETRY_FOR",
     "end",
+    "ended_count",
     "execute_run",
     "fail_lost_tasks",
     "finished",

@@ -1,15 +1,19 @@
 """The daemon's upkeep: liveness, pruning, lost tasks, lost runs and lost mail.
 
-Every ``HEARTBEAT_INTERVAL`` the daemon beats its heartbeat and resolves runs nobody
+Every ``HEARTBEAT_INTERVAL`` the daemon beats its heartbeat. While any run is running or
+queued, or this daemon started work since its last look, it also resolves runs nobody
 will finish: those of daemons and workers gone silent, ``tasks`` runs long overdue, its
-own runs it could not record, and queued runs whose task the backend lost. Every
-``PRUNE_INTERVAL`` it prunes run history and mails about runs whose mail was lost.
+own runs it could not record, and queued runs whose task the backend lost; otherwise
+one cheap look every ``HEARTBEAT_TIMEOUT`` tells whether there is anything to resolve. Run history is pruned
+every ``PRUNE_INTERVAL`` after runs ended here, and at least every ``IDLE_PRUNE_INTERVAL``
+(the age limits move slowly); mail about runs whose mail was lost goes out with it.
 Whatever may be slow goes to the pool, so the loop never waits for it.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import time
 from datetime import datetime, timedelta
 
@@ -29,6 +33,9 @@ logger = logging.getLogger("scheduler.daemon")
 # Runs ended this long ago at most, and not notified, are mailed by any daemon: their
 # own mail was lost (a daemon stopping, or dying, just after it ended them).
 MAIL_SWEEP_WINDOW = timedelta(days=1)
+# Seconds between prunings (and forgetting old heartbeats) while no run ends here.
+IDLE_PRUNE_INTERVAL = 3600.0
+NEVER = -math.inf  # a monotonic time before any other
 
 
 class Upkeep:
@@ -37,24 +44,53 @@ class Upkeep:
     def __init__(self, pool: InFlightPool) -> None:
         self.pool = pool
         self.heartbeat: Heartbeat | None = None
-        self._last_beat = 0.0
+        self._last_beat = NEVER
         self._last_prune = time.monotonic()
+        self._ended_at_prune = runner.ended_count()
         # Judge other daemons dead only after this (monotonic) time; see defer_judging.
         self._judge_stale_after = 0.0
         self._lost_seen: set[int] = set()
-        self._last_alert_check = 0.0
+        self._last_alert_check = NEVER
+        self._last_sweep = NEVER
+        self._last_heartbeat_prune = NEVER
+        self._busy = True
+        self._submitted_at_sweep = pool.submitted
+        # Whether any enabled schedule sets an alert (the planner tells, as it reads them).
+        self.watch_alerts = True
 
     def step(self, now: datetime) -> None:
-        """Check liveness and prune, each when its interval has passed."""
-        if time.monotonic() - self._last_beat >= conf.HEARTBEAT_INTERVAL:
+        """Check liveness, prune and check alerts, each when its interval has passed."""
+        if self._until(self._last_beat, conf.HEARTBEAT_INTERVAL) <= 0:
             self.check_liveness(now)
-        if time.monotonic() - self._last_prune >= conf.PRUNE_INTERVAL:
+        if self._until_prune() <= 0:
             self._last_prune = time.monotonic()
+            self._ended_at_prune = runner.ended_count()
             self.pool.submit_once("prune", prune, now)
             self.mail_missed_later()
-        if time.monotonic() - self._last_alert_check >= alerts.CHECK_INTERVAL:
-            self._last_alert_check = time.monotonic()
-            self.pool.submit_once("alerts", alerts.check)
+        if self.watch_alerts and self._until(self._last_alert_check, alerts.CHECK_INTERVAL) <= 0:
+            self.check_alerts()
+
+    def check_alerts(self) -> None:
+        """Check the alerts in the pool (also once after schedules changed)."""
+        self._last_alert_check = time.monotonic()
+        self.pool.submit_once("alerts", alerts.check)
+
+    def due_in(self) -> float:
+        """Return the seconds until :meth:`step` has something to do."""
+        waits = [self._until(self._last_beat, conf.HEARTBEAT_INTERVAL), self._until_prune()]
+        if self.watch_alerts:
+            waits.append(self._until(self._last_alert_check, alerts.CHECK_INTERVAL))
+        return min(waits)
+
+    def _until_prune(self) -> float:
+        ended_here = runner.ended_count() != self._ended_at_prune
+        return self._until(
+            self._last_prune, conf.PRUNE_INTERVAL if ended_here else IDLE_PRUNE_INTERVAL
+        )
+
+    @staticmethod
+    def _until(last: float, interval: float) -> float:
+        return max(0.0, last + interval - time.monotonic())
 
     def defer_judging(self) -> None:
         """Judge no daemon dead for a heartbeat timeout: all were cut off by an outage."""
@@ -67,10 +103,22 @@ class Upkeep:
     def check_liveness(self, now: datetime) -> None:
         """Beat; end the running runs of gone daemons and workers, and overdue ``tasks``
         runs, as interrupted; forget old heartbeats; look for queued runs whose task was
-        lost."""
+        lost. The resolving is skipped while no run is running or queued."""
         assert self.heartbeat is not None
         self.heartbeat.beat()
         self._last_beat = time.monotonic()
+        if not self._sweep_due():
+            return
+        self._last_sweep = time.monotonic()
+        self._submitted_at_sweep = self.pool.submitted
+        self._busy = bool(runner.holding()) or Run.objects.unsettled().exists()
+        if self._until(self._last_heartbeat_prune, IDLE_PRUNE_INTERVAL) <= 0 or self._busy:
+            # Daemons' up-time answers `schedules why` as far back as runs are kept.
+            prune_heartbeats(keep_for=timedelta(days=max(7, conf.KEEP_DAYS)))
+            self._last_heartbeat_prune = time.monotonic()
+        if not self._busy:
+            self._lost_seen = set()
+            return
         stale_after = timedelta(seconds=conf.HEARTBEAT_TIMEOUT)
         dead = dead_heartbeats(
             stale_after=stale_after,
@@ -97,10 +145,15 @@ class Upkeep:
         interrupted += self.end_lost_runs()
         for run in interrupted:
             self.pool.submit(runner.finished, run)  # mail may be slow; the loop must not wait
-        # Daemons' up-time answers `schedules why` as far back as runs are kept.
-        prune_heartbeats(keep_for=timedelta(days=max(7, conf.KEEP_DAYS)))
         if Run.objects.awaiting_worker(now - stale_after).exists():
             self.pool.submit_once("lost tasks", fail_lost_tasks, now - stale_after)
+
+    def _sweep_due(self) -> bool:
+        """Resolve at every beat while runs go on or were started here since the last
+        look; else look every heartbeat timeout."""
+        if self._busy or self.pool.submitted != self._submitted_at_sweep:
+            return True
+        return self._until(self._last_sweep, conf.HEARTBEAT_TIMEOUT) <= 0
 
     def end_lost_runs(self) -> list[Run]:
         """End this daemon's own ``running`` runs that none of its threads holds any more.

@@ -16,10 +16,12 @@ from django.utils import timezone
 
 from scheduler import runner
 from scheduler.catch_up import decide
+from scheduler.changes import RUNS
 from scheduler.daemon import SchedulerDaemon
 from scheduler.in_flight import call
 from scheduler.models import Heartbeat, Reason, Run, Status
 from scheduler.owners import Owner
+from tests.conftest import wait_for
 
 T0 = datetime(2026, 11, 24, 1, 0, tzinfo=UTC)
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -312,3 +314,69 @@ def test_an_idle_tick_costs_two_queries(
     # Nothing due, nothing changed: the schedules' fingerprint and the queued runs.
     with django_assert_num_queries(2):
         live_daemon.tick(T0 + timedelta(seconds=1))
+
+
+def test_a_tick_with_nothing_changed_or_due_sends_no_statement(
+    live_daemon, make_schedule, settings, django_assert_num_queries
+):
+    settings.SCHEDULER = {**settings.SCHEDULER, "HEARTBEAT_INTERVAL": 3600}
+    thread_schedule(make_schedule, interval=3600)
+    live_daemon.tick(T0)
+    live_daemon.drain()
+    with django_assert_num_queries(0):
+        live_daemon.tick(T0 + timedelta(seconds=1), changed=set())
+
+
+def test_a_tick_told_of_queued_runs_looks_only_at_them(
+    live_daemon, make_schedule, settings, django_assert_num_queries
+):
+    settings.SCHEDULER = {**settings.SCHEDULER, "HEARTBEAT_INTERVAL": 3600}
+    thread_schedule(make_schedule, interval=3600)
+    live_daemon.tick(T0)
+    live_daemon.drain()
+    with django_assert_num_queries(1):
+        live_daemon.tick(T0 + timedelta(seconds=1), changed={RUNS})
+
+
+def test_a_retry_due_later_is_started_at_its_time_without_a_change(
+    clock, live_daemon, make_schedule, settings
+):
+    settings.SCHEDULER = {**settings.SCHEDULER, "HEARTBEAT_INTERVAL": 3600}
+    schedule = thread_schedule(make_schedule, interval=3600)
+    live_daemon.tick(T0)
+    Run.objects.create(
+        schedule=schedule,
+        command=schedule.command,
+        args=schedule.args,
+        reason=Reason.RETRY,
+        status=Status.QUEUED,
+        scheduled_for=T0,
+        run_after=T0 + timedelta(seconds=30),
+        executor="thread",
+    )
+    clock(T0 + timedelta(seconds=1))
+    live_daemon.tick(T0 + timedelta(seconds=1), changed={RUNS})
+    assert 28 <= live_daemon.idle_for() <= 29
+    live_daemon.tick(T0 + timedelta(seconds=29), changed=set())
+    assert Run.objects.get(reason=Reason.RETRY).status == Status.QUEUED
+    live_daemon.tick(T0 + timedelta(seconds=31), changed=set())
+    live_daemon.drain()
+    assert Run.objects.get(reason=Reason.RETRY).status == Status.SUCCEEDED
+
+
+def test_a_stop_request_ends_the_wait_for_changes_at_once(make_schedule, settings):
+    settings.SCHEDULER = {**settings.SCHEDULER, "HEARTBEAT_INTERVAL": 3600, "EXECUTOR": "thread"}
+    daemon = SchedulerDaemon(poll_interval=3600)
+    runner_thread = threading.Thread(target=daemon.run)
+    runner_thread.start()
+    try:
+        assert wait_for(lambda: daemon.heartbeat is not None and daemon.planner.synced, 10)
+        time.sleep(0.2)
+        began = time.monotonic()
+        daemon.request_stop()
+        runner_thread.join(10)
+        assert not runner_thread.is_alive()
+        assert time.monotonic() - began < 5
+    finally:
+        daemon.request_stop(immediate=True)
+        runner_thread.join(10)
