@@ -36,8 +36,9 @@ logger = logging.getLogger("scheduler.daemon")
 JOB_FUNC = "scheduler.runner:run_schedule"
 JOBSTORE_RETRY_INTERVAL = 1.0
 
-# Called with a schedule's id, its fire times come due, and the current time.
-OnDue = Callable[[int, list[datetime], datetime], None]
+# Called once per wake-up with, for each schedule due, its id, its fire times come due,
+# and the current time.
+OnDue = Callable[[list[tuple[int, list[datetime], datetime]]], None]
 
 
 def job_id(schedule_id: int) -> str:
@@ -93,6 +94,12 @@ class ScheduleJobStore(DjangoJobStore):  # type: ignore[misc]
     django-apscheduler's event listeners are not registered.
     """
 
+    def __init__(self, on_wake_up_done: Callable[[], None] = lambda: None) -> None:
+        super().__init__()
+        # Next fire times of the jobs fired at this wake-up, stored together afterwards.
+        self._fired: dict[str, Job] = {}
+        self.on_wake_up_done = on_wake_up_done
+
     def register_event_listeners(self) -> None:
         pass
 
@@ -126,16 +133,18 @@ class ScheduleJobStore(DjangoJobStore):  # type: ignore[misc]
         return jobs
 
     def update_job(self, job: Job) -> None:
-        try:
-            super().update_job(job)
-        except JobLookupError:
-            pass
-        except DatabaseError as exc:
-            # The stored fire time stays as it was, so the job comes due again and its
-            # missed fire times are handed over together once the database is back.
-            logger.warning("Could not store the next fire time of %s: %s", job.id, exc)
+        """Keep a fired job's next fire time until :meth:`get_next_run_time` stores all.
+
+        APScheduler calls this once per fired job and then ``get_next_run_time`` once,
+        so a thousand jobs due at once cost a few statements rather than four thousand.
+        """
+        self._fired[job.id] = job
 
     def get_next_run_time(self) -> datetime | None:
+        """Finish a wake-up (APScheduler calls this after handing over the due jobs):
+        dispatch them, store their next fire times, and return the earliest."""
+        self.on_wake_up_done()
+        self.store_fired()
         try:
             next_run_time: datetime | None = super().get_next_run_time()
         except DatabaseError as exc:
@@ -143,9 +152,36 @@ class ScheduleJobStore(DjangoJobStore):  # type: ignore[misc]
             return timezone.now() + timedelta(seconds=JOBSTORE_RETRY_INTERVAL)
         return next_run_time
 
+    def store_fired(self) -> None:
+        """Store the next fire times kept by :meth:`update_job`, in one transaction.
+
+        Jobs another daemon removed meanwhile stay removed (an update, not an upsert).
+        """
+        jobs, self._fired = list(self._fired.values()), {}
+        if not jobs:
+            return
+        try:
+            with transaction.atomic():
+                DjangoJob.objects.bulk_update(
+                    [
+                        DjangoJob(
+                            id=job.id,
+                            next_run_time=job.next_run_time,
+                            job_state=pickle.dumps(job.__getstate__(), self.pickle_protocol),
+                        )
+                        for job in jobs
+                    ],
+                    ["next_run_time", "job_state"],
+                    batch_size=500,
+                )
+        except DatabaseError as exc:
+            # The stored fire times stay as they were, so the jobs come due again and
+            # their missed fire times are handed over together once the database is back.
+            logger.warning("Could not store the next fire time of %d job(s): %s", len(jobs), exc)
+
 
 class DispatchExecutor(BaseExecutor):  # type: ignore[misc]
-    """Hand a due job's fire times to ``on_due`` instead of calling the job.
+    """Collect the due jobs' fire times of a wake-up; :meth:`dispatch` hands them on.
 
     APScheduler's own executors call ``job.func()`` without the fire time, which the run
     needs for its exactly-once claim. Jobs do not coalesce inside APScheduler, so this
@@ -156,9 +192,16 @@ class DispatchExecutor(BaseExecutor):  # type: ignore[misc]
     def __init__(self, on_due: OnDue) -> None:
         super().__init__()
         self.on_due = on_due
+        self._due: list[tuple[int, list[datetime], datetime]] = []
 
     def submit_job(self, job: Job, run_times: list[datetime]) -> None:
-        self.on_due(job.args[0], run_times, timezone.now())
+        self._due.append((job.args[0], run_times, timezone.now()))
+
+    def dispatch(self) -> None:
+        """Hand the fire times collected since the last call to ``on_due``, in one call."""
+        due, self._due = self._due, []
+        if due:
+            self.on_due(due)
 
     def _do_submit_job(self, job: Job, run_times: list[datetime]) -> None:  # pragma: no cover
         raise NotImplementedError  # submit_job replaces it
@@ -177,15 +220,16 @@ class JobPlan:
 class APSchedulerJobs:
     """APScheduler's background scheduler holding one job per planned schedule.
 
-    ``on_due`` is called in APScheduler's thread with the fire times of a job that came
-    due; it must return at once.
+    ``on_due`` is called in APScheduler's thread, once per wake-up, with the fire times
+    of the jobs that came due; it must return at once.
     """
 
     def __init__(self, on_due: OnDue) -> None:
-        self.store = ScheduleJobStore()
+        executor = DispatchExecutor(on_due)
+        self.store = ScheduleJobStore(on_wake_up_done=executor.dispatch)
         self.scheduler = BackgroundScheduler(
             jobstores={"default": self.store},
-            executors={"default": DispatchExecutor(on_due)},
+            executors={"default": executor},
             timezone=UTC,
             jobstore_retry_interval=JOBSTORE_RETRY_INTERVAL,
         )

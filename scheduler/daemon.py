@@ -131,7 +131,7 @@ class SchedulerDaemon:
         failure forgets what was planned (``_guarded``).
         """
         while not self.stopping.is_set():
-            self._guarded(lambda: self.planner.sync(timezone.now(), full=True))
+            self._guarded(self.sync, timezone.now(), True)
             if self._db_down_since is None and self.planner.synced:
                 return
             if self._db_down_since is not None:
@@ -149,14 +149,18 @@ class SchedulerDaemon:
         self.upkeep.step(now or timezone.now())
         planned_at = now or timezone.now()
         if everything or changed & {SCHEDULES, ANYTHING}:
-            full = SCHEDULES in changed or self.planner.full_sync_due(planned_at)
-            if self.planner.sync(planned_at, full=full):
-                self.upkeep.watch_alerts = self.planner.sets_alerts
-                self.upkeep.check_alerts()
+            self.sync(planned_at, SCHEDULES in changed or self.planner.full_sync_due(planned_at))
         queued_at = now or timezone.now()
         due = self._queued_due is not None and self._queued_due <= queued_at
         if everything or due or changed & {RUNS, ANYTHING}:
             self._queued_due = self.launcher.start_queued(queued_at)
+
+    def sync(self, now: datetime, full: bool) -> None:
+        """Sync the schedules; after a read of them, check alerts once and say whether to
+        check them again."""
+        if self.planner.sync(now, full=full):
+            self.upkeep.watch_alerts = self.planner.sets_alerts
+            self.upkeep.check_alerts()
 
     def drain(self, timeout: float | None = 10.0) -> bool:
         """Wait for the work in flight to finish; return whether it all did."""

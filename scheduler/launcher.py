@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
 from django.db import DatabaseError
@@ -26,6 +26,9 @@ from .models import QUEUED_REASONS, Executor, Reason, Run, Schedule
 from .owners import Owner
 
 logger = logging.getLogger("scheduler.daemon")
+
+# What APScheduler found due for one schedule: its id, its fire times, and when it looked.
+Due = tuple[int, list[datetime], datetime]
 
 # Seconds between looks at a schedule whose run is still going, before the next missed
 # fire time of a catch_up_runs="each" schedule is claimed.
@@ -60,16 +63,44 @@ class Launcher:
         self.on_queued_done = on_queued_done
         self.owner = Owner.this_process()
 
-    def fire_due(self, schedule_id: int, fire_times: list[datetime], now: datetime) -> None:
-        """Start what APScheduler found due: one fire time on time, else a catch-up.
+    def fire_due(self, due: Sequence[Due]) -> None:
+        """Start what APScheduler found due at one wake-up: fire times on time, claimed
+        together, and catch-ups.
 
-        Several fire times at once, or one handed over late, mean the daemon could not
-        fire for a while (database outage, suspended process).
+        Several fire times of a schedule at once, or one handed over late, mean the
+        daemon could not fire for a while (database outage, suspended process).
         """
-        if len(fire_times) == 1 and now - fire_times[0] <= self.late_fire:
-            self.fire(schedule_id, fire_times[0], Reason.SCHEDULED)
-        else:
-            self.catch_up(schedule_id)
+        on_time = []
+        for schedule_id, fire_times, now in due:
+            if len(fire_times) == 1 and now - fire_times[0] <= self.late_fire:
+                on_time.append((schedule_id, fire_times[0]))
+            else:
+                self.catch_up(schedule_id)
+        if len(on_time) == 1:
+            self.fire(*on_time[0], Reason.SCHEDULED)
+        elif on_time and not self.stopping.is_set():
+            self.pool.submit(self.run_fires, on_time)
+
+    def run_fires(self, fires: list[tuple[int, datetime]]) -> None:
+        """Claim on-time fire times together, then run each in a thread of its own."""
+        if self.stopping.is_set():
+            return
+        try:
+            runs, one_by_one = Run.claim_many(fires, Reason.SCHEDULED, owner=self.owner)
+        except DatabaseError as exc:
+            logger.warning("Could not claim %d fire time(s): %s", len(fires), exc)
+            for schedule_id, _ in fires:
+                self.on_unclaimed(schedule_id)
+            return
+        for run in runs:
+            if self.pool.submit(self.start_claimed, run) is None:
+                run.release()  # the daemon is stopping: caught up at the next start
+        for schedule_id, fire_time in one_by_one:
+            self.fire(schedule_id, fire_time, Reason.SCHEDULED)
+
+    def start_claimed(self, run: Run) -> None:
+        """Go on with ``run``, claimed by :meth:`run_fires`, in this thread."""
+        runner.start_claimed(run, stop=self.stop, stopping=self.stopping)
 
     def fire(self, schedule_id: int, fire_time: datetime, reason: str) -> None:
         """Submit the run of ``schedule_id`` for ``fire_time``."""

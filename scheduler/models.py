@@ -27,6 +27,7 @@ its own: ``claim`` and ``start`` decide it under the schedule's row lock.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol, TypedDict, cast
 
@@ -34,7 +35,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.management.base import CommandError
 from django.core.validators import MaxValueValidator, MinValueValidator
-from django.db import IntegrityError, models, transaction
+from django.db import IntegrityError, connections, models, transaction
 from django.db.models import (
     Count,
     DurationField,
@@ -832,6 +833,61 @@ class Run(models.Model):
             except IntegrityError:
                 return None
         return run
+
+    @classmethod
+    def claim_many(
+        cls, fires: Sequence[tuple[int, datetime]], reason: str, *, owner: Owner
+    ) -> tuple[list[Run], list[tuple[int, datetime]]]:
+        """Claim many fire times (a wake-up's due schedules) in one transaction.
+
+        The rules of :meth:`claim`, in a few statements whatever the count: the schedule
+        rows are locked, the busy ``skip`` schedules and the fire times claimed already
+        are read in one query each, and the runs are inserted together. Return the runs
+        claimed, and the fires left to :meth:`claim` one by one: all of them if the
+        database cannot return the new rows' ids, or if the insert met a claim made
+        meanwhile; those whose run could not be made (a row written around validation).
+        """
+        if not fires or not connections[cls.objects.db].features.can_return_rows_from_bulk_insert:
+            return [], list(fires)
+        now = dj_timezone.now()
+        ids = {schedule_id for schedule_id, _ in fires}
+        runs, one_by_one = [], []
+        with transaction.atomic():
+            schedules = Schedule.objects.select_for_update().in_bulk(ids)
+            skip = [pk for pk, schedule in schedules.items() if schedule.overlap == Overlap.SKIP]
+            busy = set(
+                Run.objects.filter(schedule_id__in=skip)
+                .in_progress(queued_too=True)
+                .values_list("schedule_id", flat=True)
+            )
+            taken = set(
+                Run.objects.fire_times()
+                .filter(schedule_id__in=ids, scheduled_for__in={when for _, when in fires})
+                .values_list("schedule_id", "scheduled_for")
+            )
+            for schedule_id, fire_time in fires:
+                schedule = schedules.get(schedule_id)
+                if (
+                    schedule is None
+                    or not schedule.enabled
+                    or schedule.is_paused(fire_time)
+                    or (schedule_id, fire_time) in taken
+                ):
+                    continue
+                try:
+                    run = cls._claimed(
+                        schedule, reason, fire_time, now, owner=owner, busy=schedule_id in busy
+                    )
+                except Exception:  # its own claim reports the error, for it alone
+                    one_by_one.append((schedule_id, fire_time))
+                    continue
+                runs.append(run)
+            try:
+                with transaction.atomic():
+                    cls.objects.bulk_create(runs)
+            except IntegrityError:
+                return [], list(fires)
+        return runs, one_by_one
 
     @classmethod
     def claim_manual(cls, schedule: Schedule, *, owner: Owner | None = None) -> Run:

@@ -10,11 +10,12 @@ indefinitely paused one has no job), so a pause ends on time with no re-planning
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Count, Max
+from django.db.models import Count, Max, Q
 
 from . import catch_up
 from .apscheduler_adapter import APSchedulerJobs, JobPlan
@@ -26,6 +27,24 @@ from .timing import TimingError
 logger = logging.getLogger("scheduler.daemon")
 
 CHUNK = 500
+# What planning a schedule depends on (the id first; see Planner.sync on edits that keep
+# updated_at), then whether it sets alerts (upkeep checks them only if one does).
+PLANNED_FIELDS = (
+    "id",
+    "updated_at",
+    "cron",
+    "interval",
+    "timezone",
+    "created_at",
+    "paused_until",
+    "late_after",
+    "long_after",
+    "expect_success_within",
+)
+
+
+def _sets_alerts(row: Sequence[Any]) -> bool:
+    return any(value is not None for value in row[7:10])
 
 
 class Planner:
@@ -42,8 +61,8 @@ class Planner:
         self._replan: set[int] = set()
         self._fingerprint: tuple[Any, ...] | None = None
         self._last_full_sync = 0.0
-        # Whether any enabled schedule sets an alert, as of the last read of the rows.
-        self.sets_alerts = False
+        # The enabled schedules that set an alert, as of the last read of the rows.
+        self._alerting: set[int] = set()
 
     @property
     def planned(self) -> frozenset[int]:
@@ -71,9 +90,10 @@ class Planner:
     def sync(self, now: datetime, *, full: bool = False) -> bool:
         """Bring the jobs in line with the enabled schedules in the database.
 
-        A cheap fingerprint query runs every time; the schedule rows are read only when
-        it changes, and, with ``full``, in case a row was edited in a way that does not
-        move ``updated_at`` (``QuerySet.update()``, raw SQL). Return whether they were.
+        A cheap fingerprint query runs every time; when it changed, only the rows edited
+        or added since the last read are read, unless some were deleted. With ``full``
+        every row is read, in case one was edited in a way that does not move
+        ``updated_at`` (``QuerySet.update()``, raw SQL). Return whether rows were read.
         """
         fingerprint = tuple(
             Schedule.objects.aggregate(
@@ -85,23 +105,11 @@ class Planner:
             return False
         for schedule_id in replan:
             self._planned.pop(schedule_id, None)
-        # What planning depends on (see the docstring on edits that keep updated_at).
-        rows = list(
-            Schedule.objects.filter(enabled=True).values_list(
-                "id",
-                "updated_at",
-                "cron",
-                "interval",
-                "timezone",
-                "created_at",
-                "paused_until",
-                "late_after",
-                "long_after",
-                "expect_success_within",
-            )
-        )
-        current = {row[0]: row[1:7] for row in rows}
-        self.sets_alerts = any(value is not None for row in rows for value in row[7:])
+        current = None if full else self._read_changed(fingerprint, replan)
+        if current is None:
+            rows = list(Schedule.objects.filter(enabled=True).values_list(*PLANNED_FIELDS))
+            current = {row[0]: row[1:] for row in rows}
+            self._alerting = {row[0] for row in rows if _sets_alerts(row)}
         for schedule_id in self._planned.keys() - current.keys():
             self.jobs.remove(schedule_id)
             logger.info("Schedule %s removed or disabled", schedule_id)
@@ -116,6 +124,39 @@ class Planner:
         if full:
             self._last_full_sync = now.timestamp()
         return True
+
+    @property
+    def sets_alerts(self) -> bool:
+        """Return whether any enabled schedule sets an alert, as of the last read."""
+        return bool(self._alerting)
+
+    def _read_changed(
+        self, fingerprint: tuple[Any, ...], replan: set[int]
+    ) -> dict[int, tuple[Any, ...]] | None:
+        """Return the planned versions with the rows edited or added since the last read
+        (and ``replan``) applied; None when that cannot tell all: rows were deleted."""
+        if self._fingerprint is None or None in self._fingerprint:
+            return None
+        _, latest, last_id = self._fingerprint
+        rows = Schedule.objects.filter(
+            Q(updated_at__gte=latest) | Q(id__gt=last_id) | Q(pk__in=replan)
+        ).values_list(*PLANNED_FIELDS, "enabled")
+        current = dict(self._planned)
+        added = 0
+        for *row, enabled in rows:
+            schedule_id = row[0]
+            added += schedule_id > last_id
+            if enabled:
+                current[schedule_id] = tuple(row[1:])
+            else:
+                current.pop(schedule_id, None)
+            if enabled and _sets_alerts(row):
+                self._alerting.add(schedule_id)
+            else:
+                self._alerting.discard(schedule_id)
+        if fingerprint[0] != self._fingerprint[0] + added:
+            return None
+        return current
 
     def drop_orphan_jobs(self) -> None:
         """Remove stored jobs of schedules deleted or disabled while no daemon ran."""

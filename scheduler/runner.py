@@ -44,6 +44,7 @@ __all__ = [
     "record_unrecorded",
     "run_queued",
     "run_schedule",
+    "start_claimed",
 ]
 
 logger = logging.getLogger("scheduler.runner")
@@ -74,6 +75,13 @@ def run_schedule(
     if run is None:
         logger.debug("Fire time %s of schedule %s already claimed", scheduled_for, schedule_id)
         return None
+    return start_claimed(run, stop=stop, stopping=stopping)
+
+
+def start_claimed(
+    run: Run, *, stop: threading.Event | None = None, stopping: threading.Event | None = None
+) -> Run:
+    """Go on with a run just claimed: log a skip, hand a task over, or execute it here."""
     if run.status == Status.SKIPPED:
         logger.info("Run %s of %s skipped: the previous run is still going", run.pk, run.schedule)
         return run

@@ -4,9 +4,10 @@ Every ``HEARTBEAT_INTERVAL`` the daemon beats its heartbeat. While any run is ru
 queued, or this daemon started work since its last look, it also resolves runs nobody
 will finish: those of daemons and workers gone silent, ``tasks`` runs long overdue, its
 own runs it could not record, and queued runs whose task the backend lost; otherwise
-one cheap look every ``HEARTBEAT_TIMEOUT`` tells whether there is anything to resolve. Run history is pruned
-every ``PRUNE_INTERVAL`` after runs ended here, and at least every ``IDLE_PRUNE_INTERVAL``
-(the age limits move slowly); mail about runs whose mail was lost goes out with it.
+one cheap look every ``HEARTBEAT_TIMEOUT`` tells whether there is anything to resolve.
+Run history is pruned every ``PRUNE_INTERVAL`` after runs ended here, and at least
+every ``IDLE_PRUNE_INTERVAL`` (the age limits move slowly); mail about runs whose mail
+was lost goes out with it.
 Whatever may be slow goes to the pool, so the loop never waits for it.
 """
 

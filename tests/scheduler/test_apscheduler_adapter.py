@@ -1,9 +1,14 @@
 """The APScheduler adapter: the trigger's fire times and its trip through the job store."""
 
 import pickle
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
-from scheduler.apscheduler_adapter import TimingTrigger
+import pytest
+from apscheduler.job import Job
+from django_apscheduler.models import DjangoJob
+
+from scheduler.apscheduler_adapter import APSchedulerJobs, JobPlan, TimingTrigger
 from scheduler.timing import Timing
 
 ANCHOR = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
@@ -36,3 +41,48 @@ def test_no_fire_time_left_in_the_calendar_ends_the_job_instead_of_raising():
     trigger = TimingTrigger(Timing(interval=30 * 86400, anchor=datetime(9999, 11, 1, tzinfo=UTC)))
     now = datetime(9999, 12, 31, 12, tzinfo=UTC)
     assert trigger.get_next_fire_time(None, now) is None
+
+
+@pytest.fixture
+def jobs() -> Iterator[APSchedulerJobs]:
+    jobs = APSchedulerJobs(on_due=lambda due: None)
+    jobs.start(paused=True)
+    yield jobs
+    jobs.shutdown()
+
+
+def fire(jobs: APSchedulerJobs, now: datetime, due: list[Job]) -> None:
+    """Do what APScheduler's wake-up does with each due job, then ask for the next one."""
+    for job in due:
+        job._modify(next_run_time=job.trigger.get_next_fire_time(job.next_run_time, now))
+        jobs.store.update_job(job)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_jobs_due_at_once_store_their_next_fire_times_in_one_go(
+    jobs, django_assert_max_num_queries
+):
+    now = datetime.now(UTC)
+    anchor = now - timedelta(hours=1)
+    jobs.put(
+        [JobPlan(pk, f"s{pk}", Timing(interval=3600, anchor=anchor), now) for pk in range(100)]
+    )
+    due = jobs.store.get_due_jobs(now)
+    assert len(due) == 100
+    with django_assert_max_num_queries(4):  # the transaction, one update, the next wake-up
+        fire(jobs, now, due)
+        assert jobs.store.get_next_run_time() == now + timedelta(hours=1)
+    assert set(DjangoJob.objects.values_list("next_run_time", flat=True)) == {
+        now + timedelta(hours=1)
+    }
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_job_removed_by_another_daemon_during_a_wake_up_stays_removed(jobs):
+    now = datetime.now(UTC)
+    jobs.put([JobPlan(1, "s1", Timing(interval=60, anchor=now - timedelta(minutes=1)), now)])
+    due = jobs.store.get_due_jobs(now)
+    DjangoJob.objects.all().delete()  # another daemon: the schedule was deleted
+    fire(jobs, now, due)
+    assert jobs.store.get_next_run_time() is None
+    assert not DjangoJob.objects.exists()

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.core import mail
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from scheduler import runner
@@ -141,6 +142,51 @@ def test_sync_follows_edits_and_removals(clock, daemon, make_schedule):
     assert daemon.jobs.next_fire_times() == {}
 
 
+def test_a_sync_after_an_edit_reads_only_the_rows_edited_or_added(clock, daemon, make_schedule):
+    kept, edited = (thread_schedule(make_schedule, interval=60) for _ in range(2))
+    sync(daemon)
+    clock(T0 + timedelta(seconds=1))
+    edited.interval = 300
+    edited.save()
+    added = thread_schedule(make_schedule, interval=120)
+    with CaptureQueriesContext(connection) as queries:
+        sync(daemon)
+    read = next(
+        q["sql"] for q in queries if "scheduler_schedule" in q["sql"] and "cron" in q["sql"]
+    )
+    assert "updated_at" in read.split("WHERE", 1)[1]  # the edited and the new, not all
+    jobs = daemon.jobs.next_fire_times()
+    assert jobs == {
+        kept.pk: T0 + timedelta(seconds=60),
+        edited.pk: T0 + timedelta(seconds=300),
+        added.pk: T0 + timedelta(seconds=120),
+    }
+
+
+def test_a_schedule_deleted_while_another_is_added_is_still_removed(clock, daemon, make_schedule):
+    gone = thread_schedule(make_schedule, interval=60)
+    sync(daemon)
+    gone.delete()
+    added = thread_schedule(make_schedule, interval=60)  # the same count as before
+    sync(daemon)
+    assert set(daemon.jobs.next_fire_times()) == {added.pk}
+
+
+def test_a_schedule_disabled_by_save_loses_its_job_and_alerts_are_followed(daemon, make_schedule):
+    schedule = thread_schedule(make_schedule, interval=60)
+    sync(daemon)
+    assert not daemon.planner.sets_alerts
+    schedule.late_after = 60
+    schedule.save()
+    sync(daemon)
+    assert daemon.planner.sets_alerts
+    schedule.enabled = False
+    schedule.save()
+    sync(daemon)
+    assert daemon.jobs.next_fire_times() == {}
+    assert not daemon.planner.sets_alerts
+
+
 @pytest.mark.parametrize(
     ("late", "catch_up", "expected"),
     [
@@ -155,7 +201,7 @@ def test_a_fire_handed_over_late_follows_the_catch_up_rules(
     schedule = thread_schedule(make_schedule, interval=60, catch_up=catch_up)
     fire = T0 + timedelta(minutes=30)
     clock(fire + late)
-    daemon.launcher.fire_due(schedule.pk, [fire], timezone.now())
+    daemon.launcher.fire_due([(schedule.pk, [fire], timezone.now())])
     settle(daemon)
     assert [run.reason for run in Run.objects.filter(schedule=schedule)] == expected
 
@@ -164,7 +210,7 @@ def test_several_due_fire_times_at_once_are_one_catch_up_run(clock, daemon, make
     schedule = thread_schedule(make_schedule, interval=60)
     clock(T0 + timedelta(minutes=5, seconds=1))
     fires = [T0 + timedelta(minutes=minute) for minute in (3, 4, 5)]
-    daemon.launcher.fire_due(schedule.pk, fires, timezone.now())
+    daemon.launcher.fire_due([(schedule.pk, fires, timezone.now())])
     settle(daemon)
     [run] = Run.objects.filter(schedule=schedule)
     assert (run.reason, run.scheduled_for) == (Reason.CATCH_UP, fires[-1])

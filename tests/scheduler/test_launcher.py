@@ -18,16 +18,20 @@ from tests.conftest import wait_for
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.fixture
-def launcher():
-    pool = InFlightPool(1, inline=True)
-    yield Launcher(
+def launcher_on(pool: InFlightPool) -> Launcher:
+    return Launcher(
         pool,
         stop=threading.Event(),
         stopping=threading.Event(),
         late_fire=timedelta(seconds=5),
         on_unclaimed=lambda schedule_id: None,
     )
+
+
+@pytest.fixture
+def launcher():
+    pool = InFlightPool(1, inline=True)
+    yield launcher_on(pool)
     pool.shutdown()
 
 
@@ -112,3 +116,54 @@ def wait_for_nothing(probe, seconds: float) -> list:
             return found
         threading.Event().wait(0.1)
     return []
+
+
+@pytest.fixture
+def due_now(make_schedule):
+    """Five thread schedules due this instant, and the wake-up that hands them over."""
+    now = timezone.now()
+    schedules = [make_schedule(interval=60, executor="thread") for _ in range(5)]
+    return schedules, [(schedule.pk, [now], now) for schedule in schedules]
+
+
+def test_fire_times_due_together_are_claimed_together_and_each_run_once(
+    launcher, due_now, django_assert_max_num_queries
+):
+    schedules, due = due_now
+    with django_assert_max_num_queries(8 + 5 * 2):  # one claim; a start and a finish each
+        launcher.fire_due(due)
+    runs = Run.objects.filter(reason=Reason.SCHEDULED)
+    assert sorted(runs.values_list("schedule_id", flat=True)) == [s.pk for s in schedules]
+    assert set(runs.values_list("status", flat=True)) == {Status.SUCCEEDED}
+    launcher.fire_due(due)  # the same fire times again, as a second daemon would
+    assert runs.count() == 5
+
+
+def test_a_batch_follows_each_schedules_rules(launcher, due_now):
+    schedules, due = due_now
+    busy, paused, disabled, taken, free = schedules
+    Run.claim(
+        busy.pk,
+        timezone.now() - timedelta(minutes=1),
+        Reason.SCHEDULED,
+        owner=Owner("elsewhere", 1),
+    )
+    paused.paused_until = timezone.now() + timedelta(hours=1)
+    paused.save()
+    disabled.enabled = False
+    disabled.save()
+    Run.claim(taken.pk, due[3][1][0], Reason.SCHEDULED, owner=Owner("elsewhere", 2))
+    launcher.fire_due(due)
+    mine = Run.objects.filter(host=launcher.owner.host, pid=launcher.owner.pid)
+    assert dict(mine.values_list("schedule_id", "status")) == {
+        busy.pk: Status.SKIPPED,
+        free.pk: Status.SUCCEEDED,
+    }
+
+
+def test_a_batch_claimed_while_stopping_is_given_back(due_now):
+    _, due = due_now
+    pool = InFlightPool(1)
+    pool.close()  # shutting down: nothing more starts
+    launcher_on(pool).run_fires([(schedule_id, times[0]) for schedule_id, times, _ in due])
+    assert not Run.objects.exists()  # unclaimed again: caught up at the next start
