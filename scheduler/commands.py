@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import json
+import threading
 from argparse import ArgumentParser, _SubParsersAction
 from collections.abc import Iterator, Mapping
 from importlib import metadata
@@ -63,6 +64,9 @@ HOUSEKEEPING = frozenset(
 _CHECKOUT_MARKERS = (".git", ".hg", ".svn", ".bzr")
 
 
+_default_lock = threading.Lock()
+
+
 class CommandNotAllowed(Exception):
     """The command does not exist or is not admitted by ``ALLOWED_COMMANDS``."""
 
@@ -71,7 +75,11 @@ def allowed_commands() -> frozenset[str]:
     """The command names that may be scheduled from the database."""
     explicit = conf.ALLOWED_COMMANDS
     available = get_commands()
-    names = _default_commands() if explicit is None else _names(explicit)
+    if explicit is None:
+        with _default_lock:  # worked out once, not by every thread of a burst at once
+            names = _default_commands()
+    else:
+        names = _names(explicit)
     return frozenset(
         name for name in names | _names(conf.EXTRA_ALLOWED_COMMANDS) if name in available
     )

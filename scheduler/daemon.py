@@ -29,6 +29,7 @@ from django.utils import timezone
 from . import pings, runner
 from .apscheduler_adapter import APSchedulerJobs
 from .changes import ANYTHING, RUNS, SCHEDULES, watch
+from .commands import allowed_commands
 from .conf import conf
 from .executor import start_fork_server
 from .in_flight import InFlightPool
@@ -95,6 +96,7 @@ class SchedulerDaemon:
         self.attach(Heartbeat.start(host=me.host, pid=me.pid))
         self.jobs.start(paused=True)
         try:
+            allowed_commands()  # worked out now rather than by the first runs
             self.changes.start()  # before the first read: no change falls in between
             self._guarded(sync_declared_schedules)
             self._guarded(self.upkeep.check_liveness, timezone.now())
