@@ -316,6 +316,53 @@ def lateness(
     return result
 
 
+def more_daemons(counts: tuple[int, ...], sizes: Sizes, workdir: Path) -> dict:
+    """SQL statements per fire time with 1, 2, 3… daemons sharing the load schedules.
+
+    The thread-executor load of :func:`lateness` (``load_schedules`` every ``load_period``),
+    run by ``n`` daemons at once; the statements of all of them over the window, per fire
+    time. Each fire time must still run once.
+    """
+    result = {}
+    for n in counts:
+        reset()
+        first = time.time() + sizes.lead * 2
+        fires = [
+            first + index * sizes.load_period / sizes.load_schedules
+            for index in range(sizes.load_schedules)
+        ]
+        make_schedules(
+            [
+                {"interval": sizes.load_period, "created_at": at(f - sizes.load_period)}
+                for f in fires
+            ],
+            "thread",
+        )
+        services = [daemon(f"daemon-{n}-of-{n}-{index}", workdir) for index in range(n)]
+        try:
+            for service in services:
+                service.wait_for_line(READY, 300)
+            start = max(first, time.time()) + sizes.settle
+            end = start + sizes.load_window
+            sleep_until(start)
+            before = [service.queries() for service in services]
+            sleep_until(end)
+            after = [service.queries() for service in services]
+            time.sleep(sizes.settle + 0.2)
+        finally:
+            for service in services:
+                service.stop()
+        window = Run.objects.filter(scheduled_for__gte=at(start), scheduled_for__lt=at(end))
+        fired = window.count()
+        statements = sum(a["count"] - b["count"] for a, b in zip(after, before, strict=True))
+        result[n] = {
+            "fires": fired,
+            "statements_per_fire": statements / max(fired, 1),
+            "each_once": fired == window.values("schedule_id", "scheduled_for").distinct().count(),
+        }
+    return result
+
+
 def peer_lateness(service: Service, start: float, end: float) -> tuple[list[float], int]:
     """Start lateness of the peer's runs whose fire time is in [start, end), and misses.
 

@@ -225,6 +225,21 @@ def pickup_row(stats: dict, postgres: bool) -> Row:
     )
 
 
+def more_daemons_row(m: dict) -> Row:
+    per_fire = {int(n): d["statements_per_fire"] for n, d in m.items()}
+    text = ", ".join(f"{n}: {value:.1f}" for n, value in sorted(per_fire.items()))
+    if not all(d["each_once"] for d in m.values()):
+        text += " (NOT each fire time once)"
+    flat = max(per_fire.values()) <= 1.2 * per_fire[min(per_fire)]
+    return Row(
+        "more_daemons",
+        "SQL statements per fire time with 1, 2, 3 daemons on one database",
+        {"thread": text, "process": SAME},
+        "flat: daemons divide the schedules",
+        verdict({"thread": flat and all(d["each_once"] for d in m.values())}),
+    )
+
+
 def catch_up_row(m: dict, count: int) -> Row:
     cells, checks = {}, {}
     for kind in PROJECT:
@@ -328,6 +343,7 @@ def build(m: dict, sizes, database: str) -> list[Row]:
         burst_row(m["same_second_burst"], sizes.burst_schedules),
         pickup_row(m["pickup_latency"], postgres),
         *idle_rows(m["idle"], sizes.idle_schedules, postgres),
+        more_daemons_row(m["more_daemons"]),
         catch_up_row(m["catch_up"], sizes.catch_up_schedules),
         *statements_rows(m["statements_per_run"], m["lateness_one_schedule"]),
     ]

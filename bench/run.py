@@ -145,6 +145,9 @@ def measure_all(sizes, workdir: Path, say: Progress) -> dict:
             kind, sizes.catch_up_schedules, workdir, sizes.peer_catch_up_wait
         )
 
+    say("statements per fire time with 1, 2 and 3 daemons")
+    m["more_daemons"] = measure.more_daemons((1, 2, 3), sizes, workdir)
+
     m["idle"] = {}
     for kind in ("project", "peer"):
         say(f"idle cost with {sizes.idle_schedules} schedules: {kind}")

@@ -27,6 +27,7 @@ MEASUREMENTS = {
     "pickup_latency",
     "idle",
     "catch_up",
+    "more_daemons",
     "history",
 }
 
