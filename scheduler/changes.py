@@ -8,8 +8,9 @@
   statement every ``POLL_INTERVAL``, whether another connection committed anything.
 - Any other database: every ``POLL_INTERVAL`` counts as a change.
 
-:meth:`Changes.wait` returns what changed: :data:`SCHEDULES` (schedule rows: read them
-all), :data:`RUNS` (runs were queued) or :data:`ANYTHING` (look at both, cheaply first).
+:meth:`Changes.wait` returns what changed: :data:`SCHEDULES` (schedule rows, named by
+:meth:`Changes.take_schedule_ids`), :data:`RUNS` (runs were queued) or :data:`ANYTHING`
+(look at both, cheaply first).
 """
 
 from __future__ import annotations
@@ -69,6 +70,10 @@ class Changes:
         while not self._woken.empty():
             changed.add(self._woken.get())
         return changed
+
+    def take_schedule_ids(self) -> set[int] | None:
+        """Return the ids of the schedules changed since the last call; None: any may have."""
+        return None
 
     def close(self) -> None:
         """Stop watching and release the pipe."""
@@ -153,6 +158,7 @@ class Notifications(Changes):
         super().__init__(poll_interval)
         self.alias = alias
         self._db: Any = None
+        self._schedule_ids: set[int] | None = set()
 
     def start(self) -> None:
         super().start()
@@ -161,13 +167,20 @@ class Notifications(Changes):
     def describe(self) -> str:
         return f"by PostgreSQL notifications on {CHANNEL}"
 
+    def take_schedule_ids(self) -> set[int] | None:
+        ids, self._schedule_ids = self._schedule_ids, set()
+        return ids
+
     def close(self) -> None:
         self._disconnect()
         super().close()
 
     def _wait(self, timeout: float) -> set[str]:
         if self._db is None:
-            return {SCHEDULES, RUNS} if super()._wait(timeout) else set()
+            if not super()._wait(timeout):
+                return set()
+            self._schedule_ids = None  # nothing listened meanwhile
+            return {SCHEDULES, RUNS}
         raw = self._db.connection
         if not self._sleep(timeout, raw)[1]:
             return set()
@@ -178,7 +191,17 @@ class Notifications(Changes):
             self._disconnect()
             self._last_poll = time.monotonic()
             return set()
-        return {PAYLOADS.get(payload, ANYTHING) for payload in payloads}
+        return {self._kind(payload) for payload in payloads}
+
+    def _kind(self, payload: str) -> str:
+        """Return what ``payload`` says changed; keep the schedule ids it names."""
+        name, _, ids = payload.partition(":")
+        if name == "schedule" and self._schedule_ids is not None:
+            if ids:
+                self._schedule_ids.update(int(pk) for pk in ids.split(","))
+            else:  # too many to name, or a TRUNCATE
+                self._schedule_ids = None
+        return PAYLOADS.get(name, ANYTHING)
 
     def _probe(self) -> bool:
         """Listen again (while disconnected); a success means anything may have changed."""

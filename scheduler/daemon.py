@@ -151,7 +151,13 @@ class SchedulerDaemon:
         self.upkeep.step(now or timezone.now())
         planned_at = now or timezone.now()
         if everything or changed & {SCHEDULES, ANYTHING}:
-            self.sync(planned_at, SCHEDULES in changed or self.planner.full_sync_due(planned_at))
+            full = self.planner.full_sync_due(planned_at)
+            if SCHEDULES in changed:
+                named = self.changes.take_schedule_ids()
+                full = full or named is None
+                for schedule_id in named or ():
+                    self.planner.replan(schedule_id)
+            self.sync(planned_at, full)
         queued_at = now or timezone.now()
         due = self._queued_due is not None and self._queued_due <= queued_at
         if everything or due or changed & {RUNS, ANYTHING}:
@@ -177,7 +183,7 @@ class SchedulerDaemon:
 
     def _replan(self, schedule_id: int) -> None:
         self.planner.replan(schedule_id)
-        self.changes.wake(SCHEDULES)
+        self.changes.wake(ANYTHING)
 
     def _guarded(self, step: Callable[..., object], *args: Any) -> None:
         """Run a loop step; a database outage is logged once, not once per tick."""

@@ -1,12 +1,14 @@
 """On PostgreSQL, NOTIFY running daemons of schedule changes and queued runs.
 
 The database itself signals, so edits made by raw SQL wake the daemons too
-(``scheduler.changes``). Other databases get nothing here.
+(``scheduler.changes``): ``schedule:<ids>`` names the rows a statement changed (empty
+when too many to name), ``run`` says a run was queued. Other databases get nothing here.
 """
 
 from django.db import migrations
 
 FUNCTION = "scheduler_notify_change"
+ROWS_FUNCTION = "scheduler_notify_schedule_rows"
 
 CREATE = f"""
 CREATE OR REPLACE FUNCTION {FUNCTION}() RETURNS trigger AS $$
@@ -16,8 +18,32 @@ BEGIN
 END
 $$ LANGUAGE plpgsql;
 
-CREATE TRIGGER scheduler_schedule_changed
-    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON {{schedule}}
+CREATE OR REPLACE FUNCTION {ROWS_FUNCTION}() RETURNS trigger AS $$
+DECLARE
+    ids text;
+BEGIN
+    SELECT string_agg(id::text, ',') INTO ids FROM changed_rows;
+    IF ids IS NULL THEN
+        RETURN NULL;
+    END IF;
+    IF length(ids) > 7000 THEN
+        ids := '';
+    END IF;
+    PERFORM pg_notify('scheduler_changes', 'schedule:' || ids);
+    RETURN NULL;
+END
+$$ LANGUAGE plpgsql;
+
+CREATE TRIGGER scheduler_schedule_inserted AFTER INSERT ON {{schedule}}
+    REFERENCING NEW TABLE AS changed_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION {ROWS_FUNCTION}();
+CREATE TRIGGER scheduler_schedule_updated AFTER UPDATE ON {{schedule}}
+    REFERENCING NEW TABLE AS changed_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION {ROWS_FUNCTION}();
+CREATE TRIGGER scheduler_schedule_deleted AFTER DELETE ON {{schedule}}
+    REFERENCING OLD TABLE AS changed_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION {ROWS_FUNCTION}();
+CREATE TRIGGER scheduler_schedule_truncated AFTER TRUNCATE ON {{schedule}}
     FOR EACH STATEMENT EXECUTE FUNCTION {FUNCTION}('schedule');
 
 CREATE TRIGGER scheduler_run_queued
@@ -26,9 +52,13 @@ CREATE TRIGGER scheduler_run_queued
 """
 
 DROP = f"""
-DROP TRIGGER IF EXISTS scheduler_schedule_changed ON {{schedule}};
+DROP TRIGGER IF EXISTS scheduler_schedule_inserted ON {{schedule}};
+DROP TRIGGER IF EXISTS scheduler_schedule_updated ON {{schedule}};
+DROP TRIGGER IF EXISTS scheduler_schedule_deleted ON {{schedule}};
+DROP TRIGGER IF EXISTS scheduler_schedule_truncated ON {{schedule}};
 DROP TRIGGER IF EXISTS scheduler_run_queued ON {{run}};
 DROP FUNCTION IF EXISTS {FUNCTION}();
+DROP FUNCTION IF EXISTS {ROWS_FUNCTION}();
 """
 
 

@@ -11,7 +11,7 @@ from django.db import connection, connections
 from django.utils import timezone
 
 from scheduler.changes import ANYTHING, RUNS, SCHEDULES, Changes, watch
-from scheduler.models import Run, Status
+from scheduler.models import Run, Schedule, Status
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -110,9 +110,14 @@ def test_postgres_an_idle_wait_sends_no_statement(changes, django_assert_num_que
 
 
 @on_postgres
-def test_postgres_a_schedule_saved_elsewhere_wakes_for_schedules(changes, make_schedule):
-    in_other_thread(lambda: make_schedule(name="from admin", interval=60))
+def test_postgres_a_schedule_saved_elsewhere_wakes_for_schedules_and_names_it(
+    changes, make_schedule
+):
+    made = []
+    in_other_thread(lambda: made.append(make_schedule(name="from admin", interval=60)))
     assert wait_for_change(changes) == {SCHEDULES}
+    assert changes.take_schedule_ids() == {made[0].pk}
+    assert changes.take_schedule_ids() == set()  # taken once
 
 
 @on_postgres
@@ -128,6 +133,22 @@ def test_postgres_a_raw_sql_edit_wakes_too(changes, make_schedule):
 
     in_other_thread(raw_update)
     assert wait_for_change(changes) == {SCHEDULES}
+    assert changes.take_schedule_ids() == {schedule.pk}
+
+
+@on_postgres
+def test_postgres_an_update_of_many_rows_asks_for_all_and_of_none_says_nothing(
+    changes, make_schedule
+):
+    for index in range(1500):  # more ids than a notification carries
+        make_schedule(name=f"many {index}", interval=60)
+    changes.wait(0.2)
+    changes.take_schedule_ids()
+    in_other_thread(lambda: Schedule.objects.update(interval=120))
+    assert wait_for_change(changes) == {SCHEDULES}
+    assert changes.take_schedule_ids() is None
+    in_other_thread(lambda: Schedule.objects.filter(name="nobody").update(interval=60))
+    assert changes.wait(0.5) == set()
 
 
 @on_postgres
@@ -161,5 +182,6 @@ def test_postgres_a_lost_listening_connection_reconnects_and_reports_everything(
 
     in_other_thread(terminate_listener)
     assert wait_for_change(changes) == {SCHEDULES, RUNS}
+    assert changes.take_schedule_ids() is None  # nothing listened: read them all
     in_other_thread(lambda: make_schedule(name="after the reconnect", interval=60))
     assert wait_for_change(changes) == {SCHEDULES}
