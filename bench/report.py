@@ -361,6 +361,39 @@ def markdown(rows: list[Row]) -> str:
         ]
         for row in rows
     ]
+    return _table(header, body)
+
+
+def side_by_side(results: dict[str, dict]) -> str:
+    """One table of both databases' rows: this project (thread, and process where it
+    differs) and the peer on each.
+
+    ``results`` maps a database's name to the JSON one benchmark run wrote for it.
+    """
+    names = list(results)
+    by_key = {name: {row["key"]: row for row in results[name]["rows"]} for name in names}
+    header = ["Measurement"]
+    for name in names:
+        header += [f"{name}: this project", f"{name}: peer"]
+    header += ["Target", *(f"{name}: verdict" for name in names)]
+    body = []
+    for key, first in by_key[names[0]].items():
+        line = [first["title"]]
+        for name in names:
+            cells = by_key[name].get(key, {}).get("cells", {})
+            mine = cells.get("thread", NONE)
+            if cells.get("process", SAME) not in (SAME, NONE, mine):
+                mine = f"thread {mine}; process {cells['process']}"
+            line += [mine, cells.get("peer", NONE)]
+        line += [
+            first["target"],
+            *(by_key[name].get(key, {}).get("verdict", NONE) for name in names),
+        ]
+        body.append(line)
+    return _table(header, body)
+
+
+def _table(header: list[str], body: list[list[str]]) -> str:
     widths = [max(len(line[i]) for line in [header, *body]) for i in range(len(header))]
 
     def line(cells: list[str]) -> str:

@@ -193,6 +193,9 @@ def on_both_databases(args: argparse.Namespace) -> int:
 
     for name, result in results.items():
         print(f"{name}:\n\n{result['table']}\n{report.legend(result['meta'])}\n")
+    print(
+        f"Both databases, this project (thread) beside the peer:\n\n{report.side_by_side(results)}"
+    )
     args.json_out.parent.mkdir(parents=True, exist_ok=True)
     args.json_out.write_text(json.dumps({"databases": results}, indent=2, default=str))
     return 0
@@ -218,7 +221,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--keep", action="store_true", help="keep the work folder (logs, SQLite file) afterwards"
     )
+    parser.add_argument(
+        "--summary",
+        type=Path,
+        metavar="JSON",
+        help="print the side-by-side table of a --both run's JSON, and nothing else",
+    )
     args = parser.parse_args(argv)
+    if args.summary:
+        from . import report
+
+        print(report.side_by_side(json.loads(args.summary.read_text())["databases"]))
+        return 0
     if args.both:
         return on_both_databases(args)
     # SIGTERM unwinds like Ctrl-C, so the finally blocks stop every daemon and drop the database.

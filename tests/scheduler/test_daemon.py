@@ -350,38 +350,32 @@ def test_start_up_reads_the_schedules_again_when_the_first_read_fails(daemon, ma
     assert len(daemon.planner.planned) == 2
 
 
-def test_an_idle_tick_costs_two_queries(
-    live_daemon, make_schedule, settings, django_assert_num_queries
-):
-    settings.SCHEDULER = {**settings.SCHEDULER, "HEARTBEAT_INTERVAL": 3600}  # not due again
+@pytest.fixture
+def idle_daemon(live_daemon, make_schedule, settings):
+    """A daemon that beat, planned one hourly schedule, and has nothing due for an hour."""
+    settings.SCHEDULER = {**settings.SCHEDULER, "HEARTBEAT_INTERVAL": 3600}
     thread_schedule(make_schedule, interval=3600)
-    live_daemon.tick(T0)  # beats, plans, and submits nothing
+    live_daemon.tick(T0)
     live_daemon.drain()
+    return live_daemon
+
+
+def test_an_idle_tick_costs_two_queries(idle_daemon, django_assert_num_queries):
     # Nothing due, nothing changed: the schedules' fingerprint and the queued runs.
     with django_assert_num_queries(2):
-        live_daemon.tick(T0 + timedelta(seconds=1))
+        idle_daemon.tick(T0 + timedelta(seconds=1))
 
 
 def test_a_tick_with_nothing_changed_or_due_sends_no_statement(
-    live_daemon, make_schedule, settings, django_assert_num_queries
+    idle_daemon, django_assert_num_queries
 ):
-    settings.SCHEDULER = {**settings.SCHEDULER, "HEARTBEAT_INTERVAL": 3600}
-    thread_schedule(make_schedule, interval=3600)
-    live_daemon.tick(T0)
-    live_daemon.drain()
     with django_assert_num_queries(0):
-        live_daemon.tick(T0 + timedelta(seconds=1), changed=set())
+        idle_daemon.tick(T0 + timedelta(seconds=1), changed=set())
 
 
-def test_a_tick_told_of_queued_runs_looks_only_at_them(
-    live_daemon, make_schedule, settings, django_assert_num_queries
-):
-    settings.SCHEDULER = {**settings.SCHEDULER, "HEARTBEAT_INTERVAL": 3600}
-    thread_schedule(make_schedule, interval=3600)
-    live_daemon.tick(T0)
-    live_daemon.drain()
+def test_a_tick_told_of_queued_runs_looks_only_at_them(idle_daemon, django_assert_num_queries):
     with django_assert_num_queries(1):
-        live_daemon.tick(T0 + timedelta(seconds=1), changed={RUNS})
+        idle_daemon.tick(T0 + timedelta(seconds=1), changed={RUNS})
 
 
 def test_a_retry_due_later_is_started_at_its_time_without_a_change(
