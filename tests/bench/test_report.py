@@ -33,23 +33,16 @@ def test_each_database_gets_its_columns_and_process_figures_show_where_they_diff
             "PostgreSQL": result("5 ms", ("2 s", "2 s"), "missed"),
         }
     ).splitlines()
-    assert (
-        table[0].split("|")[1:-1]
-        == [
-            f" {name} "
-            for name in (
-                "Measurement",
-                "SQLite: this project",
-                "SQLite: peer",
-                "PostgreSQL: this project",
-                "PostgreSQL: peer",
-                "Target",
-                "SQLite: verdict",
-                "PostgreSQL: verdict",
-            )
-        ]
-        or table[0]
-    )
+    assert [cell.strip() for cell in table[0].split("|")[1:-1]] == [
+        "Measurement",
+        "SQLite: this project",
+        "SQLite: peer",
+        "PostgreSQL: this project",
+        "PostgreSQL: peer",
+        "Target",
+        "SQLite: verdict",
+        "PostgreSQL: verdict",
+    ]
     pickup = [cell.strip() for cell in table[2].split("|")[1:-1]]
     assert pickup == ["Pick-up", "500 ms", "never", "5 ms", "never", "fast", "met", "missed"]
     catch_up = [cell.strip() for cell in table[3].split("|")[1:-1]]
