@@ -110,19 +110,22 @@ class ScheduleJobStore(DjangoJobStore):  # type: ignore[misc]
         read and an UPDATE per job, seconds for 10,000 schedules at every start.
         """
         DjangoJob.objects.bulk_create(
-            [
-                DjangoJob(
-                    id=job.id,
-                    next_run_time=job.next_run_time,
-                    job_state=pickle.dumps(job.__getstate__(), self.pickle_protocol),
-                )
-                for job in jobs
-            ],
+            self._rows(jobs),
             update_conflicts=True,
             unique_fields=["id"],
             update_fields=["next_run_time", "job_state"],
             batch_size=500,
         )
+
+    def _rows(self, jobs: list[Job]) -> list[DjangoJob]:
+        return [
+            DjangoJob(
+                id=job.id,
+                next_run_time=job.next_run_time,
+                job_state=pickle.dumps(job.__getstate__(), self.pickle_protocol),
+            )
+            for job in jobs
+        ]
 
     def get_due_jobs(self, now: datetime) -> list[Job]:
         try:
@@ -163,16 +166,7 @@ class ScheduleJobStore(DjangoJobStore):  # type: ignore[misc]
         try:
             with transaction.atomic():
                 DjangoJob.objects.bulk_update(
-                    [
-                        DjangoJob(
-                            id=job.id,
-                            next_run_time=job.next_run_time,
-                            job_state=pickle.dumps(job.__getstate__(), self.pickle_protocol),
-                        )
-                        for job in jobs
-                    ],
-                    ["next_run_time", "job_state"],
-                    batch_size=500,
+                    self._rows(jobs), ["next_run_time", "job_state"], batch_size=500
                 )
         except DatabaseError as exc:
             # The stored fire times stay as they were, so the jobs come due again and

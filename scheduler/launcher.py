@@ -76,17 +76,21 @@ class Launcher:
                 on_time.append((schedule_id, fire_times[0]))
             else:
                 self.catch_up(schedule_id)
-        if len(on_time) == 1:
-            self.fire(*on_time[0], Reason.SCHEDULED)
-        elif on_time and not self.stopping.is_set():
-            self.pool.submit(self.run_fires, on_time)
+        self.fire_all(on_time, Reason.SCHEDULED)
 
-    def run_fires(self, fires: list[tuple[int, datetime]]) -> None:
-        """Claim on-time fire times together, then run each in a thread of its own."""
+    def fire_all(self, fires: list[tuple[int, datetime]], reason: str) -> None:
+        """Submit the runs of these fire times, to be claimed together."""
+        if len(fires) == 1:
+            self.fire(*fires[0], reason)
+        elif fires and not self.stopping.is_set():
+            self.pool.submit(self.run_fires, fires, reason)
+
+    def run_fires(self, fires: list[tuple[int, datetime]], reason: str) -> None:
+        """Claim fire times together, then run each in a thread of its own."""
         if self.stopping.is_set():
             return
         try:
-            runs, one_by_one = Run.claim_many(fires, Reason.SCHEDULED, owner=self.owner)
+            runs, one_by_one = Run.claim_many(fires, reason, owner=self.owner)
         except DatabaseError as exc:
             logger.warning("Could not claim %d fire time(s): %s", len(fires), exc)
             for schedule_id, _ in fires:
@@ -96,7 +100,7 @@ class Launcher:
             if self.pool.submit(self.start_claimed, run) is None:
                 run.release()  # the daemon is stopping: caught up at the next start
         for schedule_id, fire_time in one_by_one:
-            self.fire(schedule_id, fire_time, Reason.SCHEDULED)
+            self.fire(schedule_id, fire_time, reason)
 
     def start_claimed(self, run: Run) -> None:
         """Go on with ``run``, claimed by :meth:`run_fires`, in this thread."""
@@ -157,15 +161,18 @@ class Launcher:
             logger.warning("Could not catch up schedule %s: %s", schedule_id, exc)
             self.on_unclaimed(schedule_id)
 
-    def fire_catch_up(self, schedule: Schedule, decision: CatchUp) -> None:
-        """Log ``decision`` and submit its catch-up runs, oldest first, one after another."""
-        fire_times = log_catch_up(schedule, decision)
-        if not decision.each:
-            if fire_times:
-                self.fire(schedule.pk, fire_times[0], Reason.CATCH_UP)
-        elif not self.stopping.is_set():
-            note = left_out_note(decision)
-            self.pool.submit(self.run_each_catching_db_errors, schedule.pk, fire_times, note)
+    def fire_catch_ups(self, decisions: Sequence[tuple[Schedule, CatchUp]]) -> None:
+        """Log each decision and submit its catch-up runs: the latest missed fire times
+        claimed together, each missed fire time of an ``each`` schedule one after another."""
+        latest = []
+        for schedule, decision in decisions:
+            fire_times = log_catch_up(schedule, decision)
+            if not decision.each:
+                latest += [(schedule.pk, fire_time) for fire_time in fire_times[:1]]
+            elif not self.stopping.is_set():
+                note = left_out_note(decision)
+                self.pool.submit(self.run_each_catching_db_errors, schedule.pk, fire_times, note)
+        self.fire_all(latest, Reason.CATCH_UP)
 
     def run_each_catching_db_errors(
         self, schedule_id: int, fire_times: list[datetime], note: str = ""

@@ -164,7 +164,7 @@ class Planner:
 
     def _plan(self, schedule_ids: list[int], now: datetime) -> None:
         last_claimed = catch_up.last_claimed_fire_times(schedule_ids)
-        plans = []
+        plans, decisions = [], []
         for schedule in Schedule.objects.filter(pk__in=schedule_ids, enabled=True):
             try:
                 timing = schedule.timing
@@ -179,9 +179,10 @@ class Planner:
                 logger.error("Schedule %s cannot be scheduled: %s", schedule, exc)
                 self.jobs.remove(schedule.pk)
                 continue
-            self.launcher.fire_catch_up(schedule, decision)
+            decisions.append((schedule, decision))
             if next_fire is None:
                 self.jobs.remove(schedule.pk)
                 continue
             plans.append(JobPlan(schedule.pk, schedule.name, timing, next_fire))
+        self.launcher.fire_catch_ups(decisions)
         self.jobs.put(plans)

@@ -55,7 +55,7 @@ def catch_up_runs() -> list[Run]:
 
 def test_each_missed_fire_time_runs_with_its_own_arguments(launcher, missed_four):
     decision = catch_up.decide(missed_four, None, timezone.now())
-    launcher.fire_catch_up(missed_four, decision)
+    launcher.fire_catch_ups([(missed_four, decision)])
 
     runs = catch_up_runs()
     assert [run.status for run in runs] == [Status.SUCCEEDED] * 4
@@ -65,7 +65,7 @@ def test_each_missed_fire_time_runs_with_its_own_arguments(launcher, missed_four
 def test_past_the_limit_the_first_run_notes_what_was_left_out(launcher, missed_four, monkeypatch):
     monkeypatch.setattr(catch_up, "CATCH_UP_LIMIT", 2)
     decision = catch_up.decide(missed_four, None, timezone.now())
-    launcher.fire_catch_up(missed_four, decision)
+    launcher.fire_catch_ups([(missed_four, decision)])
 
     first, second = catch_up_runs()
     start = missed_four.created_at
@@ -165,5 +165,22 @@ def test_a_batch_claimed_while_stopping_is_given_back(due_now):
     _, due = due_now
     pool = InFlightPool(1)
     pool.close()  # shutting down: nothing more starts
-    launcher_on(pool).run_fires([(schedule_id, times[0]) for schedule_id, times, _ in due])
+    fires = [(schedule_id, times[0]) for schedule_id, times, _ in due]
+    launcher_on(pool).run_fires(fires, Reason.SCHEDULED)
     assert not Run.objects.exists()  # unclaimed again: caught up at the next start
+
+
+def test_missed_fire_times_of_many_schedules_are_claimed_together(
+    launcher, make_schedule, django_assert_max_num_queries
+):
+    now = timezone.now()
+    created = now - timedelta(minutes=5, seconds=30)
+    schedules = [
+        make_schedule(interval=60, executor="thread", created_at=created) for _ in range(5)
+    ]
+    decisions = [(s, catch_up.decide(s, None, now)) for s in schedules]
+    with django_assert_max_num_queries(8 + 5 * 2):  # one claim; a start and a finish each
+        launcher.fire_catch_ups(decisions)
+    runs = Run.objects.filter(reason=Reason.CATCH_UP)
+    assert sorted(runs.values_list("schedule_id", flat=True)) == [s.pk for s in schedules]
+    assert set(runs.values_list("scheduled_for", flat=True)) == {created + timedelta(minutes=5)}
