@@ -364,11 +364,12 @@ def markdown(rows: list[Row]) -> str:
     return _table(header, body)
 
 
-def side_by_side(results: dict[str, dict]) -> str:
+def side_by_side(results: dict[str, dict], keys: list[str] | None = None) -> str:
     """One table of both databases' rows: this project (thread, and process where it
     differs) and the peer on each.
 
-    ``results`` maps a database's name to the JSON one benchmark run wrote for it.
+    ``results`` maps a database's name to the JSON one benchmark run wrote for it;
+    ``keys`` picks rows, in that order (default: all of the first database's).
     """
     names = list(results)
     by_key = {name: {row["key"]: row for row in results[name]["rows"]} for name in names}
@@ -377,7 +378,8 @@ def side_by_side(results: dict[str, dict]) -> str:
         header += [f"{name}: this project", f"{name}: peer"]
     header += ["Target", *(f"{name}: verdict" for name in names)]
     body = []
-    for key, first in by_key[names[0]].items():
+    for key in keys or list(by_key[names[0]]):
+        first = by_key[names[0]][key]
         line = [first["title"]]
         for name in names:
             cells = by_key[name].get(key, {}).get("cells", {})

@@ -47,3 +47,9 @@ def test_each_database_gets_its_columns_and_process_figures_show_where_they_diff
     assert pickup == ["Pick-up", "500 ms", "never", "5 ms", "never", "fast", "met", "missed"]
     catch_up = [cell.strip() for cell in table[3].split("|")[1:-1]]
     assert catch_up[1:5] == ["thread 1 s; process 4 s", NONE, "2 s", NONE]
+
+
+def test_rows_can_be_picked_and_ordered():
+    results = {"SQLite": result("500 ms", ("1 s", "4 s"), "met")}
+    table = side_by_side(results, keys=["catch_up", "pickup_latency"]).splitlines()
+    assert [line.split("|")[1].strip() for line in table[2:]] == ["Catch-up", "Pick-up"]
