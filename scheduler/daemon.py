@@ -151,7 +151,8 @@ class SchedulerDaemon:
         self.upkeep.step(now or timezone.now())
         planned_at = now or timezone.now()
         if everything or changed & {SCHEDULES, ANYTHING}:
-            full = self.planner.full_sync_due(planned_at)
+            # Only a poll needs the periodic full read: notifications name every row.
+            full = (everything or ANYTHING in changed) and self.planner.full_sync_due(planned_at)
             if SCHEDULES in changed:
                 named = self.changes.take_schedule_ids()
                 full = full or named is None

@@ -420,3 +420,31 @@ def test_a_stop_request_ends_the_wait_for_changes_at_once(make_schedule, setting
     finally:
         daemon.request_stop(immediate=True)
         runner_thread.join(10)
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="notifications name the rows")
+def test_a_notified_edit_reads_only_the_rows_named_even_when_a_full_read_is_due(
+    idle_daemon, make_schedule, clock
+):
+    idle_daemon.changes.start()
+    try:
+        clock(T0 + timedelta(hours=1))  # RESYNC_INTERVAL long past
+        made = []
+
+        def edit_elsewhere() -> None:
+            made.append(thread_schedule(make_schedule, interval=600))
+            connection.close()
+
+        thread = threading.Thread(target=edit_elsewhere)
+        thread.start()
+        thread.join()
+        changed = wait_for(lambda: idle_daemon.changes.wait(0.2), 5)
+        with CaptureQueriesContext(connection) as queries:
+            idle_daemon.tick(T0 + timedelta(hours=1), changed=changed)
+        full_reads = [
+            q["sql"] for q in queries if 'WHERE "scheduler_schedule"."enabled" ORDER BY' in q["sql"]
+        ]
+        assert not full_reads  # only the row named, through the incremental read
+        assert made[0].pk in idle_daemon.jobs.next_fire_times()
+    finally:
+        idle_daemon.changes.close()
