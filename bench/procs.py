@@ -109,7 +109,11 @@ def pss_mb(pid: int) -> float:
 
 
 def children(pid: int) -> dict[int, str]:
-    """Direct children of ``pid`` with their command lines."""
+    """Direct children of ``pid`` with their names and command lines ("[name] cmdline").
+
+    A child forked without an exec (the daemon's fork server) shares its parent's command
+    line; its name tells it apart.
+    """
     found = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -117,7 +121,8 @@ def children(pid: int) -> dict[int, str]:
         try:
             if int(_stat_fields(int(entry.name))[1]) == pid:
                 cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-                found[int(entry.name)] = cmdline.strip()
+                name = (entry / "comm").read_text().strip()
+                found[int(entry.name)] = f"[{name}] {cmdline.strip()}"
         except (OSError, ValueError, IndexError):
             continue
     return found

@@ -54,13 +54,6 @@ def database_name(connection) -> str:
     return f"PostgreSQL {major}.{minor}"
 
 
-def stop_fork_server() -> None:
-    """Stop the fork server the process-executor runs started in this process."""
-    from multiprocessing import forkserver
-
-    forkserver._forkserver._stop()  # closes its pipe (it exits) and waits for its PID
-
-
 def machine() -> dict:
     cpu = next(
         (line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if "model name" in line),
@@ -300,6 +293,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     finally:
         from django.db import connections
+
+        from scheduler.executor import stop_fork_server
 
         connections.close_all()
         stop_fork_server()

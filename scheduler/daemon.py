@@ -48,12 +48,20 @@ class SchedulerDaemon:
 
     Tests drive it a step at a time instead: :meth:`tick` with a ``now``, then
     :meth:`drain` to wait for the work it started. ``pool`` replaces the thread pool.
+    ``fork_server_from_here`` starts the process executor's fork server as a fork of this
+    process, which shares its memory: right for the command, which runs nothing else,
+    not for a daemon inside another program (a test run).
     """
 
     def __init__(
-        self, *, poll_interval: float | None = None, pool: InFlightPool | None = None
+        self,
+        *,
+        poll_interval: float | None = None,
+        pool: InFlightPool | None = None,
+        fork_server_from_here: bool = False,
     ) -> None:
         self.poll_interval = poll_interval if poll_interval is not None else conf.POLL_INTERVAL
+        self.fork_server_from_here = fork_server_from_here
         self.stopping = threading.Event()
         self.kill = threading.Event()
         self.pool = pool or InFlightPool(conf.MAX_CONCURRENT_RUNS)
@@ -91,7 +99,7 @@ class SchedulerDaemon:
     def run(self) -> None:
         """Start up, tick on each change or due time until asked to stop, and shut down."""
         if conf.EXECUTOR != Executor.TASKS:  # a pure scheduler need not hold one in memory
-            start_fork_server()
+            start_fork_server(fork_this_process=self.fork_server_from_here)
         me = Owner.this_process()
         self.attach(Heartbeat.start(host=me.host, pid=me.pid))
         self.jobs.start(paused=True)

@@ -2,13 +2,14 @@
 
 Two ways to run it:
 
-* ``process`` (default): a child forked from a fork server that imported Django once, so
-  a run costs a fork rather than an interpreter start. The child's file descriptors 1 and
-  2 are pipes this process reads into capped buffers, so ``print()``, ``self.stdout``, C
-  extensions and grandchildren are all captured and a flood costs no disk; a timeout or
-  shutdown stops the child's whole process group; ``os._exit``, a segfault or a leak
-  ends only the child. When the process that started the run dies, even by ``kill -9``,
-  the fork server exits and takes every run's process group with it.
+* ``process`` (default): a child forked from a fork server that set Django up once
+  (:mod:`scheduler.forkserver`), so a run costs a fork rather than an interpreter start.
+  The child's file descriptors 1 and 2 are pipes this process reads into capped buffers,
+  so ``print()``, ``self.stdout``, C extensions and grandchildren are all captured and a
+  flood costs no disk; a timeout or shutdown stops the child's whole process group;
+  ``os._exit``, a segfault or a leak ends only the child. When the process that started
+  the run dies, even by ``kill -9``, the fork server exits and takes every run's process
+  group with it.
 * ``thread``: ``call_command`` in the calling thread, for tiny frequent commands. It
   cannot be stopped from outside (hence no timeout) and a crash of the interpreter takes
   the daemon with it.
@@ -20,19 +21,15 @@ import codecs
 import ctypes
 import faulthandler
 import io
-import multiprocessing
 import os
 import resource
 import selectors
 import signal
 import sys
-import tempfile
 import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
-from multiprocessing import forkserver
-from multiprocessing.connection import Connection
 from typing import Protocol, TextIO
 
 from django.core.management import call_command
@@ -41,21 +38,15 @@ from django.db import connections
 
 from .conf import conf
 from .context import RunContext, running
+from .forkserver import ForkedChild, ForkServer
 from .models import Status
 from .output import CappedBuffer, routed_std_streams
 
 _PR_SET_PDEATHSIG = 1
+_PR_SET_NAME = 15
 
-
-def fork_context() -> multiprocessing.context.ForkServerContext:
-    """Return the fork-server context, its server told to preload Django and this app.
-
-    Setting the preload is cheap and idempotent; it is done here, when a process is
-    about to be started, rather than at import, which must not change global state.
-    """
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["scheduler.forkserver_preload"])
-    return context
+# This module is imported by the server too: each child's entry point is looked up in it.
+_fork_server = ForkServer(preload=["scheduler.executor"])
 
 
 @dataclass(frozen=True)
@@ -229,27 +220,25 @@ class _Capture:
 
 
 def _child_main(
+    fds: list[int],
     command: str,
     args: list[str],
-    out: Connection,
-    err: Connection,
-    result_path: str,
     memory_limit: int | None,
     context: RunContext | None = None,
-) -> None:
-    """Entry point of the child process, forked from the fork server.
+) -> int:
+    """Entry point of the child process, forked from the fork server; its exit code.
 
-    File descriptors 1 and 2 become the capture pipes, so output written below Python
-    (C extensions, grandchildren) is captured too; the child leads its own process group
-    so a timeout can stop everything it started, and dies with the fork server (which
-    exits with the daemon, killing the groups of its runs) so a ``kill -9`` of the
-    daemon leaves no run going unrecorded.
+    ``fds`` are the capture pipes' write ends: they become file descriptors 1 and 2, so
+    output written below Python (C extensions, grandchildren) is captured too. The child
+    leads its own process group so a timeout can stop everything it started, and dies
+    with the fork server (which exits with the daemon, killing the groups of its runs)
+    so a ``kill -9`` of the daemon leaves no run going unrecorded.
     """
     fork_server = os.getppid()
-    _release_fork_server()
-    for fd, pipe in ((1, out), (2, err)):
-        os.dup2(pipe.fileno(), fd)
-        pipe.close()
+    _name_process(command)
+    for target, fd in zip((1, 2), fds, strict=True):
+        os.dup2(fd, target)
+        os.close(fd)
     # Unbuffered all the way down, so output written just before os._exit() or a crash
     # is already in the pipe.
     sys.stdout = _unbuffered_text(1)
@@ -262,23 +251,16 @@ def _child_main(
     if memory_limit:
         resource.setrlimit(resource.RLIMIT_AS, (memory_limit, memory_limit))
     exit_code = invoke(command, args, sys.stdout, sys.stderr, context)
-    with open(result_path, "w") as result:
-        result.write(str(exit_code))
     connections.close_all()
+    return exit_code
 
 
-def _release_fork_server() -> None:
-    """Close the fork server's "alive" pipe that multiprocessing hands every child.
-
-    The fork server exits when every holder of that pipe's write end is gone; if runs
-    (and what they start) held it too, it would outlive a daemon killed with ``kill -9``
-    and so would they.
-    """
-    server = forkserver._forkserver
-    fd = getattr(server, "_forkserver_alive_fd", None)
-    if fd is not None:
-        server._forkserver_alive_fd = None  # type: ignore[attr-defined]
-        os.close(fd)
+def _name_process(command: str) -> None:
+    """Show the command's name in ``ps`` and ``top`` (what Linux keeps: 15 bytes)."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_NAME, command.encode()[:15])
+    except (OSError, AttributeError):
+        pass
 
 
 def _die_with_parent(parent: int) -> None:
@@ -324,24 +306,25 @@ def run_in_process(
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
     capture = _Capture({"stdout": out_r, "stderr": err_r}, limit, on_output)
-    out, err = Connection(out_w, readable=False), Connection(err_w, readable=False)
     try:
-        with tempfile.NamedTemporaryFile(prefix="scheduler-result-") as result_file:
-            child = fork_context().Process(
-                target=_child_main,
-                args=(command, args, out, err, result_file.name, conf.MEMORY_LIMIT, context),
+        try:
+            child = _fork_server.fork(
+                "scheduler.executor:_child_main",
+                (command, args, conf.MEMORY_LIMIT, context),
+                [out_w, err_w],
             )
-            try:
-                child.start()
-            finally:
-                out.close()
-                err.close()
+        finally:
+            os.close(out_w)
+            os.close(err_w)
+        try:
             ended_by = _follow(child, capture, timeout, stop)
-            stdout, stderr = capture.value("stdout"), capture.value("stderr")
-            reported = result_file.read().decode().strip()
+        finally:
+            child.close()
+        stdout, stderr = capture.value("stdout"), capture.value("stderr")
     finally:
         capture.close_all()
-    exit_code = int(reported) if reported else child.exitcode
+    reported = child.result is not None
+    exit_code = child.result if reported else child.exitcode
     if ended_by == Status.TIMED_OUT:
         stderr += f"\n[scheduler] Stopped after the {timeout:g} s timeout.\n"
         return ExecutionResult(Status.TIMED_OUT, exit_code, stdout, stderr)
@@ -354,7 +337,7 @@ def run_in_process(
 
 
 def _follow(
-    child: multiprocessing.process.BaseProcess,
+    child: ForkedChild,
     capture: _Capture,
     timeout: float | None,
     stop: StopFlag | None,
@@ -378,7 +361,7 @@ def _follow(
                 for fd in ready:
                     if fd != child.sentinel and not capture.read(fd) and fd not in capture.names:
                         selector.unregister(fd)
-                if child.sentinel in ready:
+                if child.sentinel in ready and child.poll() is not None:
                     break
                 if not ready and capture.callback:
                     capture.callback("stdout", "")
@@ -399,11 +382,11 @@ def _follow(
     return ended_by
 
 
-def _stop_child(child: multiprocessing.process.BaseProcess) -> None:
+def _stop_child(child: ForkedChild) -> None:
     """SIGTERM the child's process group, then SIGKILL after the grace period.
 
-    The child itself is signalled too, through multiprocessing (which knows whether it
-    was reaped), in case it had not yet made itself a group leader.
+    The child itself is signalled too (unless it is known to have ended), in case it had
+    not yet made itself a group leader.
     """
     assert child.pid is not None  # started by the caller
     _signal_group(child.pid, signal.SIGTERM)
@@ -425,10 +408,24 @@ def _describe_abnormal_exit(exitcode: int | None) -> str:
     return f"\n[scheduler] The command's process exited with status {exitcode} without finishing.\n"
 
 
-def start_fork_server() -> None:
-    """Start the fork server ahead of the first run so that run does not pay for it."""
-    fork_context()
-    forkserver.ensure_running()
+def start_fork_server(*, fork_this_process: bool = False) -> None:
+    """Start the fork server ahead of the first run so that run does not pay for it.
+
+    With ``fork_this_process`` (a daemon at start-up) the server is a fork of this
+    process and shares its memory; this thread's database connections are closed first,
+    so that no run inherits one. A process already running other threads starts a fresh
+    interpreter instead.
+    """
+    if fork_this_process:
+        connections.close_all()
+        if _fork_server.start_as_fork():
+            return
+    _fork_server.ensure_running()
+
+
+def stop_fork_server() -> None:
+    """Stop this process's fork server, killing any run it still has, and wait for it."""
+    _fork_server.stop()
 
 
 def execute(

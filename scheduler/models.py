@@ -311,6 +311,10 @@ class Schedule(models.Model):
         """Return whether the schedule is paused at ``at``."""
         return self.paused_until is not None and at < self.paused_until
 
+    def runs_at(self, fire_time: datetime) -> bool:
+        """Return whether a fire time at ``fire_time`` is to be run: enabled, not paused."""
+        return self.enabled and not self.is_paused(fire_time)
+
     @property
     def paused_indefinitely(self) -> bool:
         """Return whether the pause has no end (``resume`` ends it)."""
@@ -819,12 +823,7 @@ class Run(models.Model):
         now = dj_timezone.now()
         with transaction.atomic():
             schedule, busy = _lock_schedule(schedule_id, queued_too=True)
-            if (
-                schedule is None
-                or not schedule.enabled
-                or schedule.is_paused(scheduled_for)
-                or (busy and if_free)
-            ):
+            if schedule is None or not schedule.runs_at(scheduled_for) or (busy and if_free):
                 return None
             run = cls._claimed(schedule, reason, scheduled_for, now, owner=owner, busy=busy)
             try:
@@ -869,8 +868,7 @@ class Run(models.Model):
                 schedule = schedules.get(schedule_id)
                 if (
                     schedule is None
-                    or not schedule.enabled
-                    or schedule.is_paused(fire_time)
+                    or not schedule.runs_at(fire_time)
                     or (schedule_id, fire_time) in taken
                 ):
                     continue

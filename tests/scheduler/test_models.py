@@ -268,3 +268,17 @@ class TestPlaceholders:
         )
         run = Run.claim_manual(schedule)
         assert run.args == ["--day", "2026-11-24"]
+
+
+@pytest.mark.parametrize(
+    ("enabled", "paused_until", "runs"),
+    [
+        (True, None, True),
+        (False, None, False),
+        (True, FIRE + timedelta(seconds=1), False),
+        (True, FIRE, True),  # the pause ends at the fire time
+    ],
+)
+def test_a_fire_time_is_run_only_when_enabled_and_not_paused(enabled, paused_until, runs):
+    schedule = Schedule(name="nightly", command="say", enabled=enabled, paused_until=paused_until)
+    assert schedule.runs_at(FIRE) is runs

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from scheduler.forkserver import NAME
 from scheduler.models import Run, Status
 from tests import debian, manage_py
 from tests.conftest import ManagePy, database_url, managed, wait_for
@@ -53,15 +54,16 @@ def group_alive(pgid: int) -> list[int]:
 
 
 def fork_servers_of(pid: int) -> list[int]:
+    """The fork servers ``pid`` started: forked from it, or a fresh interpreter."""
     found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             stat = proc_stat(int(entry.name))
             try:
-                cmdline = (entry / "cmdline").read_bytes()
+                comm = (entry / "comm").read_bytes().strip()
             except OSError:
                 continue
-            if stat and stat[1] == pid and b"forkserver" in cmdline:
+            if stat and stat[1] == pid and comm == NAME:
                 found.append(int(entry.name))
     return found
 

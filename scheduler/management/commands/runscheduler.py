@@ -40,7 +40,7 @@ class Command(BaseCommand):
 
         show_logs(options["verbosity"])
         use_immediate_transactions()
-        daemon = SchedulerDaemon(poll_interval=options["poll_interval"])
+        daemon = SchedulerDaemon(poll_interval=options["poll_interval"], fork_server_from_here=True)
 
         def on_signal(signum: int, frame: FrameType | None) -> None:
             # A second Ctrl-C stops running commands at once instead of after the grace.

@@ -1,0 +1,399 @@
+"""Fork each process-executor run from one process that already has Django loaded.
+
+The fork server belongs to the process that owns the runs (the daemon, a task worker, a
+terminal's ``schedules run``). The daemon forks it from itself at start-up, before it has
+threads or database connections, so the server shares the daemon's memory pages rather
+than loading Django a second time; any other owner starts it as a fresh interpreter,
+which inherits none of its threads or locks. A run is then one ``fork()`` of the server:
+no interpreter start, no imports, no pickled main module.
+
+A request is one datagram on a ``SOCK_SEQPACKET`` socket pair: the entry point's name and
+arguments, pickled, and the run's file descriptors, the first of them a reply socket. On
+that socket the server sends the child's pid, the child sends what the entry point
+returned, and the server, once it has reaped the child, sends its exit status.
+
+The server exits when the owner's end of the pair closes, however the owner died, and on
+its way out it kills the process group of every run it forked. It is a child subreaper:
+what runs leave behind is adopted, so it is reaped rather than left as a zombie, and
+killed with the rest.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import gc
+import importlib
+import os
+import pickle
+import select
+import selectors
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Sequence
+
+_PR_SET_NAME = 15
+_PR_SET_CHILD_SUBREAPER = 36
+# What ``ps -o comm`` and ``/proc/<pid>/comm`` show for the server, whichever way it started.
+NAME = b"forkserver"
+_MAX_REQUEST = 1 << 16
+_MAX_FDS = 8
+_MESSAGE = struct.Struct("=cq")
+PID, RESULT, EXIT = b"P", b"R", b"X"
+# A child whose server died before reporting its end, as multiprocessing reports it.
+LOST = 255
+
+
+class ForkServerGone(OSError):
+    """The fork server ended before it forked the run."""
+
+
+class ForkedChild:
+    """A run's process as its owner sees it: forked by the server, signalled by pid.
+
+    ``sentinel`` is readable whenever the server or the child has news; ``poll()`` takes
+    it. ``result`` is what the entry point returned (``None`` if it never returned) and
+    ``exitcode`` how the process ended (a negative signal number if killed).
+    """
+
+    def __init__(self, reply: socket.socket) -> None:
+        self.reply = reply
+        self.pid: int | None = None
+        self.result: int | None = None
+        self.exitcode: int | None = None
+        # The child may report its result before the server has sent its pid.
+        while self.pid is None:
+            if not self._receive():
+                break
+        if self.pid is None:
+            reply.close()
+            raise ForkServerGone("the fork server ended before it forked the run")
+
+    @property
+    def sentinel(self) -> int:
+        return self.reply.fileno()
+
+    def _receive(self) -> bool:
+        """Take one message, waiting for it; False once the server's end is closed."""
+        data = self.reply.recv(_MESSAGE.size)
+        if not data:
+            if self.exitcode is None:
+                self.exitcode = LOST
+            return False
+        kind, value = _MESSAGE.unpack(data)
+        if kind == PID:
+            self.pid = value
+        elif kind == RESULT:
+            self.result = value
+        elif kind == EXIT:
+            self.exitcode = value
+        return True
+
+    def join(self, timeout: float | None = None) -> int | None:
+        """Wait up to ``timeout`` seconds (for ever if None) for the exit; return it."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        poller = select.poll()
+        poller.register(self.reply, select.POLLIN)
+        while self.exitcode is None:
+            wait = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if not poller.poll(None if wait is None else wait * 1000):
+                break
+            self._receive()
+        return self.exitcode
+
+    def poll(self) -> int | None:
+        """Take whatever news is waiting, without blocking; return the exit status if in."""
+        return self.join(0)
+
+    def send_signal(self, signum: int) -> None:
+        """Signal the child unless it is known to have ended."""
+        if self.poll() is None and self.pid is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(self.pid, signum)
+
+    def terminate(self) -> None:
+        self.send_signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+    def close(self) -> None:
+        self.reply.close()
+
+
+class ForkServer:
+    """The owner's side: starts the server on first use (and again if it died), sends runs."""
+
+    def __init__(self, preload: Sequence[str]) -> None:
+        self.preload = tuple(preload)
+        self._lock = threading.Lock()
+        self._control: socket.socket | None = None
+        self._process: subprocess.Popen[bytes] | _ForkedServer | None = None
+        self._owner = 0
+
+    def start_as_fork(self) -> bool:
+        """Start the server as a fork of this process, sharing its pages; False if unsafe.
+
+        Only a process with no other thread can be forked safely (another thread might
+        hold a lock the server would then wait on for ever), and it must hold no open
+        database connection, whose socket the server's children would share.
+        """
+        with self._lock:
+            self._forget_inherited()
+            if self._control is not None:
+                return True
+            if threading.active_count() > 1:
+                return False
+            ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            # Out of the collector's sight, the objects loaded so far are never written to
+            # by a collection: their pages stay shared with the server for good.
+            gc.freeze()
+            pid = os.fork()
+            if pid == 0:
+                try:
+                    ours.close()
+                    _become_server()
+                    Server(theirs).serve()
+                finally:
+                    os._exit(0)
+            theirs.close()
+            self._control, self._process, self._owner = ours, _ForkedServer(pid), os.getpid()
+            return True
+
+    def ensure_running(self) -> socket.socket:
+        """Start the server unless this process's is alive; return its control socket."""
+        with self._lock:
+            self._forget_inherited()
+            if self._process is not None and self._process.poll() is not None:
+                self._stop()
+            if self._control is None:
+                self._start()
+            assert self._control is not None
+            return self._control
+
+    def _forget_inherited(self) -> None:
+        """Drop a server inherited through a fork of the owner: it is the parent's."""
+        if self._owner != os.getpid():
+            if self._control is not None:
+                self._control.close()
+            self._control, self._process = None, None
+
+    def _start(self) -> None:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        code = (
+            f"import sys; sys.path[:] = {sys.path!r}; "
+            "from scheduler.forkserver import main; "
+            f"main({theirs.fileno()}, {self.preload!r})"
+        )
+        try:
+            self._process = subprocess.Popen(
+                [sys.executable, "-c", code], pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL
+            )
+        finally:
+            theirs.close()
+        self._control, self._owner = ours, os.getpid()
+
+    def fork(self, entry: str, args: tuple[object, ...], fds: Sequence[int]) -> ForkedChild:
+        """Have ``entry`` ("module:function") called as ``function(fds, *args)`` in a new child.
+
+        ``fds`` are handed to the child; the caller still closes its own copies.
+        """
+        payload = pickle.dumps((entry, args), pickle.HIGHEST_PROTOCOL)
+        for attempt in (1, 2):
+            control = self.ensure_running()
+            mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            try:
+                socket.send_fds(control, [payload], [theirs.fileno(), *fds])
+            except OSError:
+                mine.close()
+                if attempt == 2:
+                    raise
+                with self._lock:
+                    self._stop()  # it died since it was last seen alive
+                continue
+            finally:
+                theirs.close()
+            return ForkedChild(mine)
+        raise AssertionError("unreachable")
+
+    def stop(self) -> None:
+        """Stop the server (its runs are killed with it) and wait for it to exit."""
+        with self._lock:
+            if self._owner == os.getpid():
+                self._stop()
+
+    def _stop(self) -> None:
+        if self._control is not None:
+            self._control.close()
+        if self._process is not None:
+            self._process.wait()
+        self._control, self._process = None, None
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+
+class _ForkedServer:
+    """A server forked from this process, waited for as ``subprocess.Popen`` would be."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self) -> int:
+        if self.returncode is None:
+            self.returncode = os.waitstatus_to_exitcode(os.waitpid(self.pid, 0)[1])
+        return self.returncode
+
+
+def main(fd: int, preload: Sequence[str]) -> None:
+    """Run a fresh server on the control socket ``fd`` until the owner's end closes."""
+    _become_server()
+    import django
+
+    django.setup()
+    for name in preload:
+        importlib.import_module(name)
+    Server(socket.socket(fileno=fd)).serve()
+
+
+def _become_server() -> None:
+    # It ends with its owner, not on a signal meant for the owner's group: a terminal's
+    # Ctrl-C or hang-up, or a group's SIGTERM, would otherwise end the runs before the
+    # owner could stop them gracefully. Each run's child restores the default handlers.
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_IGN)
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_NAME, NAME)
+        libc.prctl(_PR_SET_CHILD_SUBREAPER, 1)
+    except (OSError, AttributeError):
+        pass
+
+
+class Server:
+    """The server's loop: fork on each request, report each exit, kill all runs at the end."""
+
+    def __init__(self, control: socket.socket) -> None:
+        self.control = control
+        self.children: dict[int, socket.socket] = {}
+        self.wake_r, self.wake_w = os.pipe()
+        for end in (self.wake_r, self.wake_w):
+            os.set_blocking(end, False)
+
+    def serve(self) -> None:
+        signal.set_wakeup_fd(self.wake_w)
+        signal.signal(signal.SIGCHLD, lambda signum, frame: None)
+        try:
+            with selectors.DefaultSelector() as selector:
+                selector.register(self.control, selectors.EVENT_READ)
+                selector.register(self.wake_r, selectors.EVENT_READ)
+                while True:
+                    for key, _ in selector.select():
+                        if key.fileobj is self.control:
+                            if not self.take_request():
+                                return
+                        else:
+                            self.reap()
+        finally:
+            self.kill_runs()
+
+    def take_request(self) -> bool:
+        """Fork the child a request asks for; False once the owner is gone."""
+        payload, fds, _, _ = socket.recv_fds(self.control, _MAX_REQUEST, _MAX_FDS)
+        if not payload or not fds:
+            for fd in fds:
+                os.close(fd)
+            return False
+        reply = socket.socket(fileno=fds[0])
+        pid = os.fork()
+        if pid == 0:
+            self.run_child(payload, reply, fds[1:])
+        for fd in fds[1:]:
+            os.close(fd)
+        _send(reply, PID, pid)
+        self.children[pid] = reply
+        return True
+
+    def run_child(self, payload: bytes, reply: socket.socket, fds: list[int]) -> None:
+        """Be the run's process: call the entry point, report what it returned, exit."""
+        code = 1
+        try:
+            signal.set_wakeup_fd(-1)
+            for signum in (signal.SIGCHLD, signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+                signal.signal(signum, signal.SIG_DFL)
+            for other in self.children.values():
+                other.close()
+            self.control.close()
+            os.close(self.wake_r)
+            os.close(self.wake_w)
+            entry, args = pickle.loads(payload)
+            module, _, name = entry.partition(":")
+            result = getattr(importlib.import_module(module), name)(fds, *args)
+            _send(reply, RESULT, int(result))
+            code = 0
+        except BaseException:
+            traceback.print_exc()
+            sys.stderr.flush()
+        finally:
+            os._exit(code)
+
+    def reap(self) -> None:
+        """Report the exit of each ended child; adopted orphans are only reaped."""
+        with contextlib.suppress(BlockingIOError):
+            while os.read(self.wake_r, 4096):
+                pass
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            reply = self.children.pop(pid, None)
+            if reply is not None:
+                _send(reply, EXIT, os.waitstatus_to_exitcode(status))
+                reply.close()
+
+    def kill_runs(self) -> None:
+        """SIGKILL each child (runs and adopted orphans) and the process group it leads."""
+        for pid in children(os.getpid()):
+            # The child first, so it cannot start anything more, then everything in its group.
+            for kill in (os.kill, os.killpg):
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    kill(pid, signal.SIGKILL)
+
+
+def _send(reply: socket.socket, kind: bytes, value: int) -> None:
+    with contextlib.suppress(OSError):  # the owner no longer waits for this run
+        reply.send(_MESSAGE.pack(kind, value))
+
+
+def children(parent: int) -> list[int]:
+    """Return the pids of ``parent``'s child processes, from ``/proc``."""
+    found = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as stat:
+                fields = stat.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == parent:
+            found.append(int(entry.name))
+    return found

@@ -1,0 +1,165 @@
+"""The fork server on its own: fork a child per request, report its result and its end."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+
+import pytest
+
+from scheduler.forkserver import LOST, NAME, ForkServer
+from tests.conftest import wait_for
+
+
+@pytest.fixture
+def server():
+    server = ForkServer(preload=[])
+    yield server
+    server.stop()
+
+
+def fork(server: ForkServer, name: str, *args, fds=()):
+    return server.fork(f"tests.testapp.forked:{name}", args, list(fds))
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def read_pid(fd: int) -> int:
+    with os.fdopen(fd) as pipe:
+        return int(pipe.read())
+
+
+def test_the_entry_points_result_and_the_exit_status_are_reported(server):
+    child = fork(server, "returns", 3)
+    assert child.join(10) == 0
+    assert child.result == 3
+    child.close()
+
+
+def test_an_entry_point_that_raises_reports_no_result_and_its_traceback(server):
+    err_r, err_w = os.pipe()
+    child = fork(server, "raises", fds=[err_w])
+    os.close(err_w)
+    assert child.join(10) == 1
+    assert child.result is None
+    with os.fdopen(err_r) as pipe:
+        assert "RuntimeError: broken entry point" in pipe.read()
+
+
+def test_a_killed_child_reports_the_signal(server):
+    child = fork(server, "kills_itself")
+    assert child.join(10) == -signal.SIGKILL
+    assert child.result is None
+
+
+def test_a_child_can_be_stopped_by_its_owner(server):
+    child = fork(server, "returns", 0)
+    child.join(10)
+    child.terminate()  # already ended: nothing is signalled
+    pid_r, pid_w = os.pipe()
+    child = fork(server, "writes_pid_and_sleeps", 60, fds=[pid_w])
+    os.close(pid_w)
+    assert read_pid(pid_r) == child.pid
+    child.terminate()
+    assert child.join(10) == -signal.SIGTERM
+
+
+def test_runs_in_parallel_each_get_their_own_report(server):
+    children = [fork(server, "returns", value) for value in range(20)]
+    assert [child.join(10) for child in children] == [0] * 20
+    assert [child.result for child in children] == list(range(20))
+
+
+def test_stopping_the_server_kills_its_runs(server):
+    pid_r, pid_w = os.pipe()
+    child = fork(server, "writes_pid_and_sleeps", 60, fds=[pid_w])
+    os.close(pid_w)
+    pid = read_pid(pid_r)
+    server.stop()
+    wait_for(lambda: not alive(pid), 5)
+    assert child.join(10) == LOST
+
+
+def test_a_dead_server_is_replaced_at_the_next_request(server):
+    fork(server, "returns", 0).join(10)
+    first = server.pid
+    os.kill(first, signal.SIGKILL)
+    wait_for(lambda: not alive(first), 5)
+    child = fork(server, "returns", 7)
+    assert child.join(10) == 0 and child.result == 7
+    assert server.pid != first
+
+
+def test_a_forked_owner_starts_its_own_server(server):
+    fork(server, "returns", 0).join(10)
+    parent_server = server.pid
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            child = fork(server, "returns", 5)
+            ok = child.join(10) == 0 and child.result == 5 and server.pid != parent_server
+            server.stop()
+            os.write(write_end, b"1" if ok else b"0")
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as pipe:
+        assert pipe.read() == b"1"
+    os.waitpid(pid, 0)
+    assert alive(parent_server)
+    assert fork(server, "returns", 1).join(10) == 0
+
+
+def test_the_server_ignores_the_owners_group_signals(server):
+    fork(server, "returns", 0).join(10)
+    first = server.pid
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        os.kill(first, signum)
+    assert fork(server, "returns", 2).join(10) == 0
+    assert server.pid == first and alive(first)
+
+
+FORKED_OWNER = """
+import os
+from scheduler.forkserver import ForkServer
+
+server = ForkServer(preload=[])
+assert server.start_as_fork()
+child = server.fork("tests.testapp.forked:returns", (4,), [])
+assert child.join(10) == 0 and child.result == 4
+with open(f"/proc/{server.pid}/stat") as stat:
+    parent = int(stat.read().rsplit(")", 1)[1].split()[1])
+with open(f"/proc/{server.pid}/comm") as comm:
+    print(parent == os.getpid(), comm.read().strip())
+"""
+
+
+def test_a_server_forked_from_a_single_threaded_owner_is_named_and_runs_children():
+    # In a process of its own: this test process may have threads of other tests.
+    done = subprocess.run(
+        [sys.executable, "-c", FORKED_OWNER], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True", NAME.decode()]
+
+
+def test_a_process_with_threads_is_not_forked(server):
+    release = threading.Event()
+    thread = threading.Thread(target=release.wait)
+    thread.start()
+    try:
+        assert not server.start_as_fork()
+        assert server.pid is None
+    finally:
+        release.set()
+        thread.join()

@@ -1,0 +1,34 @@
+"""Entry points the fork server tests have it call in a forked child."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+
+
+def returns(fds: list[int], value: int) -> int:
+    """Return ``value`` at once."""
+    return value
+
+
+def writes_pid_and_sleeps(fds: list[int], seconds: float) -> int:
+    """Write this process's pid to ``fds[0]``, close it, then sleep."""
+    os.write(fds[0], str(os.getpid()).encode())
+    os.close(fds[0])
+    time.sleep(seconds)
+    return 0
+
+
+def raises(fds: list[int]) -> int:
+    """Fail with an exception, its traceback on ``fds[0]`` (as stderr)."""
+    os.dup2(fds[0], 2)
+    sys.stderr = open(2, "w", closefd=False)
+    raise RuntimeError("broken entry point")
+
+
+def kills_itself(fds: list[int]) -> int:
+    """End by SIGKILL before returning."""
+    os.kill(os.getpid(), signal.SIGKILL)
+    return 0
