@@ -56,23 +56,32 @@ class StatementCounter:
 
 
 def install(path: Path) -> StatementCounter:
-    """Count every connection's statements; write the totals to ``path`` every second."""
+    """Count every connection's statements; write the totals to ``path`` every second.
+
+    The writing thread starts with the first connection, not here: a daemon forks its
+    fork server before it connects, and only while it has no other thread.
+    """
     counter = StatementCounter()
+    writer = threading.Thread(
+        target=_write_every_second, args=(counter, path), name="bench-query-log", daemon=True
+    )
 
     def on_connection(sender, connection, **kwargs) -> None:
         counter.connected()
         # A connection object lives on across reconnects; add the wrapper only once.
         if counter not in connection.execute_wrappers:
             connection.execute_wrappers.append(counter)
+        with counter._lock:
+            if not writer.is_alive() and writer.ident is None:
+                writer.start()
 
     connection_created.connect(on_connection, weak=False, dispatch_uid="bench.querylog")
-
-    def write_every_second() -> None:
-        partial = path.with_name(path.name + ".partial")
-        while True:
-            partial.write_text(json.dumps(counter.snapshot()))
-            os.replace(partial, path)  # readers never see a half-written file
-            time.sleep(1.0)
-
-    threading.Thread(target=write_every_second, name="bench-query-log", daemon=True).start()
     return counter
+
+
+def _write_every_second(counter: StatementCounter, path: Path) -> None:
+    partial = path.with_name(path.name + ".partial")
+    while True:
+        partial.write_text(json.dumps(counter.snapshot()))
+        os.replace(partial, path)  # readers never see a half-written file
+        time.sleep(1.0)

@@ -158,8 +158,7 @@ def idle_rows(m: dict, count: int, postgres: bool) -> list[Row]:
             text += f" + {d['forkserver_rss_mb']:.0f} MB fork server"
         for cmdline, rss in d["children_rss_mb"].items():
             if "forkserver" not in cmdline:
-                name = "resource tracker" if "resource_tracker" in cmdline else cmdline[:40]
-                text += f" (+ {rss:.0f} MB {name})"
+                text += f" (+ {rss:.0f} MB {cmdline[:40]})"
         return f"PSS {d['pss_mb']:.0f} MB in all; RSS {text}" if "pss_mb" in d else text
 
     def queries(d: dict) -> str:

@@ -157,6 +157,7 @@ class ForkServer:
             pid = os.fork()
             if pid == 0:
                 try:
+                    self._lock = threading.Lock()  # held by the parent at the fork
                     ours.close()
                     _become_server()
                     Server(theirs).serve()
@@ -248,15 +249,22 @@ class _ForkedServer:
         self.returncode: int | None = None
 
     def poll(self) -> int | None:
-        if self.returncode is None:
-            pid, status = os.waitpid(self.pid, os.WNOHANG)
-            if pid:
-                self.returncode = os.waitstatus_to_exitcode(status)
-        return self.returncode
+        return self._wait(os.WNOHANG)
 
     def wait(self) -> int:
+        returncode = self._wait(0)
+        assert returncode is not None
+        return returncode
+
+    def _wait(self, options: int) -> int | None:
         if self.returncode is None:
-            self.returncode = os.waitstatus_to_exitcode(os.waitpid(self.pid, 0)[1])
+            try:
+                pid, status = os.waitpid(self.pid, options)
+            except ChildProcessError:  # reaped by someone else: gone all the same
+                self.returncode = LOST
+            else:
+                if pid:
+                    self.returncode = os.waitstatus_to_exitcode(status)
         return self.returncode
 
 
@@ -319,6 +327,10 @@ class Server:
             for fd in fds:
                 os.close(fd)
             return False
+        # What a run's command starts inherits its stdout and stderr (made by dup2), not
+        # the reply socket, whose closing tells the owner that the run's end is known.
+        for fd in fds:
+            os.set_inheritable(fd, False)
         reply = socket.socket(fileno=fds[0])
         pid = os.fork()
         if pid == 0:

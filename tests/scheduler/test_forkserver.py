@@ -73,6 +73,15 @@ def test_a_child_can_be_stopped_by_its_owner(server):
     assert child.join(10) == -signal.SIGTERM
 
 
+def test_what_a_run_execs_inherits_neither_the_reply_socket_nor_the_passed_fds(server):
+    pipe_r, pipe_w = os.pipe()
+    child = fork(server, "counts_inheritable_fds", fds=[pipe_w])
+    os.close(pipe_w)
+    os.close(pipe_r)
+    assert child.join(10) == 0
+    assert child.result == 0
+
+
 def test_runs_in_parallel_each_get_their_own_report(server):
     children = [fork(server, "returns", value) for value in range(20)]
     assert [child.join(10) for child in children] == [0] * 20
@@ -132,11 +141,15 @@ def test_the_server_ignores_the_owners_group_signals(server):
 FORKED_OWNER = """
 import os
 from scheduler.forkserver import ForkServer
+from tests.testapp import forked
 
-server = ForkServer(preload=[])
+server = forked.INHERITED_SERVER = ForkServer(preload=[])
 assert server.start_as_fork()
 child = server.fork("tests.testapp.forked:returns", (4,), [])
 assert child.join(10) == 0 and child.result == 4
+# A run that uses the process executor itself gets a server of its own.
+child = server.fork("tests.testapp.forked:forks_through_the_inherited_server", (), [])
+assert child.join(30) == 0 and child.result == 9, (child.exitcode, child.result)
 with open(f"/proc/{server.pid}/stat") as stat:
     parent = int(stat.read().rsplit(")", 1)[1].split()[1])
 with open(f"/proc/{server.pid}/comm") as comm:
@@ -144,7 +157,7 @@ with open(f"/proc/{server.pid}/comm") as comm:
 """
 
 
-def test_a_server_forked_from_a_single_threaded_owner_is_named_and_runs_children():
+def test_a_server_forked_from_a_single_threaded_owner_is_named_and_runs_children_that_fork():
     # In a process of its own: this test process may have threads of other tests.
     done = subprocess.run(
         [sys.executable, "-c", FORKED_OWNER], capture_output=True, text=True, timeout=60

@@ -32,3 +32,29 @@ def kills_itself(fds: list[int]) -> int:
     """End by SIGKILL before returning."""
     os.kill(os.getpid(), signal.SIGKILL)
     return 0
+
+
+def counts_inheritable_fds(fds: list[int]) -> int:
+    """Return how many descriptors above stderr a program exec'd from here would inherit."""
+    return sum(
+        1 for name in os.listdir("/proc/self/fd") if int(name) > 2 and _inheritable(int(name))
+    )
+
+
+def _inheritable(fd: int) -> bool:
+    try:
+        return os.get_inheritable(fd)
+    except OSError:  # the listing's own descriptor, closed by now
+        return False
+
+
+# Set by an owner that forked its server from itself, which its runs inherit.
+INHERITED_SERVER = None
+
+
+def forks_through_the_inherited_server(fds: list[int]) -> int:
+    """Run ``returns(9)`` through the server object inherited from the owner; its result."""
+    child = INHERITED_SERVER.fork("tests.testapp.forked:returns", (9,), [])
+    child.join(30)
+    INHERITED_SERVER.stop()
+    return child.result
