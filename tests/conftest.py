@@ -110,6 +110,15 @@ def database_url() -> str:
     )
 
 
+def pid_running(pid: int) -> bool:
+    """Return whether ``pid`` exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):  # gone before, or while, it was read
+        return False
+
+
 def wait_for(predicate: Callable[[], Any], timeout: float, interval: float = 0.1) -> Any:
     """Poll ``predicate`` until it returns something truthy; fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout

@@ -13,7 +13,7 @@ from scheduler.context import RunContext, current_run
 from scheduler.executor import run_in_process, run_in_thread
 from scheduler.models import Status
 from scheduler.output import marker
-from tests.conftest import wait_for
+from tests.conftest import pid_running, wait_for
 
 EXECUTORS = [run_in_process, run_in_thread]
 
@@ -180,15 +180,6 @@ class TestHostileCommandsInAProcess:
         assert (result.status, result.exit_code) == (Status.FAILED, 1)
         assert "MemoryError" in result.stderr
         assert "holding 64 MiB" in result.stdout
-
-
-def pid_running(pid: int) -> bool:
-    """True if ``pid`` exists and is not a zombie."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().split(")")[-1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 def test_a_command_outside_a_run_has_no_current_run(execute):

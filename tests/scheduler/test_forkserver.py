@@ -11,7 +11,7 @@ import threading
 import pytest
 
 from scheduler.forkserver import LOST, NAME, ForkServer
-from tests.conftest import wait_for
+from tests.conftest import pid_running, wait_for
 
 
 @pytest.fixture
@@ -23,14 +23,6 @@ def server():
 
 def fork(server: ForkServer, name: str, *args, fds=()):
     return server.fork(f"tests.testapp.forked:{name}", args, list(fds))
-
-
-def alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 def read_pid(fd: int) -> int:
@@ -94,7 +86,7 @@ def test_stopping_the_server_kills_its_runs(server):
     os.close(pid_w)
     pid = read_pid(pid_r)
     server.stop()
-    wait_for(lambda: not alive(pid), 5)
+    wait_for(lambda: not pid_running(pid), 5)
     assert child.join(10) == LOST
 
 
@@ -102,7 +94,7 @@ def test_a_dead_server_is_replaced_at_the_next_request(server):
     fork(server, "returns", 0).join(10)
     first = server.pid
     os.kill(first, signal.SIGKILL)
-    wait_for(lambda: not alive(first), 5)
+    wait_for(lambda: not pid_running(first), 5)
     child = fork(server, "returns", 7)
     assert child.join(10) == 0 and child.result == 7
     assert server.pid != first
@@ -125,7 +117,7 @@ def test_a_forked_owner_starts_its_own_server(server):
     with os.fdopen(read_end, "rb") as pipe:
         assert pipe.read() == b"1"
     os.waitpid(pid, 0)
-    assert alive(parent_server)
+    assert pid_running(parent_server)
     assert fork(server, "returns", 1).join(10) == 0
 
 
@@ -135,7 +127,7 @@ def test_the_server_ignores_the_owners_group_signals(server):
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         os.kill(first, signum)
     assert fork(server, "returns", 2).join(10) == 0
-    assert server.pid == first and alive(first)
+    assert server.pid == first and pid_running(first)
 
 
 FORKED_OWNER = """

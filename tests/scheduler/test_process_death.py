@@ -32,7 +32,7 @@ def proc_stat(pid: int) -> tuple[str, int, int] | None:
     try:
         with open(f"/proc/{pid}/stat", "rb") as stat:
             fields = stat.read().rsplit(b")", 1)[1].split()
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):  # gone before, or while, it was read
         return None
     return fields[0].decode(), int(fields[1]), int(fields[2])
 
