@@ -72,7 +72,7 @@ def install(path: Path) -> StatementCounter:
         if counter not in connection.execute_wrappers:
             connection.execute_wrappers.append(counter)
         with counter._lock:
-            if not writer.is_alive() and writer.ident is None:
+            if writer.ident is None:  # not started yet
                 writer.start()
 
     connection_created.connect(on_connection, weak=False, dispatch_uid="bench.querylog")

@@ -38,12 +38,11 @@ from django.db import connections
 
 from .conf import conf
 from .context import RunContext, running
-from .forkserver import ForkedChild, ForkServer
+from .forkserver import ForkedChild, ForkServer, name_process
 from .models import Status
 from .output import CappedBuffer, routed_std_streams
 
 _PR_SET_PDEATHSIG = 1
-_PR_SET_NAME = 15
 
 # This module is imported by the server too: each child's entry point is looked up in it.
 _fork_server = ForkServer(preload=["scheduler.executor"])
@@ -235,7 +234,7 @@ def _child_main(
     so a ``kill -9`` of the daemon leaves no run going unrecorded.
     """
     fork_server = os.getppid()
-    _name_process(command)
+    name_process(command.encode())
     for target, fd in zip((1, 2), fds, strict=True):
         os.dup2(fd, target)
         os.close(fd)
@@ -253,14 +252,6 @@ def _child_main(
     exit_code = invoke(command, args, sys.stdout, sys.stderr, context)
     connections.close_all()
     return exit_code
-
-
-def _name_process(command: str) -> None:
-    """Show the command's name in ``ps`` and ``top`` (what Linux keeps: 15 bytes)."""
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_NAME, command.encode()[:15])
-    except (OSError, AttributeError):
-        pass
 
 
 def _die_with_parent(parent: int) -> None:

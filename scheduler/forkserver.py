@@ -285,10 +285,18 @@ def _become_server() -> None:
     # owner could stop them gracefully. Each run's child restores the default handlers.
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, signal.SIG_IGN)
+    name_process(NAME)
+    _prctl(_PR_SET_CHILD_SUBREAPER, 1)
+
+
+def name_process(name: bytes) -> None:
+    """Show ``name`` in ``ps`` and ``top`` for this process (Linux keeps 15 bytes)."""
+    _prctl(_PR_SET_NAME, name[:15])
+
+
+def _prctl(option: int, value: int | bytes) -> None:
     try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_NAME, NAME)
-        libc.prctl(_PR_SET_CHILD_SUBREAPER, 1)
+        ctypes.CDLL(None, use_errno=True).prctl(option, value)
     except (OSError, AttributeError):
         pass
 
