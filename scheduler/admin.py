@@ -655,6 +655,7 @@ class HeartbeatAdmin(HeartbeatAdminBase):
         "kind",
         "started_at",
         "last_beat",
+        "stopped_firing_at",
         "stopped_at",
     )
 
@@ -673,7 +674,8 @@ class HeartbeatAdmin(HeartbeatAdminBase):
             return "stopped"
         stale_after = timedelta(seconds=conf.HEARTBEAT_TIMEOUT)
         if obj.is_fresh(stale_after):
-            return format_html('<span style="color:{}">{}</span>', "#198754", "alive")
+            alive = "stopping, finishing its runs" if obj.stopped_firing_at else "alive"
+            return format_html('<span style="color:{}">{}</span>', "#198754", alive)
         return format_html('<span style="color:{}">{}</span>', "#dc3545", "not heard from")
 
     @admin.display(description="Running runs")

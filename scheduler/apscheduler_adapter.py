@@ -23,10 +23,15 @@ from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.base import BaseTrigger
 from django.db import DatabaseError, transaction
+from django.db.models import BigIntegerField, Case, Q, QuerySet, When
+from django.db.models.functions import Cast, Mod, Substr
+from django.db.models.lookups import Exact
 from django.utils import timezone
+from django_apscheduler import util
 from django_apscheduler.jobstores import DjangoJobStore
 from django_apscheduler.models import DjangoJob
 
+from .shares import EVERYTHING, Share
 from .timing import Timing
 
 logger = logging.getLogger("scheduler.daemon")
@@ -34,6 +39,7 @@ logger = logging.getLogger("scheduler.daemon")
 # Stored in each job: APScheduler requires a callable, though DispatchExecutor never
 # calls it.
 JOB_FUNC = "scheduler.runner:run_schedule"
+JOB_PREFIX = "schedule-"
 JOBSTORE_RETRY_INTERVAL = 1.0
 
 # Called once per wake-up with, for each schedule due, its id, its fire times come due,
@@ -43,7 +49,27 @@ OnDue = Callable[[list[tuple[int, list[datetime], datetime]]], None]
 
 def job_id(schedule_id: int) -> str:
     """Return the id of the job that fires ``schedule_id``."""
-    return f"schedule-{schedule_id}"
+    return f"{JOB_PREFIX}{schedule_id}"
+
+
+def owned_jobs(shares: Iterable[Share]) -> QuerySet[Any]:
+    """Return the stored jobs of the schedules in ``shares``."""
+    jobs: QuerySet[Any] = DjangoJob.objects.all()
+    shares = frozenset(shares)
+    if EVERYTHING in shares:
+        return jobs
+    # An id of another shape (a job not of this app's) must not fail the cast on PostgreSQL.
+    number = Case(
+        When(
+            id__regex=rf"^{JOB_PREFIX}[0-9]{{1,18}}$",
+            then=Cast(Substr("id", len(JOB_PREFIX) + 1), BigIntegerField()),
+        ),
+        output_field=BigIntegerField(),
+    )
+    owned = Q()
+    for share in sorted(shares, key=lambda share: (share.count, share.index)):
+        owned |= Q(Exact(Mod(number, share.count, output_field=BigIntegerField()), share.index))
+    return jobs.filter(owned)
 
 
 class TimingTrigger(BaseTrigger):  # type: ignore[misc]
@@ -91,11 +117,13 @@ class ScheduleJobStore(DjangoJobStore):  # type: ignore[misc]
     ``get_next_run_time``, silently ending all scheduling. Several daemons share this
     store, so a job another daemon just removed is normal, and a database outage must
     only delay the next wake-up. Run history is written where the command runs, so
-    django-apscheduler's event listeners are not registered.
+    django-apscheduler's event listeners are not registered. Only the jobs of ``shares``
+    (:mod:`scheduler.shares`) come due here: daemons divide the schedules.
     """
 
     def __init__(self, on_wake_up_done: Callable[[], None] = lambda: None) -> None:
         super().__init__()
+        self.shares: frozenset[Share] = frozenset({EVERYTHING})
         # Next fire times of the jobs fired at this wake-up, stored together afterwards.
         self._fired: dict[str, Job] = {}
         self.on_wake_up_done = on_wake_up_done
@@ -128,8 +156,11 @@ class ScheduleJobStore(DjangoJobStore):  # type: ignore[misc]
         ]
 
     def get_due_jobs(self, now: datetime) -> list[Job]:
+        due = owned_jobs(self.shares).filter(
+            next_run_time__lte=util.get_django_internal_datetime(now)
+        )
         try:
-            jobs: list[Job] = super().get_due_jobs(now)
+            jobs: list[Job] = self._get_jobs(pk__in=due.values("pk"))
         except DatabaseError as exc:
             logger.debug("Could not read due jobs: %s", exc)
             return []
@@ -149,10 +180,19 @@ class ScheduleJobStore(DjangoJobStore):  # type: ignore[misc]
         self.on_wake_up_done()
         self.store_fired()
         try:
-            next_run_time: datetime | None = super().get_next_run_time()
+            next_run_time: datetime | None = self._next_run_time()
         except DatabaseError as exc:
             logger.debug("Could not read the next fire time: %s", exc)
             return timezone.now() + timedelta(seconds=JOBSTORE_RETRY_INTERVAL)
+        return next_run_time
+
+    @util.retry_on_db_operational_error  # type: ignore[untyped-decorator]
+    def _next_run_time(self) -> datetime | None:
+        times = owned_jobs(self.shares).filter(next_run_time__isnull=False)
+        first = times.order_by("next_run_time").values_list("next_run_time", flat=True).first()
+        if first is None:
+            return None
+        next_run_time: datetime = util.get_apscheduler_datetime(first, self._scheduler)
         return next_run_time
 
     def store_fired(self) -> None:
@@ -265,6 +305,12 @@ class APSchedulerJobs:
         self.store.put_jobs(jobs)
         # Woken before the commit, APScheduler's thread would find no job and sleep on.
         transaction.on_commit(self.scheduler.wakeup)
+
+    def divide(self, shares: frozenset[Share]) -> None:
+        """Fire only the jobs of the schedules in ``shares`` from now on."""
+        if shares != self.store.shares:
+            self.store.shares = shares
+            self.scheduler.wakeup()
 
     def remove(self, schedule_id: int) -> None:
         """Remove the job of ``schedule_id``, if there is one."""

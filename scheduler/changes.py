@@ -1,7 +1,8 @@
 """Wake the daemon when schedules or queued runs change, instead of re-reading on a timer.
 
-- PostgreSQL: triggers (migration 0010) ``NOTIFY scheduler_changes`` on every change to
-  the schedule table and on every run queued; a connection of the daemon's own
+- PostgreSQL: triggers (migrations 0010, 0011) ``NOTIFY scheduler_changes`` on every
+  change to the schedule table, on every run queued and on every daemon that starts or
+  stops; a connection of the daemon's own
   ``LISTEN`` s. An edit from admin, another process or raw SQL wakes the daemon at once,
   and waiting sends no statement.
 - SQLite: ``PRAGMA data_version`` on the daemon's connection tells, in one cheap
@@ -9,8 +10,9 @@
 - Any other database: every ``POLL_INTERVAL`` counts as a change.
 
 :meth:`Changes.wait` returns what changed: :data:`SCHEDULES` (schedule rows, named by
-:meth:`Changes.take_schedule_ids`), :data:`RUNS` (runs were queued) or :data:`ANYTHING`
-(look at both, cheaply first).
+:meth:`Changes.take_schedule_ids`), :data:`RUNS` (runs were queued), :data:`DAEMONS`
+(daemons started or stopped) or :data:`ANYTHING` (look at schedules and runs, cheaply
+first).
 """
 
 from __future__ import annotations
@@ -29,8 +31,9 @@ logger = logging.getLogger("scheduler.daemon")
 CHANNEL = "scheduler_changes"
 SCHEDULES = "schedules"
 RUNS = "runs"
+DAEMONS = "daemons"
 ANYTHING = "anything"
-PAYLOADS = {"schedule": SCHEDULES, "run": RUNS}
+PAYLOADS = {"schedule": SCHEDULES, "run": RUNS, "daemon": DAEMONS}
 
 
 class Changes:
@@ -52,6 +55,11 @@ class Changes:
     def describe(self) -> str:
         """Say how changes are watched, for the start-up log line."""
         return f"by polling every {self.poll_interval:g} s"
+
+    @property
+    def announces_daemons(self) -> bool:
+        """Return whether :data:`DAEMONS` is reported when daemons start or stop."""
+        return False
 
     def wake(self, kind: str = ANYTHING) -> None:
         """End the current or next :meth:`wait` at once, reporting ``kind``.
@@ -167,6 +175,10 @@ class Notifications(Changes):
     def describe(self) -> str:
         return f"by PostgreSQL notifications on {CHANNEL}"
 
+    @property
+    def announces_daemons(self) -> bool:
+        return self._db is not None
+
     def take_schedule_ids(self) -> set[int] | None:
         ids, self._schedule_ids = self._schedule_ids, set()
         return ids
@@ -180,7 +192,7 @@ class Notifications(Changes):
             if not super()._wait(timeout):
                 return set()
             self._schedule_ids = None  # nothing listened meanwhile
-            return {SCHEDULES, RUNS}
+            return {SCHEDULES, RUNS, DAEMONS}
         raw = self._db.connection
         if not self._sleep(timeout, raw)[1]:
             return set()

@@ -4,7 +4,8 @@ Between ticks the loop waits on :mod:`scheduler.changes` (notifications on Postg
 one-statement probe every ``POLL_INTERVAL`` on SQLite) until upkeep or a queued retry is
 due. Each tick delegates to the daemon's parts, each named for its job:
 
-- :mod:`scheduler.upkeep`: heartbeat, runs nobody will finish, pruning, lost mail;
+- :mod:`scheduler.upkeep`: heartbeat, dividing the schedules with other daemons, runs
+  nobody will finish, pruning, lost mail;
 - :mod:`scheduler.planner`: APScheduler's jobs in step with the ``Schedule`` rows,
   deciding catch-up (:mod:`scheduler.catch_up`) for what changed;
 - :mod:`scheduler.launcher`: queued runs (and, called by APScheduler, due fire times);
@@ -28,7 +29,7 @@ from django.utils import timezone
 
 from . import pings, runner
 from .apscheduler_adapter import APSchedulerJobs
-from .changes import ANYTHING, RUNS, SCHEDULES, watch
+from .changes import ANYTHING, DAEMONS, RUNS, SCHEDULES, watch
 from .commands import allowed_commands
 from .conf import conf
 from .executor import start_fork_server
@@ -75,7 +76,7 @@ class SchedulerDaemon:
         )
         self.jobs = APSchedulerJobs(on_due=self.launcher.fire_due)
         self.planner = Planner(self.jobs, self.launcher, resync_interval=conf.RESYNC_INTERVAL)
-        self.upkeep = Upkeep(self.pool)
+        self.upkeep = Upkeep(self.pool, on_divide=self.jobs.divide)
         self.changes = watch(self.poll_interval)
         # When to look at the queued runs without being told of a change (a retry's time).
         self._queued_due: datetime | None = None
@@ -106,6 +107,7 @@ class SchedulerDaemon:
         try:
             allowed_commands()  # worked out now rather than by the first runs
             self.changes.start()  # before the first read: no change falls in between
+            self.upkeep.told_of_daemons = self.changes.announces_daemons
             self._guarded(sync_declared_schedules)
             self._guarded(self.upkeep.check_liveness, timezone.now())
             self.upkeep.mail_missed_later()
@@ -156,6 +158,11 @@ class SchedulerDaemon:
         """
         everything = changed is None or self._db_down_since is not None
         changed = changed or set()
+        self.upkeep.told_of_daemons = self.changes.announces_daemons
+        if DAEMONS in changed:
+            self.upkeep.divide(read=True)
+        elif ANYTHING in changed:
+            self.upkeep.notice_change()
         self.upkeep.step(now or timezone.now())
         planned_at = now or timezone.now()
         if everything or changed & {SCHEDULES, ANYTHING}:
@@ -229,6 +236,11 @@ class SchedulerDaemon:
         """
         logger.info("Scheduler stopping: no new runs start")
         self.jobs.shutdown()
+        try:
+            if self.heartbeat is not None:
+                self.heartbeat.stop_firing()  # the other daemons take over its schedules
+        except DatabaseError as exc:
+            logger.error("Could not record that this daemon stopped firing: %s", exc)
         running = self.pool.close()
         if running and not self.kill.is_set():
             logger.info(

@@ -62,6 +62,28 @@ def dead_heartbeats(
     return dead
 
 
+def live_daemons(
+    *, stale_after: timedelta, me: Heartbeat, is_alive: Callable[[int], bool] = pid_alive
+) -> list[int]:
+    """Heartbeat ids of the daemons that beat, ``me`` included: those dividing the schedules.
+
+    A daemon on this host whose process is gone counts as dead at once, as in
+    :func:`dead_heartbeats`.
+    """
+    beating = Heartbeat.objects.filter(
+        kind="daemon",
+        stopped_at__isnull=True,
+        stopped_firing_at__isnull=True,
+        last_beat__gte=Now() - stale_after,
+    ).values_list("pk", "host", "pid_namespace", "pid")
+    live = {me.pk}
+    for pk, host, pid_namespace, pid in beating:
+        same_pids = host == me.host and pid_namespace == me.pid_namespace
+        if not (same_pids and pk != me.pk and (pid == me.pid or not is_alive(pid))):
+            live.add(pk)
+    return sorted(live)
+
+
 def prune_heartbeats(*, keep_for: timedelta) -> int:
     """Forget daemons gone for longer than ``keep_for`` that own no running run.
 

@@ -467,6 +467,9 @@ class Heartbeat(models.Model):
     started_at = models.DateTimeField(default=dj_timezone.now)
     last_beat = models.DateTimeField(default=dj_timezone.now, db_index=True)
     stopped_at = models.DateTimeField(null=True, blank=True)
+    # A daemon shutting down starts no run, so the others take over its schedules then,
+    # while it may still finish its running runs for a while.
+    stopped_firing_at = models.DateTimeField(null=True, blank=True)
 
     objects = HeartbeatQuerySet.as_manager()
 
@@ -487,6 +490,11 @@ class Heartbeat(models.Model):
     def beat(self) -> None:
         """Beat by the database's clock (see ``HeartbeatQuerySet``)."""
         Heartbeat.objects.filter(pk=self.pk).update(last_beat=Now())
+
+    def stop_firing(self) -> None:
+        """Record that this daemon starts no more runs (it is shutting down)."""
+        self.stopped_firing_at = dj_timezone.now()
+        Heartbeat.objects.filter(pk=self.pk).update(stopped_firing_at=self.stopped_firing_at)
 
     def stop(self) -> None:
         """Record that this owner stopped."""

@@ -5,6 +5,10 @@ queued, or this daemon started work since its last look, it also resolves runs n
 will finish: those of daemons and workers gone silent, ``tasks`` runs long overdue, its
 own runs it could not record, and queued runs whose task the backend lost; otherwise
 one cheap look every ``HEARTBEAT_TIMEOUT`` tells whether there is anything to resolve.
+Daemons sharing the database divide the schedules (:mod:`scheduler.shares`): a
+daemon reads which daemons live at every beat while it shares, and when told that daemons
+came or went. Alone and not told (no notifications), it reads at most once a beat while
+the database changes (another daemon's start is a change) and every ``HEARTBEAT_TIMEOUT``.
 Run history is pruned every ``PRUNE_INTERVAL`` after runs ended here, and at least
 every ``IDLE_PRUNE_INTERVAL`` (the age limits move slowly); mail about runs whose mail
 was lost goes out with it.
@@ -16,6 +20,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -25,9 +30,10 @@ from . import alerts, notifications, runner
 from .conf import conf
 from .declared import sync_declared
 from .in_flight import InFlightPool
-from .liveness import dead_heartbeats, prune_heartbeats
+from .liveness import dead_heartbeats, live_daemons, prune_heartbeats
 from .models import Heartbeat, Run
 from .retention import prune_runs
+from .shares import EVERYTHING, Share, Shares, share_of
 
 logger = logging.getLogger("scheduler.daemon")
 
@@ -40,11 +46,25 @@ NEVER = -math.inf  # a monotonic time before any other
 
 
 class Upkeep:
-    """Keep this daemon's ``heartbeat`` beating and the run history truthful."""
+    """Keep this daemon's ``heartbeat`` beating and the run history truthful.
 
-    def __init__(self, pool: InFlightPool) -> None:
+    ``on_divide`` gets the shares of the schedules this daemon fires, whenever they change.
+    """
+
+    def __init__(
+        self,
+        pool: InFlightPool,
+        on_divide: Callable[[frozenset[Share]], None] = lambda shares: None,
+    ) -> None:
         self.pool = pool
         self.heartbeat: Heartbeat | None = None
+        self.on_divide = on_divide
+        # Long enough for every live daemon to notice a change and read (scheduler.shares).
+        self.shares = Shares(overlap=2 * conf.HEARTBEAT_INTERVAL)
+        self._held = frozenset({EVERYTHING})
+        self._last_members_read = NEVER
+        # Whether daemons coming and going are announced (PostgreSQL notifications).
+        self.told_of_daemons = False
         self._last_beat = NEVER
         self._last_prune = time.monotonic()
         self._ended_at_prune = runner.ended_count()
@@ -108,6 +128,7 @@ class Upkeep:
         assert self.heartbeat is not None
         self.heartbeat.beat()
         self._last_beat = time.monotonic()
+        self.divide()
         if not self._sweep_due():
             return
         self._last_sweep = time.monotonic()
@@ -148,6 +169,37 @@ class Upkeep:
             self.pool.submit(runner.finished, run)  # mail may be slow; the loop must not wait
         if Run.objects.awaiting_worker(now - stale_after).exists():
             self.pool.submit_once("lost tasks", fail_lost_tasks, now - stale_after)
+
+    def divide(self, *, read: bool = False) -> None:
+        """Work out this daemon's share of the schedules; hand on the shares it holds if
+        they changed. ``read``: read which daemons live now, due or not."""
+        assert self.heartbeat is not None
+        now = time.monotonic()
+        if read or self._members_read_due():
+            stale_after = timedelta(seconds=conf.HEARTBEAT_TIMEOUT)
+            members = live_daemons(stale_after=stale_after, me=self.heartbeat)
+            self._last_members_read = now
+            self.shares.update(share_of(self.heartbeat.pk, members), now)
+        held = self.shares.held(now)
+        if held != self._held:
+            self._held = held
+            logger.info("Firing %s", describe_shares(held))
+            self.on_divide(held)
+
+    def notice_change(self) -> None:
+        """Something changed in the database, maybe a daemon started: alone and not told
+        of daemons, read which live, at most once a beat."""
+        alone = self.shares.current.everything and not self.told_of_daemons
+        if alone and self._until(self._last_members_read, conf.HEARTBEAT_INTERVAL) <= 0:
+            self.divide(read=True)
+
+    def _members_read_due(self) -> bool:
+        """At a beat: read while sharing (a daemon that dies must be noticed soon)."""
+        if self._last_members_read == NEVER or not self.shares.current.everything:
+            return True
+        if self.told_of_daemons:
+            return False
+        return self._until(self._last_members_read, conf.HEARTBEAT_TIMEOUT) <= 0
 
     def _sweep_due(self) -> bool:
         """Resolve at every beat while runs go on or were started here since the last
@@ -199,6 +251,14 @@ class Upkeep:
         for run in missed:
             logger.info("Mailing about run %s of %s, whose mail was lost", run.pk, run.schedule)
             notifications.mail_admins_about_run(sender=Run, run=run)
+
+
+def describe_shares(shares: frozenset[Share]) -> str:
+    """Say which schedules ``shares`` are, for the log."""
+    if EVERYTHING in shares:
+        return "every schedule: no other daemon fires any"
+    parts = sorted(f"id % {share.count} == {share.index}" for share in shares)
+    return "the schedules whose " + " or ".join(parts) + ": other daemons fire the rest"
 
 
 def sync_declared_schedules() -> None:

@@ -9,6 +9,7 @@ from apscheduler.job import Job
 from django_apscheduler.models import DjangoJob
 
 from scheduler.apscheduler_adapter import APSchedulerJobs, JobPlan, TimingTrigger
+from scheduler.shares import Share
 from scheduler.timing import Timing
 
 ANCHOR = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
@@ -86,3 +87,34 @@ def test_a_job_removed_by_another_daemon_during_a_wake_up_stays_removed(jobs):
     fire(jobs, now, due)
     assert jobs.store.get_next_run_time() is None
     assert not DjangoJob.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_only_the_jobs_of_this_daemons_shares_come_due(jobs):
+    now = datetime.now(UTC)
+    anchor = now - timedelta(hours=1)
+    jobs.put(
+        [
+            JobPlan(pk, f"s{pk}", Timing(interval=3600, anchor=anchor), now - timedelta(seconds=pk))
+            for pk in range(1, 13)
+        ]
+    )
+    jobs.divide(frozenset({Share(1, 3)}))
+    assert sorted(job.args[0] for job in jobs.store.get_due_jobs(now)) == [1, 4, 7, 10]
+    assert jobs.store.get_next_run_time() == now - timedelta(seconds=10)
+
+    jobs.divide(frozenset({Share(1, 3), Share(0, 2)}))  # a previous share, held on
+    due = sorted(job.args[0] for job in jobs.store.get_due_jobs(now))
+    assert due == [1, 2, 4, 6, 7, 8, 10, 12]
+    assert jobs.store.get_next_run_time() == now - timedelta(seconds=12)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_job_of_another_shape_in_the_store_does_not_stop_a_share_from_firing(jobs):
+    now = datetime.now(UTC)
+    jobs.put([JobPlan(2, "s2", Timing(interval=60, anchor=now - timedelta(minutes=1)), now)])
+    for odd_id in ("schedule-x", "nightly-report", "schedule-99999999999999999999999"):
+        DjangoJob.objects.create(id=odd_id, next_run_time=now, job_state=b"")
+    jobs.divide(frozenset({Share(0, 2)}))
+    assert [job.args[0] for job in jobs.store.get_due_jobs(now)] == [2]
+    assert jobs.store.get_next_run_time() == now

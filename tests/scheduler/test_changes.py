@@ -10,8 +10,8 @@ import pytest
 from django.db import connection, connections
 from django.utils import timezone
 
-from scheduler.changes import ANYTHING, RUNS, SCHEDULES, Changes, watch
-from scheduler.models import Run, Schedule, Status
+from scheduler.changes import ANYTHING, DAEMONS, RUNS, SCHEDULES, Changes, watch
+from scheduler.models import Heartbeat, Run, Schedule, Status
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -82,6 +82,7 @@ def test_polling_counts_each_poll_interval_as_a_change():
 @on_sqlite
 def test_sqlite_nothing_committed_is_no_change(changes):
     assert changes.wait(0.3) == set()
+    assert not changes.announces_daemons  # a lone daemon looks for others now and then
 
 
 @on_sqlite
@@ -171,6 +172,20 @@ def test_postgres_a_queued_run_wakes_for_runs_and_a_finished_one_does_not(change
 
 
 @on_postgres
+def test_postgres_a_daemon_starting_stopping_to_fire_and_stopping_wakes_for_daemons(changes):
+    assert changes.announces_daemons
+    daemon = Heartbeat.start(host="elsewhere", pid=2)
+    assert wait_for_change(changes) == {DAEMONS}
+    daemon.beat()
+    assert changes.wait(0.5) == set()
+    for step in (daemon.stop_firing, daemon.stop):
+        step()
+        assert wait_for_change(changes) == {DAEMONS}
+    Heartbeat.start(host="elsewhere", pid=3, kind="cli")  # one run in a terminal
+    assert changes.wait(0.5) == set()
+
+
+@on_postgres
 def test_postgres_a_lost_listening_connection_reconnects_and_reports_everything(
     changes, make_schedule
 ):
@@ -182,7 +197,7 @@ def test_postgres_a_lost_listening_connection_reconnects_and_reports_everything(
             )
 
     in_other_thread(terminate_listener)
-    assert wait_for_change(changes) == {SCHEDULES, RUNS}
+    assert wait_for_change(changes) == {SCHEDULES, RUNS, DAEMONS}
     assert changes.take_schedule_ids() is None  # nothing listened: read them all
     in_other_thread(lambda: make_schedule(name="after the reconnect", interval=60))
     assert wait_for_change(changes) == {SCHEDULES}

@@ -16,12 +16,14 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from scheduler import runner
+from scheduler.apscheduler_adapter import JobPlan
 from scheduler.catch_up import decide
-from scheduler.changes import RUNS
+from scheduler.changes import DAEMONS, RUNS
 from scheduler.daemon import SchedulerDaemon
 from scheduler.in_flight import call
 from scheduler.models import Heartbeat, Reason, Run, Status
 from scheduler.owners import Owner
+from scheduler.timing import Timing
 from tests.conftest import wait_for
 
 T0 = datetime(2026, 11, 24, 1, 0, tzinfo=UTC)
@@ -448,3 +450,33 @@ def test_a_notified_edit_reads_only_the_rows_named_even_when_a_full_read_is_due(
         assert made[0].pk in idle_daemon.jobs.next_fire_times()
     finally:
         idle_daemon.changes.close()
+
+
+def test_daemons_divide_the_due_jobs_and_take_over_from_one_that_stops_firing(settings):
+    settings.SCHEDULER = {"HEARTBEAT_INTERVAL": 0}  # no overlap: each share at once
+    now = timezone.now()
+    plans = [
+        JobPlan(pk, f"s{pk}", Timing(interval=60, anchor=now), now - timedelta(seconds=1))
+        for pk in range(1, 7)
+    ]
+    daemons = [SchedulerDaemon(poll_interval=0.1) for _ in range(2)]
+    for index, daemon in enumerate(daemons):
+        daemon.jobs.start(paused=True)
+        daemon.attach(Heartbeat.start(host="here", pid=index + 1))
+    first, second = daemons
+    first.jobs.put(plans)
+
+    def due(daemon: SchedulerDaemon) -> list[int]:
+        return sorted(job.args[0] for job in daemon.jobs.store.get_due_jobs(timezone.now()))
+
+    try:
+        for daemon in daemons:
+            daemon.tick()
+        assert (due(first), due(second)) == ([2, 4, 6], [1, 3, 5])
+        second.heartbeat.stop_firing()
+        first.tick(changed={DAEMONS})
+        assert due(first) == [1, 2, 3, 4, 5, 6]
+    finally:
+        for daemon in daemons:
+            daemon.jobs.shutdown()
+            daemon.pool.shutdown(wait=True)

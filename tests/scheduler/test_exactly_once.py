@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import signal
 import time
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
@@ -193,3 +194,44 @@ def test_a_daemon_stopped_while_catching_up_each_resumes_with_the_rest(start_dae
         (fire, Reason.CATCH_UP, Status.SUCCEEDED) for fire in missed
     ]
     assert [run.pid for run in runs] == [first.pid, first.pid, second.pid]
+
+
+def runs_by_daemon(schedules, start: datetime, end: datetime) -> dict[int, set[int]]:
+    """Return, by schedule id, the pids of the daemons that ran its fire times in [start, end]."""
+    pids: dict[int, set[int]] = {schedule.pk: set() for schedule in schedules}
+    for schedule_id, pid in Run.objects.filter(
+        schedule__in=schedules, scheduled_for__gte=start, scheduled_for__lte=end
+    ).values_list("schedule_id", "pid"):
+        pids[schedule_id].add(pid)
+    return pids
+
+
+def test_two_daemons_divide_the_schedules_and_one_takes_over_from_a_killed_one(
+    start_daemon, make_schedule
+):
+    schedules = [make_schedule(interval=1, args=[str(n)], executor="thread") for n in range(6)]
+    fast = {"HEARTBEAT_INTERVAL": 0.5, "HEARTBEAT_TIMEOUT": 2.0}
+    first, second = start_daemon(settings=fast), start_daemon(settings=fast)
+    time.sleep(4)  # each has read the other, and the one-second overlap is over
+    divided_from = timezone.now()
+    time.sleep(4)
+    divided_to = timezone.now() - timedelta(seconds=1)
+
+    pids = runs_by_daemon(schedules, divided_from, divided_to)
+    assert all(len(ran_by) == 1 for ran_by in pids.values()), pids  # no race for a claim
+    assert set().union(*pids.values()) == {first.pid, second.pid}
+    for schedule in schedules:
+        assert_each_fire_time_once(schedule, divided_from, divided_to, at_least=3)
+
+    second.stop(signal.SIGKILL)
+    time.sleep(3)  # the second is seen gone at the first's next beat; its share caught up
+    alone_from = timezone.now()
+    time.sleep(3)
+    alone_to = timezone.now() - timedelta(seconds=1)
+
+    assert runs_by_daemon(schedules, alone_from, alone_to) == {
+        schedule.pk: {first.pid} for schedule in schedules
+    }
+    for schedule in schedules:
+        assert_each_fire_time_once(schedule, alone_from, alone_to, at_least=2)
+    assert "Traceback" not in first.log

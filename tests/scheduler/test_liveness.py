@@ -7,7 +7,7 @@ from django.db.models.functions import Now
 from django.utils import timezone
 
 from scheduler.health import check_health
-from scheduler.liveness import dead_heartbeats, prune_heartbeats
+from scheduler.liveness import dead_heartbeats, live_daemons, prune_heartbeats
 from scheduler.models import Heartbeat, Reason, Run, Schedule, Status
 from scheduler.owners import Owner
 
@@ -108,9 +108,11 @@ def test_the_heartbeat_of_a_finished_terminal_or_worker_run_is_dropped_at_once(m
 
 def test_admin_lists_daemons_with_their_state(admin_client, me):
     Heartbeat.objects.create(host="elsewhere", pid=7, last_beat=Now() - timedelta(days=1))
+    Heartbeat.start(host="elsewhere", pid=8).stop_firing()
     page = admin_client.get("/admin/scheduler/heartbeat/").content.decode()
     assert "elsewhere:7" in page
     assert "not heard from" in page
+    assert "stopping, finishing its runs" in page
 
 
 def test_just_after_an_outage_stale_heartbeats_are_not_judged(me, running_run_of):
@@ -126,6 +128,25 @@ def test_same_host_name_in_another_pid_namespace_is_judged_by_heartbeat(me, runn
     twin = Heartbeat.objects.create(host="here", pid=55, last_beat=Now(), pid_namespace="pid:[1]")
     running_run_of(twin)
     assert dead(me, alive_pids=set()) == []
+
+
+def test_the_daemons_dividing_the_schedules_are_those_that_beat_and_fire(me):
+    def daemon(host="elsewhere", pid=7, **fields) -> int:
+        return Heartbeat.objects.create(
+            **{"host": host, "pid": pid, "last_beat": Now(), **fields}
+        ).pk
+
+    beating = [daemon(), daemon(host="here", pid=101)]
+    daemon(last_beat=Now() - timedelta(minutes=1))  # silent
+    daemon(stopped_at=timezone.now())
+    daemon(stopped_firing_at=timezone.now())  # shutting down, finishing its runs
+    daemon(kind="cli")
+    daemon(host="here", pid=102)  # its process is gone
+    daemon(host="here", pid=100)  # an earlier life with my pid
+
+    live = live_daemons(stale_after=STALE, me=me, is_alive=lambda pid: pid == 101)
+
+    assert live == sorted([me.pk, *beating])
 
 
 @pytest.fixture

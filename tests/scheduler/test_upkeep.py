@@ -11,6 +11,7 @@ from django.utils import timezone
 from scheduler.in_flight import InFlightPool
 from scheduler.models import Heartbeat, Reason, Run, Status
 from scheduler.owners import Owner
+from scheduler.shares import EVERYTHING, Share, share_of
 from scheduler.upkeep import Upkeep
 
 pytestmark = pytest.mark.django_db
@@ -52,7 +53,9 @@ def test_an_idle_daemon_looks_for_unsettled_runs_once_a_heartbeat_timeout(
     upkeep, settings, django_assert_num_queries
 ):
     settings.SCHEDULER = {"HEARTBEAT_TIMEOUT": 0}
-    with django_assert_num_queries(2):  # the beat, and "anything running or queued?"
+    # The beat, which daemons live (alone, it reads that as seldom), and "anything running
+    # or queued?"
+    with django_assert_num_queries(3):
         upkeep.check_liveness(timezone.now())
 
 
@@ -68,3 +71,72 @@ def test_a_run_started_after_an_idle_look_is_resolved_at_the_next_look(
     upkeep.check_liveness(timezone.now())  # finds the run going
     run.refresh_from_db()
     assert run.status == Status.INTERRUPTED
+
+
+@pytest.fixture
+def divided() -> list[frozenset[Share]]:
+    """The shares each call of ``on_divide`` handed on."""
+    return []
+
+
+def sharing_upkeep(divided: list[frozenset[Share]]) -> Upkeep:
+    upkeep = Upkeep(InFlightPool(1, inline=True), on_divide=divided.append)
+    upkeep.heartbeat = Heartbeat.start(host="me", pid=1)
+    return upkeep
+
+
+def other_daemon() -> Heartbeat:
+    return Heartbeat.start(host="elsewhere", pid=2)
+
+
+def test_daemons_that_beat_divide_the_schedules_by_heartbeat_order(settings, divided):
+    settings.SCHEDULER = {"HEARTBEAT_INTERVAL": 0}  # no overlap: the new share at once
+    other = other_daemon()
+    upkeep = sharing_upkeep(divided)
+    upkeep.check_liveness(timezone.now())
+    assert divided == [{share_of(upkeep.heartbeat.pk, [other.pk])}] == [{Share(1, 2)}]
+
+
+def test_a_daemon_learning_it_shares_fires_everything_for_the_overlap(divided):
+    other_daemon()
+    upkeep = sharing_upkeep(divided)
+    upkeep.check_liveness(timezone.now())
+    assert upkeep.shares.current == Share(1, 2)
+    assert divided == []  # still firing every schedule while the other may not know yet
+
+
+def test_a_daemon_stopping_to_fire_leaves_its_share_to_the_others(settings, divided):
+    settings.SCHEDULER = {"HEARTBEAT_INTERVAL": 0}
+    other = other_daemon()
+    upkeep = sharing_upkeep(divided)
+    upkeep.check_liveness(timezone.now())
+    other.stop_firing()  # it shuts down
+    upkeep.divide(read=True)
+    assert divided == [{Share(1, 2)}, {EVERYTHING}]
+
+
+def test_a_sharing_daemon_reads_the_live_daemons_at_every_beat(divided, django_assert_num_queries):
+    other_daemon()
+    upkeep = sharing_upkeep(divided)
+    upkeep.check_liveness(timezone.now())
+    with django_assert_num_queries(2):  # the beat, which daemons live
+        upkeep.check_liveness(timezone.now())
+
+
+def test_a_lone_daemon_told_of_daemons_reads_them_only_when_told(upkeep, django_assert_num_queries):
+    upkeep.told_of_daemons = True
+    with django_assert_num_queries(0):
+        upkeep.divide()
+        upkeep.notice_change()
+    with django_assert_num_queries(1):
+        upkeep.divide(read=True)
+
+
+def test_a_lone_daemon_not_told_reads_the_daemons_at_a_change_at_most_once_a_beat(
+    upkeep, settings, django_assert_num_queries
+):
+    with django_assert_num_queries(0):
+        upkeep.notice_change()  # it read them a moment ago
+    settings.SCHEDULER = {"HEARTBEAT_INTERVAL": 0}
+    with django_assert_num_queries(1):
+        upkeep.notice_change()
