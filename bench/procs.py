@@ -27,12 +27,16 @@ def _end_with_the_bench() -> None:
 class Service:
     """``manage.py <argv>`` on the benchmark's database, counting its SQL statements."""
 
-    def __init__(self, name: str, argv: list[str], workdir: Path) -> None:
+    def __init__(
+        self, name: str, argv: list[str], workdir: Path, settings: dict | None = None
+    ) -> None:
         self.name = name
         self.log_path = workdir / f"{name}.log"
         self.query_log = workdir / f"{name}.queries.json"
         self._log = open(self.log_path, "wb")
         env = {**os.environ, "BENCH_QUERY_LOG": str(self.query_log), "PYTHONUNBUFFERED": "1"}
+        if settings:  # the daemon's SCHEDULER setting (tests.settings reads it)
+            env["SCHEDULER_TEST_SETTINGS"] = json.dumps(settings)
         self.spawned_at = time.time()
         self._spawned = time.monotonic()
         self.process = manage_py.spawn(argv, self._log, env, preexec_fn=_end_with_the_bench)

@@ -229,6 +229,9 @@ def more_daemons_row(m: dict) -> Row:
     text = ", ".join(f"{n}: {value:.1f}" for n, value in sorted(per_fire.items()))
     if not all(d["each_once"] for d in m.values()):
         text += " (NOT each fire time once)"
+    divided = max(d.get("divided_s", 0) for d in m.values())
+    if divided:
+        text += f" (measured once divided, {divided:.0f} s after start)"
     flat = max(per_fire.values()) <= 1.2 * per_fire[min(per_fire)]
     return Row(
         "more_daemons",
