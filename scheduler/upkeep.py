@@ -7,8 +7,9 @@ own runs it could not record, and queued runs whose task the backend lost; other
 one cheap look every ``HEARTBEAT_TIMEOUT`` tells whether there is anything to resolve.
 Daemons sharing the database divide the schedules (:mod:`scheduler.shares`): a
 daemon reads which daemons live at every beat while it shares, and when told that daemons
-came or went. Alone and not told (no notifications), it reads at most once a beat while
-the database changes (another daemon's start is a change) and every ``HEARTBEAT_TIMEOUT``.
+came or went. Not told (no notifications), it reads at most once a ``POLL_INTERVAL``
+while the database changes (a daemon starting or stopping is a change), and alone every
+``HEARTBEAT_TIMEOUT`` too.
 Run history is pruned every ``PRUNE_INTERVAL`` after runs ended here, and at least
 every ``IDLE_PRUNE_INTERVAL`` (the age limits move slowly); mail about runs whose mail
 was lost goes out with it.
@@ -187,10 +188,11 @@ class Upkeep:
             self.on_divide(held)
 
     def notice_change(self) -> None:
-        """Something changed in the database, maybe a daemon started: alone and not told
-        of daemons, read which live, at most once a beat."""
-        alone = self.shares.current.everything and not self.told_of_daemons
-        if alone and self._until(self._last_members_read, conf.HEARTBEAT_INTERVAL) <= 0:
+        """Something changed in the database, maybe a daemon started or stopped: unless
+        told of daemons, read which live, at most once a ``POLL_INTERVAL``."""
+        if self.told_of_daemons:
+            return
+        if self._until(self._last_members_read, conf.POLL_INTERVAL) <= 0:
             self.divide(read=True)
 
     def _members_read_due(self) -> bool:

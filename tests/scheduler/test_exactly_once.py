@@ -235,3 +235,27 @@ def test_two_daemons_divide_the_schedules_and_one_takes_over_from_a_killed_one(
     for schedule in schedules:
         assert_each_fire_time_once(schedule, alone_from, alone_to, at_least=2)
     assert "Traceback" not in first.log
+
+
+def test_a_daemon_shutting_down_hands_its_schedules_over_without_losing_a_fire_time(
+    start_daemon, make_schedule
+):
+    # Without catch-up, a fire time handed over late would be dropped, not run.
+    schedules = [
+        make_schedule(interval=2, args=[str(n)], executor="thread", catch_up=False)
+        for n in range(4)
+    ]
+    fast = {"HEARTBEAT_INTERVAL": 0.5, "HEARTBEAT_TIMEOUT": 2.0, "POLL_INTERVAL": 0.2}
+    first, second = start_daemon(settings=fast), start_daemon(settings=fast)
+    time.sleep(4)
+    assert "other daemons fire the rest" in second.log
+    stopped_at = timezone.now()
+    assert second.stop() == 0
+    time.sleep(5)
+
+    pids = runs_by_daemon(schedules, stopped_at + timedelta(seconds=1), timezone.now())
+    assert pids == {schedule.pk: {first.pid} for schedule in schedules}
+    for schedule in schedules:
+        assert_each_fire_time_once(
+            schedule, stopped_at - timedelta(seconds=2), timezone.now(), at_least=3
+        )

@@ -132,11 +132,11 @@ def test_a_lone_daemon_told_of_daemons_reads_them_only_when_told(upkeep, django_
         upkeep.divide(read=True)
 
 
-def test_a_lone_daemon_not_told_reads_the_daemons_at_a_change_at_most_once_a_beat(
+def test_a_daemon_not_told_reads_the_daemons_at_a_change_at_most_once_a_poll_interval(
     upkeep, settings, django_assert_num_queries
 ):
     with django_assert_num_queries(0):
         upkeep.notice_change()  # it read them a moment ago
-    settings.SCHEDULER = {"HEARTBEAT_INTERVAL": 0}
+    settings.SCHEDULER = {"POLL_INTERVAL": 0}
     with django_assert_num_queries(1):
         upkeep.notice_change()
