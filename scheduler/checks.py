@@ -48,41 +48,10 @@ def check_settings(
         )
     allowed = conf.ALLOWED_COMMANDS
     if allowed is not None:
-        if isinstance(allowed, str) or not all(isinstance(name, str) for name in allowed):
-            errors.append(
-                Error(
-                    'SCHEDULER["ALLOWED_COMMANDS"] must be a list of command names, or None.',
-                    id="scheduler.E002",
-                )
-            )
-        else:
-            missing = sorted(set(allowed) - set(get_commands()))
-            if missing:
-                errors.append(
-                    Warning(
-                        f'SCHEDULER["ALLOWED_COMMANDS"] names unknown command(s): '
-                        f"{', '.join(missing)}.",
-                        id="scheduler.W002",
-                    )
-                )
-    extra = conf.EXTRA_ALLOWED_COMMANDS
-    if not isinstance(extra, list | tuple) or not all(isinstance(name, str) for name in extra):
-        errors.append(
-            Error(
-                'SCHEDULER["EXTRA_ALLOWED_COMMANDS"] must be a list of command names.',
-                id="scheduler.E012",
-            )
-        )
-    else:
-        missing = sorted(set(extra) - set(get_commands()))
-        if missing:
-            errors.append(
-                Warning(
-                    f'SCHEDULER["EXTRA_ALLOWED_COMMANDS"] names unknown command(s): '
-                    f"{', '.join(missing)}.",
-                    id="scheduler.W004",
-                )
-            )
+        errors += _command_names("ALLOWED_COMMANDS", allowed, "scheduler.E002", "scheduler.W002")
+    errors += _command_names(
+        "EXTRA_ALLOWED_COMMANDS", conf.EXTRA_ALLOWED_COMMANDS, "scheduler.E012", "scheduler.W004"
+    )
     if conf.EXECUTOR not in EXECUTORS:
         errors.append(
             Error(
@@ -256,3 +225,20 @@ def sqlite_warnings(databases: dict[str, dict[str, Any]]) -> list[CheckMessage]:
             )
         )
     return warnings
+
+
+def _command_names(key: str, names: object, error_id: str, warning_id: str) -> list[CheckMessage]:
+    """Check that the setting ``key`` is a list of command names, each one that exists."""
+    if not isinstance(names, list | tuple | set | frozenset) or not all(
+        isinstance(name, str) for name in names
+    ):
+        none = ", or None" if key == "ALLOWED_COMMANDS" else ""
+        return [Error(f'SCHEDULER["{key}"] must be a list of command names{none}.', id=error_id)]
+    missing = sorted(set(names) - set(get_commands()))
+    if not missing:
+        return []
+    return [
+        Warning(
+            f'SCHEDULER["{key}"] names unknown command(s): {", ".join(missing)}.', id=warning_id
+        )
+    ]

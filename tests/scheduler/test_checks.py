@@ -37,6 +37,7 @@ def test_settings_that_are_not_a_dict_are_an_error():
         ({"TYPO_KEY": 1}, "scheduler.W001"),
         ({"ALLOWED_COMMANDS": "cleanup_tokens"}, "scheduler.E002"),
         ({"ALLOWED_COMMANDS": ["no_such_command"]}, "scheduler.W002"),
+        ({"ALLOWED_COMMANDS": ["say", None]}, "scheduler.E002"),
         ({"EXECUTOR": "celery"}, "scheduler.E003"),
         ({"OUTPUT_LIMIT": 10}, "scheduler.E004"),
         ({"POLL_INTERVAL": 0}, "scheduler.E005"),
@@ -56,6 +57,7 @@ def test_misconfiguration_is_reported_with_a_stable_id(setting, check_id):
 
 def test_allowed_command_lists_pass():
     assert check_ids(ALLOWED_COMMANDS=["say"], EXTRA_ALLOWED_COMMANDS=["flush"]) == []
+    assert check_ids(ALLOWED_COMMANDS={"say"}, EXTRA_ALLOWED_COMMANDS=("flush",)) == []
 
 
 def test_the_tasks_executor_on_a_backend_with_workers_passes():
