@@ -655,7 +655,7 @@ class HeartbeatAdmin(HeartbeatAdminBase):
         "kind",
         "started_at",
         "last_beat",
-        "stopped_firing_at",
+        "firing_since",
         "stopped_at",
     )
 
@@ -674,7 +674,8 @@ class HeartbeatAdmin(HeartbeatAdminBase):
             return "stopped"
         stale_after = timedelta(seconds=conf.HEARTBEAT_TIMEOUT)
         if obj.is_fresh(stale_after):
-            alive = "stopping, finishing its runs" if obj.stopped_firing_at else "alive"
+            idle = obj.kind == "daemon" and obj.firing_since is None
+            alive = "alive, not firing (starting up or shutting down)" if idle else "alive"
             return format_html('<span style="color:{}">{}</span>', "#198754", alive)
         return format_html('<span style="color:{}">{}</span>', "#dc3545", "not heard from")
 

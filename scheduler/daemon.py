@@ -39,6 +39,7 @@ from .models import Executor, Heartbeat, Run
 from .outages import record_outage
 from .owners import Owner
 from .planner import Planner
+from .shares import Share, owned
 from .upkeep import Upkeep, sync_declared_schedules
 
 logger = logging.getLogger("scheduler.daemon")
@@ -76,7 +77,7 @@ class SchedulerDaemon:
         )
         self.jobs = APSchedulerJobs(on_due=self.launcher.fire_due)
         self.planner = Planner(self.jobs, self.launcher, resync_interval=conf.RESYNC_INTERVAL)
-        self.upkeep = Upkeep(self.pool, on_divide=self.jobs.divide)
+        self.upkeep = Upkeep(self.pool, on_divide=self.divide)
         self.changes = watch(self.poll_interval)
         # When to look at the queued runs without being told of a change (a retry's time).
         self._queued_due: datetime | None = None
@@ -114,6 +115,7 @@ class SchedulerDaemon:
             self.plan_all()
             self._guarded(self.planner.drop_orphan_jobs)
             self.jobs.resume()
+            self._guarded(self.upkeep.start_firing)
             logger.info(
                 "Scheduler started with %d enabled schedule(s); watching for changes %s",
                 len(self.planner.planned),
@@ -197,6 +199,20 @@ class SchedulerDaemon:
             self.kill.set()
         self.changes.wake()
 
+    def divide(self, shares: frozenset[Share]) -> None:
+        """Fire the schedules of ``shares`` from now on; plan those gained again.
+
+        A schedule gained from a daemon that stopped or died may have missed fire times
+        (unclaimed when it went): planned again, the catch-up rules decide them.
+        """
+        held = self.jobs.store.shares
+        gained = [s for s in self.planner.planned if owned(s, shares) and not owned(s, held)]
+        self.jobs.divide(shares)
+        for schedule_id in gained:
+            self.planner.replan(schedule_id)
+        if gained:
+            self.changes.wake(ANYTHING)
+
     def _replan(self, schedule_id: int) -> None:
         self.planner.replan(schedule_id)
         self.changes.wake(ANYTHING)
@@ -235,12 +251,12 @@ class SchedulerDaemon:
         Mail cancelled here is sent later by a daemon's ``mail_missed``.
         """
         logger.info("Scheduler stopping: no new runs start")
-        self.jobs.shutdown()
         try:
             if self.heartbeat is not None:
                 self.heartbeat.stop_firing()  # the other daemons take over its schedules
         except DatabaseError as exc:
             logger.error("Could not record that this daemon stopped firing: %s", exc)
+        self.jobs.shutdown()
         running = self.pool.close()
         if running and not self.kill.is_set():
             logger.info(

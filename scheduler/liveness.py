@@ -65,7 +65,8 @@ def dead_heartbeats(
 def live_daemons(
     *, stale_after: timedelta, me: Heartbeat, is_alive: Callable[[int], bool] = pid_alive
 ) -> list[int]:
-    """Heartbeat ids of the daemons that beat, ``me`` included: those dividing the schedules.
+    """Heartbeat ids of the daemons that beat and fire, ``me`` included: those dividing the
+    schedules.
 
     A daemon on this host whose process is gone counts as dead at once, as in
     :func:`dead_heartbeats`.
@@ -73,7 +74,7 @@ def live_daemons(
     beating = Heartbeat.objects.filter(
         kind="daemon",
         stopped_at__isnull=True,
-        stopped_firing_at__isnull=True,
+        firing_since__isnull=False,
         last_beat__gte=Now() - stale_after,
     ).values_list("pk", "host", "pid_namespace", "pid")
     live = {me.pk}

@@ -467,9 +467,10 @@ class Heartbeat(models.Model):
     started_at = models.DateTimeField(default=dj_timezone.now)
     last_beat = models.DateTimeField(default=dj_timezone.now, db_index=True)
     stopped_at = models.DateTimeField(null=True, blank=True)
-    # A daemon shutting down starts no run, so the others take over its schedules then,
-    # while it may still finish its running runs for a while.
-    stopped_firing_at = models.DateTimeField(null=True, blank=True)
+    # Set once a daemon has planned the schedules and fires them, cleared when it shuts
+    # down (it may finish its running runs for a while): daemons divide the schedules
+    # between those firing (scheduler.shares).
+    firing_since = models.DateTimeField(null=True, blank=True)
 
     objects = HeartbeatQuerySet.as_manager()
 
@@ -491,10 +492,15 @@ class Heartbeat(models.Model):
         """Beat by the database's clock (see ``HeartbeatQuerySet``)."""
         Heartbeat.objects.filter(pk=self.pk).update(last_beat=Now())
 
+    def start_firing(self) -> None:
+        """Record that this daemon fires its share of the schedules from now on."""
+        self.firing_since = dj_timezone.now()
+        Heartbeat.objects.filter(pk=self.pk).update(firing_since=self.firing_since)
+
     def stop_firing(self) -> None:
         """Record that this daemon starts no more runs (it is shutting down)."""
-        self.stopped_firing_at = dj_timezone.now()
-        Heartbeat.objects.filter(pk=self.pk).update(stopped_firing_at=self.stopped_firing_at)
+        self.firing_since = None
+        Heartbeat.objects.filter(pk=self.pk).update(firing_since=None)
 
     def stop(self) -> None:
         """Record that this owner stopped."""

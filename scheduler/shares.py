@@ -5,11 +5,12 @@ place among them (by heartbeat id). The division is only an economy: the unique 
 claim still decides which daemon runs a fire time, so two daemons owning a schedule
 at once cost a lost claim, never a second run.
 
-What must not happen is a schedule nobody owns while every daemon lives. Daemons learn of
-a change in who lives at different moments, so after a change each keeps firing its
-previous share too, for ``overlap`` seconds: longer than any live daemon takes to notice.
-A daemon that dies leaves its schedules unowned until the others judge it dead; they then
-find its fire times overdue, and the catch-up rules decide what runs.
+What must not happen is a schedule nobody owns while every daemon lives. A daemon counts
+only once it fires (it has planned the schedules), and daemons learn of a change in who
+lives at different moments, so after a change each keeps firing its previous share too,
+for ``overlap`` seconds: longer than any live daemon takes to notice. A daemon that dies
+leaves its schedules unowned until the others judge it dead; the daemon that gains a
+schedule plans it again, and the catch-up rules decide what its missed fire times run.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ class Share:
 
     @property
     def everything(self) -> bool:
+        """Return whether this is every schedule (a daemon alone)."""
         return self.count == 1
 
     def owns(self, schedule_id: int) -> bool:
@@ -35,6 +37,11 @@ class Share:
 
 
 EVERYTHING = Share()
+
+
+def owned(schedule_id: int, shares: Iterable[Share]) -> bool:
+    """Return whether ``schedule_id`` is in any of ``shares``."""
+    return any(share.owns(schedule_id) for share in shares)
 
 
 def share_of(me: int, members: Iterable[int]) -> Share:

@@ -6,10 +6,10 @@ will finish: those of daemons and workers gone silent, ``tasks`` runs long overd
 own runs it could not record, and queued runs whose task the backend lost; otherwise
 one cheap look every ``HEARTBEAT_TIMEOUT`` tells whether there is anything to resolve.
 Daemons sharing the database divide the schedules (:mod:`scheduler.shares`): a
-daemon reads which daemons live at every beat while it shares, and when told that daemons
-came or went. Not told (no notifications), it reads at most once a ``POLL_INTERVAL``
-while the database changes (a daemon starting or stopping is a change), and alone every
-``HEARTBEAT_TIMEOUT`` too.
+daemon reads which daemons fire at every beat while it shares, alone every
+``HEARTBEAT_TIMEOUT``, and when told that daemons came or went. Not told (no
+notifications), it also reads at most once a ``POLL_INTERVAL`` while the database
+changes (a daemon starting or stopping is a change).
 Run history is pruned every ``PRUNE_INTERVAL`` after runs ended here, and at least
 every ``IDLE_PRUNE_INTERVAL`` (the age limits move slowly); mail about runs whose mail
 was lost goes out with it.
@@ -60,12 +60,15 @@ class Upkeep:
         self.pool = pool
         self.heartbeat: Heartbeat | None = None
         self.on_divide = on_divide
-        # Long enough for every live daemon to notice a change and read (scheduler.shares).
-        self.shares = Shares(overlap=2 * conf.HEARTBEAT_INTERVAL)
+        # Longer than a live daemon goes without reading who lives: one that does not
+        # beat for HEARTBEAT_TIMEOUT is taken for dead anyway (scheduler.shares).
+        self.shares = Shares(overlap=conf.HEARTBEAT_TIMEOUT + conf.HEARTBEAT_INTERVAL)
         self._held = frozenset({EVERYTHING})
         self._last_members_read = NEVER
         # Whether daemons coming and going are announced (PostgreSQL notifications).
         self.told_of_daemons = False
+        # Whether this daemon fires schedules (set once it has planned them).
+        self.firing = False
         self._last_beat = NEVER
         self._last_prune = time.monotonic()
         self._ended_at_prune = runner.ended_count()
@@ -129,6 +132,8 @@ class Upkeep:
         assert self.heartbeat is not None
         self.heartbeat.beat()
         self._last_beat = time.monotonic()
+        if self.firing and self.heartbeat.firing_since is None:
+            self.heartbeat.start_firing()  # a first try failed; the others count it now
         self.divide()
         if not self._sweep_due():
             return
@@ -195,12 +200,17 @@ class Upkeep:
         if self._until(self._last_members_read, conf.POLL_INTERVAL) <= 0:
             self.divide(read=True)
 
+    def start_firing(self) -> None:
+        """Count this daemon among those dividing the schedules from now on."""
+        assert self.heartbeat is not None
+        self.firing = True
+        self.heartbeat.start_firing()
+
     def _members_read_due(self) -> bool:
-        """At a beat: read while sharing (a daemon that dies must be noticed soon)."""
+        """At a beat: read while sharing (a daemon that dies must be noticed soon), else
+        every ``HEARTBEAT_TIMEOUT``: no notification says a stale daemon beats again."""
         if self._last_members_read == NEVER or not self.shares.current.everything:
             return True
-        if self.told_of_daemons:
-            return False
         return self._until(self._last_members_read, conf.HEARTBEAT_TIMEOUT) <= 0
 
     def _sweep_due(self) -> bool:

@@ -1,12 +1,12 @@
-"""Daemons divide the schedules: record a daemon that stops firing, and on PostgreSQL
-NOTIFY the others when a daemon starts, stops firing or stops (payload ``daemon``), so
-they divide again at once (``scheduler.shares``)."""
+"""Daemons divide the schedules: record since when a daemon fires them, and on PostgreSQL
+NOTIFY the others when a daemon starts or stops firing, or stops (payload ``daemon``),
+so they divide again at once (``scheduler.shares``)."""
 
 from django.db import migrations, models
 
 CREATE = """
 CREATE TRIGGER scheduler_daemon_changed
-    AFTER INSERT OR UPDATE OF stopped_firing_at, stopped_at ON {heartbeat}
+    AFTER UPDATE OF firing_since, stopped_at ON {heartbeat}
     FOR EACH ROW WHEN (NEW.kind = 'daemon') EXECUTE FUNCTION scheduler_notify_change('daemon');
 """
 
@@ -31,7 +31,7 @@ class Migration(migrations.Migration):
     operations = [
         migrations.AddField(
             model_name="heartbeat",
-            name="stopped_firing_at",
+            name="firing_since",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.RunPython(_execute(CREATE), _execute(DROP), elidable=False),

@@ -23,6 +23,7 @@ from scheduler.daemon import SchedulerDaemon
 from scheduler.in_flight import call
 from scheduler.models import Heartbeat, Reason, Run, Status
 from scheduler.owners import Owner
+from scheduler.shares import EVERYTHING, Share
 from scheduler.timing import Timing
 from tests.conftest import wait_for
 
@@ -452,8 +453,7 @@ def test_a_notified_edit_reads_only_the_rows_named_even_when_a_full_read_is_due(
         idle_daemon.changes.close()
 
 
-def test_daemons_divide_the_due_jobs_and_take_over_from_one_that_stops_firing(settings):
-    settings.SCHEDULER = {"HEARTBEAT_INTERVAL": 0}  # no overlap: each share at once
+def test_daemons_divide_the_due_jobs_and_take_over_from_one_that_stops_firing():
     now = timezone.now()
     plans = [
         JobPlan(pk, f"s{pk}", Timing(interval=60, anchor=now), now - timedelta(seconds=1))
@@ -463,6 +463,8 @@ def test_daemons_divide_the_due_jobs_and_take_over_from_one_that_stops_firing(se
     for index, daemon in enumerate(daemons):
         daemon.jobs.start(paused=True)
         daemon.attach(Heartbeat.start(host="here", pid=index + 1))
+        daemon.upkeep.shares.overlap = 0  # each share at once
+        daemon.upkeep.start_firing()
     first, second = daemons
     first.jobs.put(plans)
 
@@ -480,3 +482,20 @@ def test_daemons_divide_the_due_jobs_and_take_over_from_one_that_stops_firing(se
         for daemon in daemons:
             daemon.jobs.shutdown()
             daemon.pool.shutdown(wait=True)
+
+
+def test_a_schedule_gained_from_a_daemon_that_stopped_catches_up_what_it_dropped(
+    clock, daemon, make_schedule
+):
+    kept, gained = (thread_schedule(make_schedule, interval=60) for _ in range(2))
+    sync(daemon)
+    daemon.divide(frozenset({Share(kept.pk % 2, 2)}))
+    # The other daemon fired (or stopped before it claimed) the fire time of T0 + 1 min.
+    clock(T0 + timedelta(minutes=1, seconds=30))
+    daemon.divide(frozenset({EVERYTHING}))
+    sync(daemon)  # the next tick's, woken by the gain
+    settle(daemon)
+    assert [run.scheduled_for for run in ran(gained, Reason.CATCH_UP)] == [
+        T0 + timedelta(minutes=1)
+    ]
+    assert ran(kept, Reason.CATCH_UP) == []  # its own fire times are APScheduler's

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 import re
 import signal
 import time
@@ -206,13 +207,17 @@ def runs_by_daemon(schedules, start: datetime, end: datetime) -> dict[int, set[i
     return pids
 
 
+DIVIDED = "other daemons fire the rest"
+ALONE = "Firing every schedule"
+
+
 def test_two_daemons_divide_the_schedules_and_one_takes_over_from_a_killed_one(
     start_daemon, make_schedule
 ):
     schedules = [make_schedule(interval=1, args=[str(n)], executor="thread") for n in range(6)]
     fast = {"HEARTBEAT_INTERVAL": 0.5, "HEARTBEAT_TIMEOUT": 2.0}
     first, second = start_daemon(settings=fast), start_daemon(settings=fast)
-    time.sleep(4)  # each has read the other, and the one-second overlap is over
+    wait_for(lambda: DIVIDED in first.log and DIVIDED in second.log, 20)
     divided_from = timezone.now()
     time.sleep(4)
     divided_to = timezone.now() - timedelta(seconds=1)
@@ -224,9 +229,9 @@ def test_two_daemons_divide_the_schedules_and_one_takes_over_from_a_killed_one(
         assert_each_fire_time_once(schedule, divided_from, divided_to, at_least=3)
 
     second.stop(signal.SIGKILL)
-    time.sleep(3)  # the second is seen gone at the first's next beat; its share caught up
-    alone_from = timezone.now()
-    time.sleep(3)
+    wait_for(lambda: ALONE in first.log, 10)  # gone from this host: seen at the next beat
+    alone_from = timezone.now() + timedelta(seconds=1)  # its share's fire times caught up
+    time.sleep(4)
     alone_to = timezone.now() - timedelta(seconds=1)
 
     assert runs_by_daemon(schedules, alone_from, alone_to) == {
@@ -237,25 +242,33 @@ def test_two_daemons_divide_the_schedules_and_one_takes_over_from_a_killed_one(
     assert "Traceback" not in first.log
 
 
-def test_a_daemon_shutting_down_hands_its_schedules_over_without_losing_a_fire_time(
+def test_a_daemon_shutting_down_hands_its_schedules_over_while_it_finishes_its_runs(
     start_daemon, make_schedule
 ):
-    # Without catch-up, a fire time handed over late would be dropped, not run.
-    schedules = [
-        make_schedule(interval=2, args=[str(n)], executor="thread", catch_up=False)
-        for n in range(4)
-    ]
-    fast = {"HEARTBEAT_INTERVAL": 0.5, "HEARTBEAT_TIMEOUT": 2.0, "POLL_INTERVAL": 0.2}
-    first, second = start_daemon(settings=fast), start_daemon(settings=fast)
-    time.sleep(4)
-    assert "other daemons fire the rest" in second.log
-    stopped_at = timezone.now()
-    assert second.stop() == 0
-    time.sleep(5)
+    schedules = [make_schedule(interval=1, args=[str(n)], executor="thread") for n in range(4)]
+    # Its heartbeat stays fresh for the whole test: only its "stopped firing" hands over.
+    slow = {"HEARTBEAT_INTERVAL": 0.5, "HEARTBEAT_TIMEOUT": 10.0, "SHUTDOWN_GRACE": 8.0}
+    first, second = start_daemon(settings=slow), start_daemon(settings=slow)
+    wait_for(lambda: DIVIDED in first.log and DIVIDED in second.log, 30)
+    share = re.search(r"whose id % 2 == (\d)", second.log)
+    busy = make_schedule(command="sleep_for", args=["20"], interval=1)
+    if busy.pk % 2 != int(share.group(1)):
+        busy = make_schedule(command="sleep_for", args=["20"], interval=1)
+    wait_for(lambda: Run.objects.filter(schedule=busy, status=Status.RUNNING).exists(), 10)
 
-    pids = runs_by_daemon(schedules, stopped_at + timedelta(seconds=1), timezone.now())
-    assert pids == {schedule.pk: {first.pid} for schedule in schedules}
+    os.kill(second.pid, signal.SIGTERM)
+    stopping_at = timezone.now()
+    wait_for(lambda: ALONE in first.log, 3)
+    assert second.alive()  # still finishing its run: its heartbeat did not hand over
+    time.sleep(3)
+
+    assert Run.objects.get(schedule=busy, status=Status.RUNNING).pid == second.pid
+    taken_over = runs_by_daemon(schedules, stopping_at + timedelta(seconds=1.5), timezone.now())
+    assert taken_over == {schedule.pk: {first.pid} for schedule in schedules}
     for schedule in schedules:
         assert_each_fire_time_once(
-            schedule, stopped_at - timedelta(seconds=2), timezone.now(), at_least=3
+            schedule,
+            stopping_at - timedelta(seconds=2),
+            timezone.now() - timedelta(seconds=1),
+            at_least=3,
         )

@@ -108,11 +108,11 @@ def test_the_heartbeat_of_a_finished_terminal_or_worker_run_is_dropped_at_once(m
 
 def test_admin_lists_daemons_with_their_state(admin_client, me):
     Heartbeat.objects.create(host="elsewhere", pid=7, last_beat=Now() - timedelta(days=1))
-    Heartbeat.start(host="elsewhere", pid=8).stop_firing()
+    Heartbeat.start(host="elsewhere", pid=8)
     page = admin_client.get("/admin/scheduler/heartbeat/").content.decode()
     assert "elsewhere:7" in page
     assert "not heard from" in page
-    assert "stopping, finishing its runs" in page
+    assert "alive, not firing (starting up or shutting down)" in page
 
 
 def test_just_after_an_outage_stale_heartbeats_are_not_judged(me, running_run_of):
@@ -132,14 +132,13 @@ def test_same_host_name_in_another_pid_namespace_is_judged_by_heartbeat(me, runn
 
 def test_the_daemons_dividing_the_schedules_are_those_that_beat_and_fire(me):
     def daemon(host="elsewhere", pid=7, **fields) -> int:
-        return Heartbeat.objects.create(
-            **{"host": host, "pid": pid, "last_beat": Now(), **fields}
-        ).pk
+        fields = {"host": host, "pid": pid, "last_beat": Now(), "firing_since": NOW, **fields}
+        return Heartbeat.objects.create(**fields).pk
 
     beating = [daemon(), daemon(host="here", pid=101)]
     daemon(last_beat=Now() - timedelta(minutes=1))  # silent
     daemon(stopped_at=timezone.now())
-    daemon(stopped_firing_at=timezone.now())  # shutting down, finishing its runs
+    daemon(firing_since=None)  # starting up, or shutting down and finishing its runs
     daemon(kind="cli")
     daemon(host="here", pid=102)  # its process is gone
     daemon(host="here", pid=100)  # an earlier life with my pid

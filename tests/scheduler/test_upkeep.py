@@ -79,20 +79,23 @@ def divided() -> list[frozenset[Share]]:
     return []
 
 
-def sharing_upkeep(divided: list[frozenset[Share]]) -> Upkeep:
+def sharing_upkeep(divided: list[frozenset[Share]], *, overlap: float | None = None) -> Upkeep:
     upkeep = Upkeep(InFlightPool(1, inline=True), on_divide=divided.append)
     upkeep.heartbeat = Heartbeat.start(host="me", pid=1)
+    if overlap is not None:
+        upkeep.shares.overlap = overlap
     return upkeep
 
 
 def other_daemon() -> Heartbeat:
-    return Heartbeat.start(host="elsewhere", pid=2)
+    other = Heartbeat.start(host="elsewhere", pid=2)
+    other.start_firing()
+    return other
 
 
-def test_daemons_that_beat_divide_the_schedules_by_heartbeat_order(settings, divided):
-    settings.SCHEDULER = {"HEARTBEAT_INTERVAL": 0}  # no overlap: the new share at once
+def test_daemons_that_beat_divide_the_schedules_by_heartbeat_order(divided):
     other = other_daemon()
-    upkeep = sharing_upkeep(divided)
+    upkeep = sharing_upkeep(divided, overlap=0)  # the new share at once
     upkeep.check_liveness(timezone.now())
     assert divided == [{share_of(upkeep.heartbeat.pk, [other.pk])}] == [{Share(1, 2)}]
 
@@ -105,10 +108,24 @@ def test_a_daemon_learning_it_shares_fires_everything_for_the_overlap(divided):
     assert divided == []  # still firing every schedule while the other may not know yet
 
 
-def test_a_daemon_stopping_to_fire_leaves_its_share_to_the_others(settings, divided):
-    settings.SCHEDULER = {"HEARTBEAT_INTERVAL": 0}
+def test_a_daemon_counts_only_once_it_fires(divided):
+    other = Heartbeat.start(host="elsewhere", pid=2)  # still planning its schedules
+    upkeep = sharing_upkeep(divided, overlap=0)
+    upkeep.check_liveness(timezone.now())
+    assert upkeep.shares.current == EVERYTHING
+    other.start_firing()
+    upkeep.divide(read=True)
+    assert divided == [{Share(1, 2)}]
+
+
+def test_the_overlap_outlasts_a_live_daemon_going_without_reading(settings, divided):
+    settings.SCHEDULER = {"HEARTBEAT_INTERVAL": 7, "HEARTBEAT_TIMEOUT": 40}
+    assert sharing_upkeep(divided).shares.overlap == 47
+
+
+def test_a_daemon_stopping_to_fire_leaves_its_share_to_the_others(divided):
     other = other_daemon()
-    upkeep = sharing_upkeep(divided)
+    upkeep = sharing_upkeep(divided, overlap=0)
     upkeep.check_liveness(timezone.now())
     other.stop_firing()  # it shuts down
     upkeep.divide(read=True)
@@ -123,13 +140,19 @@ def test_a_sharing_daemon_reads_the_live_daemons_at_every_beat(divided, django_a
         upkeep.check_liveness(timezone.now())
 
 
-def test_a_lone_daemon_told_of_daemons_reads_them_only_when_told(upkeep, django_assert_num_queries):
+def test_a_lone_daemon_told_of_daemons_reads_them_when_told_or_once_a_heartbeat_timeout(
+    upkeep, settings, django_assert_num_queries
+):
     upkeep.told_of_daemons = True
     with django_assert_num_queries(0):
         upkeep.divide()
         upkeep.notice_change()
     with django_assert_num_queries(1):
         upkeep.divide(read=True)
+    # A daemon judged dead after an outage beats again unannounced.
+    settings.SCHEDULER = {"HEARTBEAT_TIMEOUT": 0}
+    with django_assert_num_queries(1):
+        upkeep.divide()
 
 
 def test_a_daemon_not_told_reads_the_daemons_at_a_change_at_most_once_a_poll_interval(
