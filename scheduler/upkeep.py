@@ -8,8 +8,8 @@ one cheap look every ``HEARTBEAT_TIMEOUT`` tells whether there is anything to re
 Daemons sharing the database divide the schedules (:mod:`scheduler.shares`): a
 daemon reads which daemons fire at every beat while it shares, alone every
 ``HEARTBEAT_TIMEOUT``, and when told that daemons came or went. Not told (no
-notifications), it also reads at most once a ``POLL_INTERVAL`` while the database
-changes (a daemon starting or stopping is a change).
+notifications), it also reads when the database changed (a daemon starting or stopping
+is a change): at most once a ``POLL_INTERVAL`` while it shares, once a beat alone.
 Run history is pruned every ``PRUNE_INTERVAL`` after runs ended here, and at least
 every ``IDLE_PRUNE_INTERVAL`` (the age limits move slowly); mail about runs whose mail
 was lost goes out with it.
@@ -193,11 +193,14 @@ class Upkeep:
             self.on_divide(held)
 
     def notice_change(self) -> None:
-        """Something changed in the database, maybe a daemon started or stopped: unless
-        told of daemons, read which live, at most once a ``POLL_INTERVAL``."""
+        """Something changed in the database, maybe a daemon started or stopped firing:
+        unless told of daemons, read which fire, at most once a ``POLL_INTERVAL`` while
+        sharing (one stopping hands over at once), once a beat alone."""
         if self.told_of_daemons:
             return
-        if self._until(self._last_members_read, conf.POLL_INTERVAL) <= 0:
+        sharing = not self.shares.current.everything
+        interval = conf.POLL_INTERVAL if sharing else conf.HEARTBEAT_INTERVAL
+        if self._until(self._last_members_read, interval) <= 0:
             self.divide(read=True)
 
     def start_firing(self) -> None:

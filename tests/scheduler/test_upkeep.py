@@ -132,6 +132,19 @@ def test_a_daemon_stopping_to_fire_leaves_its_share_to_the_others(divided):
     assert divided == [{Share(1, 2)}, {EVERYTHING}]
 
 
+def test_a_sharing_daemon_not_told_reads_the_daemons_at_a_change_once_a_poll_interval(
+    divided, settings, django_assert_num_queries
+):
+    other_daemon()
+    upkeep = sharing_upkeep(divided)
+    upkeep.check_liveness(timezone.now())
+    with django_assert_num_queries(0):
+        upkeep.notice_change()
+    settings.SCHEDULER = {"POLL_INTERVAL": 0}
+    with django_assert_num_queries(1):
+        upkeep.notice_change()
+
+
 def test_a_sharing_daemon_reads_the_live_daemons_at_every_beat(divided, django_assert_num_queries):
     other_daemon()
     upkeep = sharing_upkeep(divided)
@@ -155,11 +168,12 @@ def test_a_lone_daemon_told_of_daemons_reads_them_when_told_or_once_a_heartbeat_
         upkeep.divide()
 
 
-def test_a_daemon_not_told_reads_the_daemons_at_a_change_at_most_once_a_poll_interval(
+def test_a_lone_daemon_not_told_reads_the_daemons_at_a_change_at_most_once_a_beat(
     upkeep, settings, django_assert_num_queries
 ):
+    settings.SCHEDULER = {"POLL_INTERVAL": 0}
     with django_assert_num_queries(0):
         upkeep.notice_change()  # it read them a moment ago
-    settings.SCHEDULER = {"POLL_INTERVAL": 0}
+    settings.SCHEDULER = {"HEARTBEAT_INTERVAL": 0}
     with django_assert_num_queries(1):
         upkeep.notice_change()
