@@ -124,6 +124,7 @@ class ScheduleJobStore(DjangoJobStore):  # type: ignore[misc]
     def __init__(self, on_wake_up_done: Callable[[], None] = lambda: None) -> None:
         super().__init__()
         self.shares: frozenset[Share] = frozenset({EVERYTHING})
+        self.storing_fires = True
         # Next fire times of the jobs fired at this wake-up, stored together afterwards.
         self._fired: dict[str, Job] = {}
         self.on_wake_up_done = on_wake_up_done
@@ -201,7 +202,7 @@ class ScheduleJobStore(DjangoJobStore):  # type: ignore[misc]
         Jobs another daemon removed meanwhile stay removed (an update, not an upsert).
         """
         jobs, self._fired = list(self._fired.values()), {}
-        if not jobs:
+        if not jobs or not self.storing_fires:
             return
         try:
             with transaction.atomic():
@@ -305,6 +306,13 @@ class APSchedulerJobs:
         self.store.put_jobs(jobs)
         # Woken before the commit, APScheduler's thread would find no job and sleep on.
         transaction.on_commit(self.scheduler.wakeup)
+
+    def stop_storing_fires(self) -> None:
+        """Leave the jobs found due from now on due in the store (this daemon is stopping).
+
+        Safe from a signal handler.
+        """
+        self.store.storing_fires = False
 
     def divide(self, shares: frozenset[Share]) -> None:
         """Fire only the jobs of the schedules in ``shares`` from now on."""

@@ -39,7 +39,7 @@ from .models import Executor, Heartbeat, Run
 from .outages import record_outage
 from .owners import Owner
 from .planner import Planner
-from .shares import Share, owned
+from .shares import Share
 from .upkeep import Upkeep, sync_declared_schedules
 
 logger = logging.getLogger("scheduler.daemon")
@@ -195,19 +195,26 @@ class SchedulerDaemon:
     def request_stop(self, *, immediate: bool = False) -> None:
         """Stop starting runs; with ``immediate``, also stop the ones running now."""
         self.stopping.set()
+        # Fire times found due from now on start no run here: left due in the job store,
+        # another daemon fires them.
+        self.jobs.stop_storing_fires()
         if immediate:
             self.kill.set()
         self.changes.wake()
 
-    def divide(self, shares: frozenset[Share]) -> None:
-        """Fire the schedules of ``shares`` from now on; plan those gained again.
+    def divide(self, held: frozenset[Share], current: Share, before: Share | None) -> None:
+        """Fire the schedules of ``held`` from now on; plan again those ``current`` has
+        and ``before`` had not.
 
         A schedule gained from a daemon that stopped or died may have missed fire times
-        (unclaimed when it went): planned again, the catch-up rules decide them.
+        (unclaimed when it went): planned again, the catch-up rules decide them. Gains
+        are counted between current shares: one held on from before still gains the
+        schedules of a daemon that went meanwhile.
         """
-        held = self.jobs.store.shares
-        gained = [s for s in self.planner.planned if owned(s, shares) and not owned(s, held)]
-        self.jobs.divide(shares)
+        self.jobs.divide(held)
+        if before is None:
+            return
+        gained = [s for s in self.planner.planned if current.owns(s) and not before.owns(s)]
         for schedule_id in gained:
             self.planner.replan(schedule_id)
         if gained:

@@ -494,8 +494,9 @@ class Heartbeat(models.Model):
 
     def start_firing(self) -> None:
         """Record that this daemon fires its share of the schedules from now on."""
-        self.firing_since = dj_timezone.now()
-        Heartbeat.objects.filter(pk=self.pk).update(firing_since=self.firing_since)
+        now = dj_timezone.now()
+        Heartbeat.objects.filter(pk=self.pk).update(firing_since=now)
+        self.firing_since = now  # only once stored: Upkeep tries again while it is None
 
     def stop_firing(self) -> None:
         """Record that this daemon starts no more runs (it is shutting down)."""

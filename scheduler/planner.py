@@ -135,8 +135,8 @@ class Planner:
     ) -> dict[int, tuple[Any, ...]] | None:
         """Return the planned versions with the rows edited or added since the last read
         (and ``replan``) applied; None when that cannot tell all: rows were deleted."""
-        if self._fingerprint is None or None in self._fingerprint:
-            return None
+        if self._fingerprint is None or None in self._fingerprint or len(replan) > CHUNK:
+            return None  # (many to plan again, e.g. gained from a daemon that stopped)
         _, latest, last_id = self._fingerprint
         rows = Schedule.objects.filter(
             Q(updated_at__gte=latest) | Q(id__gt=last_id) | Q(pk__in=replan)

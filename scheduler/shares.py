@@ -39,11 +39,6 @@ class Share:
 EVERYTHING = Share()
 
 
-def owned(schedule_id: int, shares: Iterable[Share]) -> bool:
-    """Return whether ``schedule_id`` is in any of ``shares``."""
-    return any(share.owns(schedule_id) for share in shares)
-
-
 def share_of(me: int, members: Iterable[int]) -> Share:
     """Return the share of the daemon whose heartbeat id is ``me`` among ``members``."""
     ordered = sorted({me, *members})
@@ -61,12 +56,14 @@ class Shares:
         self.current = EVERYTHING
         self._previous: dict[Share, float] = {}  # share -> when it stops being held
 
-    def update(self, share: Share, now: float) -> None:
-        """Make ``share`` the current one as of ``now``."""
-        if share != self.current:
-            self._previous[self.current] = now + self.overlap
-            self._previous.pop(share, None)
-            self.current = share
+    def update(self, share: Share, now: float) -> Share | None:
+        """Make ``share`` the current one as of ``now``; return the one it replaced."""
+        if share == self.current:
+            return None
+        before, self.current = self.current, share
+        self._previous[before] = now + self.overlap
+        self._previous.pop(share, None)
+        return before
 
     def held(self, now: float) -> frozenset[Share]:
         """Return the shares held at ``now``: just ``EVERYTHING`` if that is among them."""

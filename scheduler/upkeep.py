@@ -38,6 +38,9 @@ from .shares import EVERYTHING, Share, Shares, share_of
 
 logger = logging.getLogger("scheduler.daemon")
 
+# The shares this daemon fires, its current share, and the one before if it just changed.
+OnDivide = Callable[[frozenset[Share], Share, Share | None], None]
+
 # Runs ended this long ago at most, and not notified, are mailed by any daemon: their
 # own mail was lost (a daemon stopping, or dying, just after it ended them).
 MAIL_SWEEP_WINDOW = timedelta(days=1)
@@ -49,13 +52,12 @@ NEVER = -math.inf  # a monotonic time before any other
 class Upkeep:
     """Keep this daemon's ``heartbeat`` beating and the run history truthful.
 
-    ``on_divide`` gets the shares of the schedules this daemon fires, whenever they change.
+    ``on_divide`` gets, whenever they change, the shares of the schedules this daemon
+    fires, its current share and, if that changed, the one before.
     """
 
     def __init__(
-        self,
-        pool: InFlightPool,
-        on_divide: Callable[[frozenset[Share]], None] = lambda shares: None,
+        self, pool: InFlightPool, on_divide: OnDivide = lambda held, current, before: None
     ) -> None:
         self.pool = pool
         self.heartbeat: Heartbeat | None = None
@@ -181,16 +183,19 @@ class Upkeep:
         they changed. ``read``: read which daemons live now, due or not."""
         assert self.heartbeat is not None
         now = time.monotonic()
+        before = None
         if read or self._members_read_due():
             stale_after = timedelta(seconds=conf.HEARTBEAT_TIMEOUT)
             members = live_daemons(stale_after=stale_after, me=self.heartbeat)
             self._last_members_read = now
-            self.shares.update(share_of(self.heartbeat.pk, members), now)
+            before = self.shares.update(share_of(self.heartbeat.pk, members), now)
         held = self.shares.held(now)
         if held != self._held:
             self._held = held
             logger.info("Firing %s", describe_shares(held))
-            self.on_divide(held)
+        elif before is None:
+            return
+        self.on_divide(held, self.shares.current, before)
 
     def notice_change(self) -> None:
         """Something changed in the database, maybe a daemon started or stopped firing:

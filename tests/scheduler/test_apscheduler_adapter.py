@@ -118,3 +118,14 @@ def test_a_job_of_another_shape_in_the_store_does_not_stop_a_share_from_firing(j
     jobs.divide(frozenset({Share(0, 2)}))
     assert [job.args[0] for job in jobs.store.get_due_jobs(now)] == [2]
     assert jobs.store.get_next_run_time() == now
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_stopping_daemon_leaves_the_jobs_it_found_due_due_for_another(jobs):
+    now = datetime.now(UTC)
+    jobs.put([JobPlan(1, "s1", Timing(interval=60, anchor=now - timedelta(minutes=1)), now)])
+    due = jobs.store.get_due_jobs(now)
+    jobs.stop_storing_fires()
+    fire(jobs, now, due)
+    jobs.store.get_next_run_time()
+    assert list(DjangoJob.objects.values_list("next_run_time", flat=True)) == [now]

@@ -489,10 +489,11 @@ def test_a_schedule_gained_from_a_daemon_that_stopped_catches_up_what_it_dropped
 ):
     kept, gained = (thread_schedule(make_schedule, interval=60) for _ in range(2))
     sync(daemon)
-    daemon.divide(frozenset({Share(kept.pk % 2, 2)}))
+    share = Share(kept.pk % 2, 2)
+    daemon.divide(frozenset({share}), share, EVERYTHING)
     # The other daemon fired (or stopped before it claimed) the fire time of T0 + 1 min.
     clock(T0 + timedelta(minutes=1, seconds=30))
-    daemon.divide(frozenset({EVERYTHING}))
+    daemon.divide(frozenset({EVERYTHING}), EVERYTHING, share)
     sync(daemon)  # the next tick's, woken by the gain
     settle(daemon)
     assert [run.scheduled_for for run in ran(gained, Reason.CATCH_UP)] == [

@@ -30,8 +30,9 @@ def test_a_lone_daemon_holds_everything(shares):
 
 
 def test_the_previous_share_is_held_on_for_the_overlap_then_dropped(shares):
-    shares.update(Share(0, 2), now=100.0)
-    shares.update(Share(1, 3), now=110.0)
+    assert shares.update(Share(0, 2), now=100.0) == EVERYTHING
+    assert shares.update(Share(1, 3), now=110.0) == Share(0, 2)
+    assert shares.update(Share(1, 3), now=111.0) is None  # no change
     assert shares.held(110.0) == {EVERYTHING}  # the lone daemon's share, until 120
     assert shares.held(125.0) == {Share(0, 2), Share(1, 3)}
     assert shares.held(130.0) == {Share(1, 3)}

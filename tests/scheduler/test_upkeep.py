@@ -75,12 +75,14 @@ def test_a_run_started_after_an_idle_look_is_resolved_at_the_next_look(
 
 @pytest.fixture
 def divided() -> list[frozenset[Share]]:
-    """The shares each call of ``on_divide`` handed on."""
+    """The shares held that each call of ``on_divide`` handed on."""
     return []
 
 
 def sharing_upkeep(divided: list[frozenset[Share]], *, overlap: float | None = None) -> Upkeep:
-    upkeep = Upkeep(InFlightPool(1, inline=True), on_divide=divided.append)
+    upkeep = Upkeep(
+        InFlightPool(1, inline=True), on_divide=lambda held, current, before: divided.append(held)
+    )
     upkeep.heartbeat = Heartbeat.start(host="me", pid=1)
     if overlap is not None:
         upkeep.shares.overlap = overlap
@@ -105,7 +107,29 @@ def test_a_daemon_learning_it_shares_fires_everything_for_the_overlap(divided):
     upkeep = sharing_upkeep(divided)
     upkeep.check_liveness(timezone.now())
     assert upkeep.shares.current == Share(1, 2)
-    assert divided == []  # still firing every schedule while the other may not know yet
+    assert divided == [{EVERYTHING}]  # still every schedule while the other may not know
+
+
+def test_a_change_of_the_own_share_is_handed_on_while_the_shares_held_stay():
+    calls = []
+    upkeep = Upkeep(InFlightPool(1, inline=True), on_divide=lambda *call: calls.append(call))
+    upkeep.heartbeat = Heartbeat.start(host="me", pid=1)
+    other = other_daemon()
+    upkeep.check_liveness(timezone.now())
+    other.stop_firing()  # within the overlap: this daemon still fires every schedule
+    upkeep.divide(read=True)
+    everything = frozenset({EVERYTHING})
+    assert calls == [
+        (everything, Share(0, 2), EVERYTHING),
+        (everything, EVERYTHING, Share(0, 2)),  # it gains the other's schedules: replanned
+    ]
+
+
+def test_a_daemon_whose_first_write_of_firing_failed_writes_it_at_the_next_beat(upkeep):
+    upkeep.firing = True  # as if start_firing's write had failed in an outage
+    upkeep.check_liveness(timezone.now())
+    upkeep.heartbeat.refresh_from_db()
+    assert upkeep.heartbeat.firing_since is not None
 
 
 def test_a_daemon_counts_only_once_it_fires(divided):
