@@ -108,7 +108,6 @@ class SchedulerDaemon:
         try:
             allowed_commands()  # worked out now rather than by the first runs
             self.changes.start()  # before the first read: no change falls in between
-            self.upkeep.told_of_daemons = self.changes.announces_daemons
             self._guarded(sync_declared_schedules)
             self._guarded(self.upkeep.check_liveness, timezone.now())
             self.upkeep.mail_missed_later()

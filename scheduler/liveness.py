@@ -52,14 +52,18 @@ def dead_heartbeats(
         pk__in=Run.objects.running().exclude(heartbeat=me).owner_heartbeat_ids()
     )
     stale = set(owners.stale(stale_after).values_list("pk", flat=True)) if judge_stale else set()
-    dead = []
-    for heartbeat in owners:
-        same_pids = heartbeat.host == me.host and heartbeat.pid_namespace == me.pid_namespace
-        if same_pids and (heartbeat.pid == me.pid or not is_alive(heartbeat.pid)):
-            dead.append(heartbeat.pk)
-        elif heartbeat.pk in stale:
-            dead.append(heartbeat.pk)
-    return dead
+    return [
+        heartbeat.pk
+        for heartbeat in owners
+        if _gone_here(heartbeat, me, is_alive) or heartbeat.pk in stale
+    ]
+
+
+def _gone_here(heartbeat: Heartbeat, me: Heartbeat, is_alive: Callable[[int], bool]) -> bool:
+    """Return whether another ``heartbeat`` was beaten by a process of this host (and pid
+    namespace) that is gone, or by an earlier life of this very pid."""
+    same_pids = heartbeat.host == me.host and heartbeat.pid_namespace == me.pid_namespace
+    return same_pids and (heartbeat.pid == me.pid or not is_alive(heartbeat.pid))
 
 
 def live_daemons(
@@ -71,18 +75,14 @@ def live_daemons(
     A daemon on this host whose process is gone counts as dead at once, as in
     :func:`dead_heartbeats`.
     """
-    beating = Heartbeat.objects.filter(
-        kind="daemon",
-        stopped_at__isnull=True,
-        firing_since__isnull=False,
-        last_beat__gte=Now() - stale_after,
-    ).values_list("pk", "host", "pid_namespace", "pid")
-    live = {me.pk}
-    for pk, host, pid_namespace, pid in beating:
-        same_pids = host == me.host and pid_namespace == me.pid_namespace
-        if not (same_pids and pk != me.pk and (pid == me.pid or not is_alive(pid))):
-            live.add(pk)
-    return sorted(live)
+    firing = (
+        Heartbeat.objects.fresh(stale_after)
+        .filter(kind="daemon", firing_since__isnull=False)
+        .exclude(pk=me.pk)
+        .only("host", "pid_namespace", "pid")
+    )
+    others = {heartbeat.pk for heartbeat in firing if not _gone_here(heartbeat, me, is_alive)}
+    return sorted({me.pk, *others})
 
 
 def prune_heartbeats(*, keep_for: timedelta) -> int:

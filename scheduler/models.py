@@ -446,6 +446,10 @@ class HeartbeatQuerySet(models.QuerySet["Heartbeat"]):
             ),
         )
 
+    def fresh(self, stale_after: timedelta) -> HeartbeatQuerySet:
+        """Return the heartbeats neither stopped nor silent for longer than ``stale_after``."""
+        return self.filter(stopped_at__isnull=True, last_beat__gte=Now() - stale_after)
+
     def stale(self, stale_after: timedelta) -> HeartbeatQuerySet:
         """Return the heartbeats stopped, or silent for longer than ``stale_after``."""
         return self.filter(Q(stopped_at__isnull=False) | Q(last_beat__lt=Now() - stale_after))
