@@ -31,6 +31,7 @@ from django_apscheduler import util
 from django_apscheduler.jobstores import DjangoJobStore
 from django_apscheduler.models import DjangoJob
 
+from . import bulk
 from .shares import EVERYTHING, Share
 from .timing import Timing
 
@@ -148,13 +149,12 @@ class ScheduleJobStore(DjangoJobStore):  # type: ignore[misc]
 
     def _rows(self, jobs: list[Job]) -> list[DjangoJob]:
         return [
-            DjangoJob(
-                id=job.id,
-                next_run_time=job.next_run_time,
-                job_state=pickle.dumps(job.__getstate__(), self.pickle_protocol),
-            )
+            DjangoJob(id=job.id, next_run_time=job.next_run_time, job_state=self._state(job))
             for job in jobs
         ]
+
+    def _state(self, job: Job) -> bytes:
+        return pickle.dumps(job.__getstate__(), self.pickle_protocol)
 
     def get_due_jobs(self, now: datetime) -> list[Job]:
         due = owned_jobs(self.shares).filter(
@@ -206,8 +206,10 @@ class ScheduleJobStore(DjangoJobStore):  # type: ignore[misc]
             return
         try:
             with transaction.atomic():
-                DjangoJob.objects.bulk_update(
-                    self._rows(jobs), ["next_run_time", "job_state"], batch_size=500
+                bulk.update_by_pk(
+                    DjangoJob,
+                    ["next_run_time", "job_state"],
+                    ((job.id, (job.next_run_time, self._state(job))) for job in jobs),
                 )
         except DatabaseError as exc:
             # The stored fire times stay as they were, so the jobs come due again and

@@ -18,7 +18,6 @@ Two ways to run it:
 from __future__ import annotations
 
 import codecs
-import ctypes
 import faulthandler
 import io
 import os
@@ -38,7 +37,7 @@ from django.db import connections
 
 from .conf import conf
 from .context import RunContext, running
-from .forkserver import ForkedChild, ForkServer, name_process
+from .forkserver import ForkedChild, ForkServer, name_process, prctl
 from .models import Status
 from .output import CappedBuffer, routed_std_streams
 
@@ -251,15 +250,17 @@ def _child_main(
         resource.setrlimit(resource.RLIMIT_AS, (memory_limit, memory_limit))
     exit_code = invoke(command, args, sys.stdout, sys.stderr, context)
     connections.close_all()
+    # Closed before the result is reported, so the owner has all the output with it and
+    # need not wait for this process's exit (which, in a large process, takes a while).
+    faulthandler.disable()
+    for fd in (1, 2):
+        os.close(fd)
     return exit_code
 
 
 def _die_with_parent(parent: int) -> None:
     """Ask Linux to SIGKILL this process when its parent (the fork server) exits."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    except (OSError, AttributeError):
+    if not prctl(_PR_SET_PDEATHSIG, signal.SIGKILL):
         return
     if os.getppid() != parent:  # the parent was already gone before prctl took effect
         os._exit(1)
@@ -352,7 +353,7 @@ def _follow(
                 for fd in ready:
                     if fd != child.sentinel and not capture.read(fd) and fd not in capture.names:
                         selector.unregister(fd)
-                if child.sentinel in ready and child.poll() is not None:
+                if child.sentinel in ready and child.over():
                     break
                 if not ready and capture.callback:
                     capture.callback("stdout", "")
@@ -363,9 +364,10 @@ def _follow(
                 if ended_by:
                     _stop_child(child)
                     break
-        child.join()
+        if child.result is None:
+            child.join()
     finally:
-        if child.exitcode is None:
+        if not child.over():
             _stop_child(child)
         # Grandchildren the command left behind die with the run.
         _signal_group(child.pid, signal.SIGKILL)

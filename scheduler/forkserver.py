@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import gc
 import importlib
 import os
@@ -110,6 +111,14 @@ class ForkedChild:
     def poll(self) -> int | None:
         """Take whatever news is waiting, without blocking; return the exit status if in."""
         return self.join(0)
+
+    def over(self) -> bool:
+        """Take the news waiting; return whether the entry point returned or the child exited.
+
+        A child that returned may still be exiting; what it returned is its result.
+        """
+        self.poll()
+        return self.result is not None or self.exitcode is not None
 
     def send_signal(self, signum: int) -> None:
         """Signal the child unless it is known to have ended."""
@@ -276,6 +285,11 @@ def main(fd: int, preload: Sequence[str]) -> None:
     django.setup()
     for name in preload:
         importlib.import_module(name)
+    # Every run's ``call_command`` looks its command up here: found once, not per child.
+    from django.core.management import get_commands
+
+    get_commands()
+    gc.freeze()  # as start_as_fork does: children's collections leave these pages shared
     Server(socket.socket(fileno=fd)).serve()
 
 
@@ -286,19 +300,31 @@ def _become_server() -> None:
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, signal.SIG_IGN)
     name_process(NAME)
-    _prctl(_PR_SET_CHILD_SUBREAPER, 1)
+    prctl(_PR_SET_CHILD_SUBREAPER, 1)
 
 
 def name_process(name: bytes) -> None:
     """Show ``name`` in ``ps`` and ``top`` for this process (Linux keeps 15 bytes)."""
-    _prctl(_PR_SET_NAME, name[:15])
+    prctl(_PR_SET_NAME, name[:15])
 
 
-def _prctl(option: int, value: int | bytes) -> None:
+def prctl(option: int, value: int | bytes) -> bool:
+    """Call Linux's ``prctl``; False where there is none."""
+    libc = _libc()
+    if libc is None:
+        return False
+    libc.prctl(option, value)
+    return True
+
+
+@functools.cache
+def _libc() -> ctypes.CDLL | None:
+    """Return the C library, loaded once: by the server, so its children have it already."""
     try:
-        ctypes.CDLL(None, use_errno=True).prctl(option, value)
-    except (OSError, AttributeError):
-        pass
+        libc = ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
+    return libc if hasattr(libc, "prctl") else None
 
 
 class Server:

@@ -52,7 +52,7 @@ from django.db.models import (
 from django.db.models.functions import Concat, Now
 from django.utils import timezone as dj_timezone
 
-from . import placeholders
+from . import bulk, placeholders
 from .commands import CommandNotAllowed, check_allowed, check_arguments
 from .conf import EXECUTORS, conf
 
@@ -840,16 +840,15 @@ class Run(models.Model):
         ``tasks`` run is ``queued``, owned by nobody until a worker starts it.
         """
         now = dj_timezone.now()
-        with transaction.atomic():
-            schedule, busy = _lock_schedule(schedule_id, queued_too=True)
-            if schedule is None or not schedule.runs_at(scheduled_for) or (busy and if_free):
-                return None
-            run = cls._claimed(schedule, reason, scheduled_for, now, owner=owner, busy=busy)
-            try:
-                with transaction.atomic():
-                    run.save(force_insert=True)
-            except IntegrityError:
-                return None
+        try:
+            with transaction.atomic():
+                schedule, busy = _lock_schedule(schedule_id, queued_too=True)
+                if schedule is None or not schedule.runs_at(scheduled_for) or (busy and if_free):
+                    return None
+                run = cls._claimed(schedule, reason, scheduled_for, now, owner=owner, busy=busy)
+                run.save(force_insert=True)
+        except IntegrityError:  # claimed already; the transaction wrote nothing else
+            return None
         return run
 
     @classmethod
@@ -1103,20 +1102,55 @@ class Run(models.Model):
         stays, and this object is reloaded to show it: the run was ended, and notified
         about, once.
         """
+        return Run.finish_many([(self, result)])[0]
+
+    @classmethod
+    def finish_many(cls, ended: Sequence[tuple[Run, CommandResult]]) -> list[bool]:
+        """Record several commands' results at once; say, for each, if this call ended it.
+
+        One conditional ``UPDATE`` for one run; for more, one transaction that locks the
+        runs still ``running`` and updates them together, so a burst of runs ending at
+        the same time does not queue for the database one commit each. A run another
+        process had ended is reloaded, as :meth:`finish` does.
+        """
         now = dj_timezone.now()
-        ended = Run.objects.filter(pk=self.pk, status=Status.RUNNING).update(
-            status=result.status,
-            exit_code=result.exit_code,
-            stdout=result.stdout,
-            stderr=result.stderr,
-            finished_at=now,
-        )
-        if not ended:
-            self.refresh_from_db()
-            return False
-        self.status, self.exit_code, self.finished_at = result.status, result.exit_code, now
-        self.stdout, self.stderr = result.stdout, result.stderr
-        return True
+        if len(ended) == 1:
+            run, result = ended[0]
+            changed = cls.objects.filter(pk=run.pk, status=Status.RUNNING).update(
+                status=result.status,
+                exit_code=result.exit_code,
+                stdout=result.stdout,
+                stderr=result.stderr,
+                finished_at=now,
+            )
+            mine = {run.pk} if changed else set()
+        else:
+            with transaction.atomic():
+                pks = [run.pk for run, _ in ended]
+                mine = set(
+                    cls.objects.running()
+                    .select_for_update()
+                    .filter(pk__in=pks)
+                    .order_by("pk")
+                    .values_list("pk", flat=True)
+                )
+                bulk.update_by_pk(
+                    cls,
+                    ["status", "exit_code", "stdout", "stderr", "finished_at"],
+                    (
+                        (run.pk, (r.status, r.exit_code, r.stdout, r.stderr, now))
+                        for run, r in ended
+                        if run.pk in mine
+                    ),
+                    using=cls.objects.db,
+                )
+        for run, result in ended:
+            if run.pk not in mine:
+                run.refresh_from_db()
+                continue
+            run.status, run.exit_code, run.finished_at = result.status, result.exit_code, now
+            run.stdout, run.stderr = result.stdout, result.stderr
+        return [run.pk in mine for run, _ in ended]
 
     def fail(
         self, message: str, *, status: str = Status.FAILED, expected: str = Status.RUNNING

@@ -47,6 +47,12 @@ def test_an_entry_point_that_raises_reports_no_result_and_its_traceback(server):
         assert "RuntimeError: broken entry point" in pipe.read()
 
 
+def test_a_fresh_server_lists_the_commands_once_for_all_its_children(server):
+    child = fork(server, "commands_known_at_fork")
+    assert child.join(10) == 0
+    assert child.result == 1
+
+
 def test_a_killed_child_reports_the_signal(server):
     child = fork(server, "kills_itself")
     assert child.join(10) == -signal.SIGKILL

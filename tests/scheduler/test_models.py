@@ -6,6 +6,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.test import override_settings
 
+from scheduler.executor import ExecutionResult
 from scheduler.models import Overlap, Reason, Run, Schedule, Status
 from scheduler.owners import Owner
 
@@ -191,6 +192,47 @@ class TestClaim:
         run = Run.objects.get()
         assert run.schedule is None
         assert run.command == "say"
+
+
+@pytest.mark.django_db
+class TestFinish:
+    @pytest.fixture
+    def claimed(self, make_schedule):
+        def claim(count: int) -> list[Run]:
+            schedule = make_schedule(overlap=Overlap.ALLOW)
+            fires = [FIRE + timedelta(minutes=n) for n in range(count)]
+            return [Run.claim(schedule.pk, fire, Reason.SCHEDULED, **ME) for fire in fires]
+
+        return claim
+
+    def test_finish_many_records_each_result_and_leaves_a_run_ended_elsewhere(self, claimed):
+        ok, failed, ended_elsewhere = claimed(3)
+        Run.objects.filter(pk=ended_elsewhere.pk).update(status=Status.INTERRUPTED)
+        results = [
+            ExecutionResult(Status.SUCCEEDED, 0, "done\n", ""),
+            ExecutionResult(Status.FAILED, 2, "", "broken\n"),
+            ExecutionResult(Status.SUCCEEDED, 0, "late\n", ""),
+        ]
+        mine = Run.finish_many(list(zip([ok, failed, ended_elsewhere], results, strict=True)))
+        assert mine == [True, True, False]
+        stored = {run.pk: run for run in Run.objects.all()}
+        assert (stored[ok.pk].status, stored[ok.pk].exit_code) == (Status.SUCCEEDED, 0)
+        assert stored[ok.pk].stdout == "done\n"
+        assert (stored[failed.pk].status, stored[failed.pk].stderr) == (Status.FAILED, "broken\n")
+        assert stored[ok.pk].finished_at == stored[failed.pk].finished_at == ok.finished_at
+        assert stored[ended_elsewhere.pk].status == Status.INTERRUPTED
+        assert ended_elsewhere.status == Status.INTERRUPTED  # reloaded, as finish() does
+        assert ended_elsewhere.stdout == ""
+
+    def test_finish_many_takes_the_same_statements_for_two_runs_or_twenty(
+        self, claimed, django_assert_num_queries
+    ):
+        result = ExecutionResult(Status.SUCCEEDED, 0, "", "")
+        for count in (2, 20):
+            runs = claimed(count)
+            # A savepoint, lock the runs still running, update them, release.
+            with django_assert_num_queries(4):
+                assert Run.finish_many([(run, result) for run in runs]) == [True] * count
 
 
 @pytest.mark.django_db

@@ -58,3 +58,10 @@ def forks_through_the_inherited_server(fds: list[int]) -> int:
     child.join(30)
     INHERITED_SERVER.stop()
     return child.result
+
+
+def commands_known_at_fork(fds: list[int]) -> int:
+    """Return 1 if the server had listed the management commands before forking this."""
+    from django.core.management import get_commands
+
+    return get_commands.cache_info().currsize

@@ -1,0 +1,42 @@
+"""Updating many rows by primary key with one statement executed per row."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from django_apscheduler.models import DjangoJob
+
+from scheduler.bulk import update_by_pk
+
+NOW = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)
+
+
+@pytest.mark.django_db
+def test_each_row_gets_its_own_values_prepared_as_the_orm_saves_them(
+    django_assert_num_queries,
+):
+    DjangoJob.objects.bulk_create(
+        DjangoJob(id=f"job{n}", next_run_time=NOW, job_state=b"old") for n in range(3)
+    )
+    berlin = NOW.astimezone(ZoneInfo("Europe/Berlin"))
+    rows = [
+        ("job0", (berlin + timedelta(hours=1), b"\x00new")),
+        ("job2", (None, b"")),
+        ("gone", (NOW, b"x")),  # removed meanwhile: left alone
+    ]
+    with django_assert_num_queries(1):
+        update_by_pk(DjangoJob, ["next_run_time", "job_state"], rows)
+    stored = {job.id: (job.next_run_time, bytes(job.job_state)) for job in DjangoJob.objects.all()}
+    assert stored == {
+        "job0": (NOW + timedelta(hours=1), b"\x00new"),
+        "job1": (NOW, b"old"),
+        "job2": (None, b""),
+    }
+
+
+@pytest.mark.django_db
+def test_no_rows_send_no_statement(django_assert_num_queries):
+    with django_assert_num_queries(0):
+        update_by_pk(DjangoJob, ["next_run_time"], [])
