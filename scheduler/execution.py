@@ -18,7 +18,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import TypeVar
 
-from django.db import DatabaseError, connections
+from django.db import DatabaseError, connections, transaction
 
 from .commands import CommandNotAllowed, check_allowed
 from .conf import conf
@@ -265,6 +265,9 @@ class GroupFinish:
 
     def finish(self, run: Run, result: ExecutionResult) -> bool:
         """Record ``result`` as ``run.finish`` does, possibly together with others'."""
+        if transaction.get_connection().in_atomic_block:
+            # Grouped, it would be committed or rolled back with another thread's work.
+            return run.finish(result)
         ending = _Ending(run, result)
         with self._queue_lock:
             self._queue.append(ending)
@@ -275,18 +278,35 @@ class GroupFinish:
                 self._write(batch)
         if ending.error is not None:
             raise ending.error
+        if not ending.ended:
+            run.refresh_from_db()  # as finish() does: show how the other process ended it
         return ending.ended
 
     def _write(self, batch: list[_Ending]) -> None:
+        """Write the batch; should that fail, each run alone, so that an error reaches
+        only the thread whose run it concerns (a value its column cannot hold, say)."""
         try:
-            ended = self._write_many([(ending.run, ending.result) for ending in batch])
-        except Exception as exc:
-            ended = [False] * len(batch)
+            if len(batch) > 1:
+                try:
+                    ended = self._write_many([(ending.run, ending.result) for ending in batch])
+                except Exception:
+                    logger.debug("%d results not written together; writing each", len(batch))
+                else:
+                    for ending, mine in zip(batch, ended, strict=True):
+                        ending.ended, ending.written = mine, True
             for ending in batch:
-                ending.error = exc
-        for ending, mine in zip(batch, ended, strict=True):
-            ending.ended = mine
-            ending.written = True
+                if not ending.written:
+                    try:
+                        ending.ended = self._write_many([(ending.run, ending.result)])[0]
+                    except Exception as exc:
+                        ending.error = exc
+                    ending.written = True
+        finally:
+            # This thread is being stopped (SystemExit): the next writer takes the rest.
+            unwritten = [ending for ending in batch if not ending.written]
+            if unwritten:
+                with self._queue_lock:
+                    self._queue[:0] = unwritten
 
 
 class _Ending:

@@ -18,6 +18,7 @@ Two ways to run it:
 from __future__ import annotations
 
 import codecs
+import contextlib
 import faulthandler
 import io
 import os
@@ -250,11 +251,14 @@ def _child_main(
         resource.setrlimit(resource.RLIMIT_AS, (memory_limit, memory_limit))
     exit_code = invoke(command, args, sys.stdout, sys.stderr, context)
     connections.close_all()
-    # Closed before the result is reported, so the owner has all the output with it and
-    # need not wait for this process's exit (which, in a large process, takes a while).
+    # The pipes are closed before the result is reported, so the owner has all the output
+    # with it and need not wait for this process's exit (a large process's takes a while).
     faulthandler.disable()
-    for fd in (1, 2):
-        os.close(fd)
+    with contextlib.suppress(OSError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        for fd in (1, 2):
+            os.dup2(devnull, fd)  # what the command left running may still write
+        os.close(devnull)
     return exit_code
 
 

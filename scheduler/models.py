@@ -1102,7 +1102,10 @@ class Run(models.Model):
         stays, and this object is reloaded to show it: the run was ended, and notified
         about, once.
         """
-        return Run.finish_many([(self, result)])[0]
+        if Run.finish_many([(self, result)])[0]:
+            return True
+        self.refresh_from_db()
+        return False
 
     @classmethod
     def finish_many(cls, ended: Sequence[tuple[Run, CommandResult]]) -> list[bool]:
@@ -1110,8 +1113,9 @@ class Run(models.Model):
 
         One conditional ``UPDATE`` for one run; for more, one transaction that locks the
         runs still ``running`` and updates them together, so a burst of runs ending at
-        the same time does not queue for the database one commit each. A run another
-        process had ended is reloaded, as :meth:`finish` does.
+        the same time does not queue for the database one commit each. The runs ended
+        here are updated in place; one another process had ended is left as it was
+        loaded (:meth:`finish` reloads it).
         """
         now = dj_timezone.now()
         if len(ended) == 1:
@@ -1129,7 +1133,7 @@ class Run(models.Model):
                 pks = [run.pk for run, _ in ended]
                 mine = set(
                     cls.objects.running()
-                    .select_for_update()
+                    .select_for_update(no_key=True)  # foreign keys to a run may still be checked
                     .filter(pk__in=pks)
                     .order_by("pk")
                     .values_list("pk", flat=True)
@@ -1142,14 +1146,11 @@ class Run(models.Model):
                         for run, r in ended
                         if run.pk in mine
                     ),
-                    using=cls.objects.db,
                 )
         for run, result in ended:
-            if run.pk not in mine:
-                run.refresh_from_db()
-                continue
-            run.status, run.exit_code, run.finished_at = result.status, result.exit_code, now
-            run.stdout, run.stderr = result.stdout, result.stderr
+            if run.pk in mine:
+                run.status, run.exit_code, run.finished_at = result.status, result.exit_code, now
+                run.stdout, run.stderr = result.stdout, result.stderr
         return [run.pk in mine for run, _ in ended]
 
     def fail(

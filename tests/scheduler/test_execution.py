@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from django.db import OperationalError, connection
+from django.db import DataError, OperationalError, connection
 
 from scheduler.execution import GroupFinish
 from scheduler.executor import ExecutionResult
@@ -23,21 +23,23 @@ ME = Owner("test-host", 4242)
 class Writer:
     """Stands in for ``Run.finish_many``: records each batch, may hold the first one."""
 
-    def __init__(self, *, hold_first: bool = False, fail: bool = False) -> None:
+    def __init__(self, *, hold_first: bool = False, fails=lambda batch: None) -> None:
         self.batches: list[list[int]] = []
         self.writing = threading.Event()
         self.release = threading.Event()
         if not hold_first:
             self.release.set()
-        self.fail = fail
+        self.fails = fails
 
     def __call__(self, ended: list[tuple[Run, ExecutionResult]]) -> list[bool]:
-        self.batches.append([run.pk for run, _ in ended])
+        batch = [run.pk for run, _ in ended]
+        self.batches.append(batch)
         self.writing.set()
         self.release.wait(10)
-        if self.fail:
-            raise OperationalError("the database went away")
-        return [run.pk % 2 == 1 for run, _ in ended]  # odd ids were still running
+        error = self.fails(batch)
+        if error is not None:
+            raise error
+        return [pk % 2 == 1 for pk in batch]  # odd ids were still running
 
 
 def finish_together(group: GroupFinish, writer: Writer, pks: list[int]) -> list[object]:
@@ -47,7 +49,7 @@ def finish_together(group: GroupFinish, writer: Writer, pks: list[int]) -> list[
     def finish(run: Run) -> object:
         try:
             return group.finish(run, SUCCEEDED)
-        except OperationalError as exc:
+        except BaseException as exc:
             return exc
 
     with ThreadPoolExecutor(len(runs)) as pool:
@@ -59,6 +61,13 @@ def finish_together(group: GroupFinish, writer: Writer, pks: list[int]) -> list[
         return [first.result(), *(future.result() for future in rest)]
 
 
+@pytest.fixture
+def no_reload(monkeypatch):
+    """The runs here are not in the database: an ended-elsewhere one is not reloaded."""
+    monkeypatch.setattr(Run, "refresh_from_db", lambda self: None)
+
+
+@pytest.mark.usefixtures("no_reload")
 def test_a_run_ending_alone_is_written_at_once_with_its_own_outcome():
     writer = Writer()
     group = GroupFinish(writer)
@@ -67,6 +76,7 @@ def test_a_run_ending_alone_is_written_at_once_with_its_own_outcome():
     assert writer.batches == [[1], [2]]
 
 
+@pytest.mark.usefixtures("no_reload")
 def test_runs_ending_while_a_write_is_going_are_written_in_one_batch_after_it():
     writer = Writer(hold_first=True)
     outcomes = finish_together(GroupFinish(writer), writer, [1, 2, 3, 4])
@@ -76,10 +86,48 @@ def test_runs_ending_while_a_write_is_going_are_written_in_one_batch_after_it():
     assert outcomes == [True, False, True, False]
 
 
-def test_a_failed_write_is_raised_in_every_thread_of_its_batch():
-    writer = Writer(hold_first=True, fail=True)
+@pytest.mark.usefixtures("no_reload")
+def test_a_batch_that_fails_is_written_run_by_run_so_only_the_failing_run_sees_the_error():
+    def fails(batch: list[int]) -> Exception | None:
+        return DataError("exit code out of range") if 3 in batch else None
+
+    writer = Writer(hold_first=True, fails=fails)
+    outcomes = finish_together(GroupFinish(writer), writer, [1, 2, 3, 5])
+    assert outcomes[:2] + outcomes[3:] == [True, False, True]
+    assert isinstance(outcomes[2], DataError)
+    assert sorted(writer.batches[1]) == [2, 3, 5]
+    assert sorted(map(tuple, writer.batches[2:])) == [(2,), (3,), (5,)]
+
+
+@pytest.mark.usefixtures("no_reload")
+def test_an_unreachable_database_is_raised_in_every_thread_of_the_batch():
+    writer = Writer(hold_first=True, fails=lambda batch: OperationalError("went away"))
     outcomes = finish_together(GroupFinish(writer), writer, [1, 2, 3])
     assert all(isinstance(outcome, OperationalError) for outcome in outcomes)
+
+
+@pytest.mark.usefixtures("no_reload")
+def test_results_a_stopped_writer_leaves_are_written_by_the_next_thread():
+    def fails(batch: list[int]) -> BaseException | None:
+        # The writer of the second batch is told to exit while writing it.
+        return SystemExit(1) if len(writer.batches) == 2 else None
+
+    writer = Writer(hold_first=True, fails=fails)
+    outcomes = finish_together(GroupFinish(writer), writer, [1, 3, 5])
+    assert outcomes[0] is True
+    assert sorted(writer.batches[1]) == sorted(writer.batches[2]) == [3, 5]
+    exited = [outcome for outcome in outcomes[1:] if isinstance(outcome, SystemExit)]
+    assert len(exited) == 1
+    assert True in outcomes[1:]  # the other thread wrote both after all
+
+
+@pytest.mark.django_db
+def test_a_thread_inside_a_transaction_records_its_own_result_in_it(make_schedule):
+    run = Run.claim(make_schedule().pk, FIRE, Reason.SCHEDULED, owner=ME)
+    writer = Writer(fails=lambda batch: AssertionError("grouped inside a transaction"))
+    assert GroupFinish(writer).finish(run, SUCCEEDED) is True
+    assert writer.batches == []
+    assert Run.objects.get(pk=run.pk).status == Status.SUCCEEDED
 
 
 @pytest.mark.django_db(transaction=True)

@@ -149,6 +149,11 @@ class TestHostileCommandsInAProcess:
         child_pid = int(result.stdout.split()[-1])
         wait_for(lambda: not pid_running(child_pid), 2)  # SIGKILL lands asynchronously
 
+    def test_a_command_that_closed_its_output_itself_still_succeeds(self):
+        result = run_in_process("close_output", [])
+        assert (result.status, result.exit_code) == (Status.SUCCEEDED, 0)
+        assert result.stdout == "before closing\n"
+
     def test_a_flood_uses_no_more_disk_than_a_bound_and_keeps_head_and_tail(
         self, tmp_path, monkeypatch
     ):

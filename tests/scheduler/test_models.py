@@ -221,8 +221,13 @@ class TestFinish:
         assert (stored[failed.pk].status, stored[failed.pk].stderr) == (Status.FAILED, "broken\n")
         assert stored[ok.pk].finished_at == stored[failed.pk].finished_at == ok.finished_at
         assert stored[ended_elsewhere.pk].status == Status.INTERRUPTED
-        assert ended_elsewhere.status == Status.INTERRUPTED  # reloaded, as finish() does
-        assert ended_elsewhere.stdout == ""
+        assert ended_elsewhere.status == Status.RUNNING  # as loaded: finish() reloads it
+
+    def test_finish_of_a_run_ended_elsewhere_shows_how_it_was_ended(self, claimed):
+        (run,) = claimed(1)
+        Run.objects.filter(pk=run.pk).update(status=Status.INTERRUPTED)
+        assert run.finish(ExecutionResult(Status.SUCCEEDED, 0, "late\n", "")) is False
+        assert (run.status, run.stdout) == (Status.INTERRUPTED, "")
 
     def test_finish_many_takes_the_same_statements_for_two_runs_or_twenty(
         self, claimed, django_assert_num_queries
