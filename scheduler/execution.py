@@ -283,8 +283,11 @@ class GroupFinish:
         return ending.ended
 
     def _write(self, batch: list[_Ending]) -> None:
-        """Write the batch; should that fail, each run alone, so that an error reaches
-        only the thread whose run it concerns (a value its column cannot hold, say)."""
+        """Write the batch together, or run by run should that fail.
+
+        Run by run, an error reaches only the thread whose run it concerns (a value its
+        column cannot hold, say).
+        """
         try:
             if len(batch) > 1:
                 try:
