@@ -366,10 +366,8 @@ def _follow(
                 elif deadline is not None and time.monotonic() >= deadline:
                     ended_by = Status.TIMED_OUT
                 if ended_by:
-                    _stop_child(child)
+                    _stop_child(child)  # waits for the exit
                     break
-        if child.result is None:
-            child.join()
     finally:
         if not child.over():
             _stop_child(child)

@@ -560,6 +560,10 @@ class CommandResult(Protocol):
     def stderr(self) -> str: ...
 
 
+# What recording a command's result sets, in the order of ``Run.finish_many``'s rows.
+FINISH_FIELDS = ("status", "exit_code", "stdout", "stderr", "finished_at")
+
+
 class RunQuerySet(models.QuerySet["Run"]):
     """The named queries over runs that the daemon, workers, admin and reports ask."""
 
@@ -1118,39 +1122,30 @@ class Run(models.Model):
         loaded (:meth:`finish` reloads it).
         """
         now = dj_timezone.now()
-        if len(ended) == 1:
-            run, result = ended[0]
-            changed = cls.objects.filter(pk=run.pk, status=Status.RUNNING).update(
-                status=result.status,
-                exit_code=result.exit_code,
-                stdout=result.stdout,
-                stderr=result.stderr,
-                finished_at=now,
+        values = {
+            run.pk: (result.status, result.exit_code, result.stdout, result.stderr, now)
+            for run, result in ended
+        }
+        if len(values) == 1:
+            ((pk, row),) = values.items()
+            changed = cls.objects.filter(pk=pk, status=Status.RUNNING).update(
+                **dict(zip(FINISH_FIELDS, row, strict=True))
             )
-            mine = {run.pk} if changed else set()
+            mine = {pk} if changed else set()
         else:
             with transaction.atomic():
-                pks = [run.pk for run, _ in ended]
                 mine = set(
                     cls.objects.running()
                     .select_for_update(no_key=True)  # foreign keys to a run may still be checked
-                    .filter(pk__in=pks)
+                    .filter(pk__in=values)
                     .order_by("pk")
                     .values_list("pk", flat=True)
                 )
-                bulk.update_by_pk(
-                    cls,
-                    ["status", "exit_code", "stdout", "stderr", "finished_at"],
-                    (
-                        (run.pk, (r.status, r.exit_code, r.stdout, r.stderr, now))
-                        for run, r in ended
-                        if run.pk in mine
-                    ),
-                )
-        for run, result in ended:
+                bulk.update_by_pk(cls, FINISH_FIELDS, ((pk, values[pk]) for pk in sorted(mine)))
+        for run, _ in ended:
             if run.pk in mine:
-                run.status, run.exit_code, run.finished_at = result.status, result.exit_code, now
-                run.stdout, run.stderr = result.stdout, result.stderr
+                for field, value in zip(FINISH_FIELDS, values[run.pk], strict=True):
+                    setattr(run, field, value)
         return [run.pk in mine for run, _ in ended]
 
     def fail(
