@@ -34,7 +34,7 @@ from scheduler import in_flight, runner
 from scheduler.executor import start_fork_server
 from scheduler.models import Heartbeat, Reason, Run, Schedule, Status
 
-from .procs import ROOT, Service, children, cpu_seconds, pss_mb, rss_mb
+from .procs import ROOT, Service, children, cpu_seconds, pss_mb, rss_mb, threads_cpu_seconds
 from .querylog import StatementCounter
 
 READY = "Scheduler started"  # logged by both the daemon and the peer once they schedule
@@ -491,11 +491,14 @@ def idle(sizes: Sizes, kind: str, workdir: Path) -> dict:
         result["startup_s"] = service.wait_for_line(READY, 600)
         time.sleep(2 * sizes.settle)
         # CPU is read right after each fresh statement count, so both span the same time.
+        # The statement counter's writing thread is the benchmark's, not the scheduler's.
         queries_before = service.queries()
-        cpu_before, began = cpu_seconds(service.pid), time.monotonic()
+        writer = [queries_before["writer_tid"]]
+        cpu_before, began = threads_cpu_seconds(service.pid, writer), time.monotonic()
         time.sleep(sizes.idle_window)
         queries_after = service.queries()
-        cpu_after, elapsed = cpu_seconds(service.pid), time.monotonic() - began
+        cpu_after = threads_cpu_seconds(service.pid, writer)
+        elapsed = time.monotonic() - began
         result["cpu_percent"] = (cpu_after - cpu_before) / elapsed * 100
         result["statements"] = statements_rate(queries_before, queries_after)
         result["rss_mb"] = rss_mb(service.pid)
