@@ -4,7 +4,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.db import connection
 from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
 
 from scheduler.executor import ExecutionResult
 from scheduler.models import Overlap, Reason, Run, Schedule, Status
@@ -144,6 +146,20 @@ class TestClaim:
         assert later.status == Status.SKIPPED
         assert later.finished_at is not None
         assert "still running" in later.stderr
+
+    def test_a_run_going_holds_up_only_its_own_schedule(self, make_schedule):
+        busy, free = make_schedule(name="busy"), make_schedule(name="free")
+        Run.claim(busy.pk, FIRE, Reason.SCHEDULED, **ME)
+        later = FIRE + timedelta(minutes=1)
+        assert Run.claim(free.pk, later, Reason.SCHEDULED, **ME).status == Status.RUNNING
+        assert Run.claim(busy.pk, later, Reason.SCHEDULED, **ME).status == Status.SKIPPED
+
+    def test_the_schedule_row_is_locked_where_the_database_can(self, make_schedule):
+        schedule = make_schedule()
+        with CaptureQueriesContext(connection) as captured:
+            Run.claim(schedule.pk, FIRE, Reason.SCHEDULED, **ME)
+        locking = [q["sql"] for q in captured if q["sql"].rstrip().endswith("FOR UPDATE")]
+        assert len(locking) == (1 if connection.features.has_select_for_update else 0)
 
     def test_overlap_allow_starts_a_second_run(self, make_schedule):
         schedule = make_schedule(overlap=Overlap.ALLOW)
