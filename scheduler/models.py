@@ -1129,9 +1129,8 @@ class Run(models.Model):
         }
         if len(values) == 1:
             ((pk, row),) = values.items()
-            changed = cls.objects.filter(pk=pk, status=Status.RUNNING).update(
-                **dict(zip(FINISH_FIELDS, row, strict=True))
-            )
+            running = {"status": Status.RUNNING}
+            changed = bulk.update_by_pk(cls, FINISH_FIELDS, [(pk, row)], where=running)
             mine = {pk} if changed else set()
         else:
             with transaction.atomic():

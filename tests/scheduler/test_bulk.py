@@ -40,3 +40,21 @@ def test_each_row_gets_its_own_values_prepared_as_the_orm_saves_them(
 def test_no_rows_send_no_statement(django_assert_num_queries):
     with django_assert_num_queries(0):
         update_by_pk(DjangoJob, ["next_run_time"], [])
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("keys", [["job0"], ["job0", "job1", "job2"]])
+def test_rows_failing_the_condition_are_left_alone_and_not_counted(keys):
+    DjangoJob.objects.bulk_create(
+        DjangoJob(id=f"job{n}", next_run_time=NOW if n != 1 else None, job_state=b"old")
+        for n in range(3)
+    )
+    rows = [(key, (b"new",)) for key in keys]
+    changed = update_by_pk(DjangoJob, ["job_state"], rows, where={"next_run_time": NOW})
+    assert changed == len(keys) - ("job1" in keys)
+    stored = dict(DjangoJob.objects.values_list("id", "job_state"))
+    assert {key: bytes(state) for key, state in stored.items()} == {
+        "job0": b"new",
+        "job1": b"old",
+        "job2": b"new" if "job2" in keys else b"old",
+    }
