@@ -124,7 +124,7 @@ def measure_all(sizes, workdir: Path, say: Progress) -> dict:
         )
 
     m["same_second_burst"] = {}
-    for kind in ("thread", "peer"):
+    for kind in ("thread", "process", "peer"):
         say(f"{sizes.burst_schedules} schedules due in the same second: {kind}")
         # Far enough ahead that the scheduler is up first (its start-up with as many
         # schedules was just timed).
