@@ -34,7 +34,15 @@ from scheduler import in_flight, runner
 from scheduler.executor import start_fork_server
 from scheduler.models import Heartbeat, Reason, Run, Schedule, Status
 
-from .procs import ROOT, Service, children, cpu_seconds, pss_mb, rss_mb, threads_cpu_seconds
+from .procs import (
+    ROOT,
+    Service,
+    cpu_seconds,
+    descendants,
+    pss_mb,
+    rss_mb,
+    threads_cpu_seconds,
+)
 from .querylog import StatementCounter
 
 READY = "Scheduler started"  # logged by both the daemon and the peer once they schedule
@@ -502,11 +510,13 @@ def idle(sizes: Sizes, kind: str, workdir: Path) -> dict:
         result["cpu_percent"] = (cpu_after - cpu_before) / elapsed * 100
         result["statements"] = statements_rate(queries_before, queries_after)
         result["rss_mb"] = rss_mb(service.pid)
-        kids = children(service.pid)
+        kids = descendants(service.pid)  # the fork server and the child it keeps ready
         result["children_rss_mb"] = {cmdline[:120]: rss_mb(pid) for pid, cmdline in kids.items()}
         result["pss_mb"] = pss_mb(service.pid) + sum(pss_mb(pid) for pid in kids)
         result["forkserver_rss_mb"] = sum(
-            rss for cmdline, rss in result["children_rss_mb"].items() if "forkserver" in cmdline
+            rss
+            for cmdline, rss in result["children_rss_mb"].items()
+            if cmdline.startswith("[forkserver]")
         )
         if kind != "peer":
             result["pickup_ms"] = pickup(sizes.pickup_trials)

@@ -132,6 +132,14 @@ def pss_mb(pid: int) -> float:
     return 0.0
 
 
+def descendants(pid: int) -> dict[int, str]:
+    """Children of ``pid``, theirs and so on, as :func:`children` lists them."""
+    found = children(pid)
+    for child in list(found):
+        found.update(descendants(child))
+    return found
+
+
 def children(pid: int) -> dict[int, str]:
     """Direct children of ``pid`` with their names and command lines ("[name] cmdline").
 

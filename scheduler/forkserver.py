@@ -43,6 +43,8 @@ _PR_SET_NAME = 15
 _PR_SET_CHILD_SUBREAPER = 36
 # What ``ps -o comm`` and ``/proc/<pid>/comm`` show for the server, whichever way it started.
 NAME = b"forkserver"
+# ... and for the child forked ahead of the next run, until it takes the run's name.
+SPARE_NAME = b"forkserver-next"
 _MAX_REQUEST = 1 << 16
 _MAX_FDS = 8
 _MESSAGE = struct.Struct("=cq")
@@ -328,11 +330,18 @@ def _libc() -> ctypes.CDLL | None:
 
 
 class Server:
-    """The server's loop: fork on each request, report each exit, kill all runs at the end."""
+    """The server's loop: hand each request to a spare child, report each exit, kill all
+    runs at the end.
+
+    A spare is forked ahead of the request it will serve, so neither the ``fork()`` (a
+    few milliseconds for a process with Django loaded) nor the child's first page copies
+    are on a run's path. The next spare is forked once the run has its child.
+    """
 
     def __init__(self, control: socket.socket) -> None:
         self.control = control
         self.children: dict[int, socket.socket] = {}
+        self.spare: tuple[int, socket.socket] | None = None
         self.wake_r, self.wake_w = os.pipe()
         for end in (self.wake_r, self.wake_w):
             os.set_blocking(end, False)
@@ -341,6 +350,7 @@ class Server:
         signal.set_wakeup_fd(self.wake_w)
         signal.signal(signal.SIGCHLD, lambda signum, frame: None)
         try:
+            self.fork_spare()
             with selectors.DefaultSelector() as selector:
                 selector.register(self.control, selectors.EVENT_READ)
                 selector.register(self.wake_r, selectors.EVENT_READ)
@@ -355,38 +365,79 @@ class Server:
             self.kill_runs()
 
     def take_request(self) -> bool:
-        """Fork the child a request asks for; False once the owner is gone."""
+        """Hand the request to the spare child; False once the owner is gone."""
         payload, fds, _, _ = socket.recv_fds(self.control, _MAX_REQUEST, _MAX_FDS)
         if not payload or not fds:
             for fd in fds:
                 os.close(fd)
             return False
-        # What a run's command starts inherits its stdout and stderr (made by dup2), not
-        # the reply socket, whose closing tells the owner that the run's end is known.
-        for fd in fds:
-            os.set_inheritable(fd, False)
+        try:
+            pid = self.hand_over(payload, fds)
+        except OSError:  # the spare died waiting: fork another
+            self.fork_spare()
+            pid = self.hand_over(payload, fds)
         reply = socket.socket(fileno=fds[0])
-        pid = os.fork()
-        if pid == 0:
-            self.run_child(payload, reply, fds[1:])
         for fd in fds[1:]:
             os.close(fd)
         _send(reply, PID, pid)
         self.children[pid] = reply
+        self.fork_spare()
         return True
 
-    def run_child(self, payload: bytes, reply: socket.socket, fds: list[int]) -> None:
-        """Be the run's process: call the entry point, report what it returned, exit."""
-        code = 1
+    def hand_over(self, payload: bytes, fds: list[int]) -> int:
+        """Send a request to the spare child; return its pid. It is no longer the spare."""
+        assert self.spare is not None
+        (pid, handoff), self.spare = self.spare, None
+        try:
+            socket.send_fds(handoff, [payload], fds)
+        finally:
+            handoff.close()
+        return pid
+
+    def fork_spare(self) -> None:
+        """Fork the child that the next request will run in."""
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        pid = os.fork()
+        if pid == 0:
+            ours.close()
+            self.wait_as_spare(theirs)
+        theirs.close()
+        self.spare = (pid, ours)
+
+    def wait_as_spare(self, handoff: socket.socket) -> None:
+        """Be the spare: drop the server's state, wait for a request, run it, exit.
+
+        Until its request comes it ignores the owner's group signals, as the server does.
+        The server's end of ``handoff`` closes when the server ends, and so does this.
+        """
         try:
             signal.set_wakeup_fd(-1)
-            for signum in (signal.SIGCHLD, signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-                signal.signal(signum, signal.SIG_DFL)
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
             for other in self.children.values():
                 other.close()
             self.control.close()
             os.close(self.wake_r)
             os.close(self.wake_w)
+            name_process(SPARE_NAME)
+            payload, fds, _, _ = socket.recv_fds(handoff, _MAX_REQUEST, _MAX_FDS)
+            handoff.close()
+        except BaseException:
+            traceback.print_exc()
+            os._exit(1)
+        if not payload or not fds:
+            os._exit(0)
+        # What a run's command starts inherits its stdout and stderr (made by dup2), not
+        # the reply socket, whose closing tells the owner that the run's end is known.
+        for fd in fds:
+            os.set_inheritable(fd, False)
+        self.run_child(payload, socket.socket(fileno=fds[0]), fds[1:])
+
+    def run_child(self, payload: bytes, reply: socket.socket, fds: list[int]) -> None:
+        """Be the run's process: call the entry point, report what it returned, exit."""
+        code = 1
+        try:
+            for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+                signal.signal(signum, signal.SIG_DFL)
             entry, args = pickle.loads(payload)
             module, _, name = entry.partition(":")
             result = getattr(importlib.import_module(module), name)(fds, *args)
@@ -399,7 +450,7 @@ class Server:
             os._exit(code)
 
     def reap(self) -> None:
-        """Report the exit of each ended child; adopted orphans are only reaped."""
+        """Report the exit of each ended run; a spare or an adopted orphan is only reaped."""
         with contextlib.suppress(BlockingIOError):
             while os.read(self.wake_r, 4096):
                 pass
@@ -416,7 +467,7 @@ class Server:
                 reply.close()
 
     def kill_runs(self) -> None:
-        """SIGKILL each child (runs and adopted orphans) and the process group it leads."""
+        """SIGKILL each child (runs, the spare, adopted orphans) and the group it leads."""
         for pid in children(os.getpid()):
             # The child first, so it cannot start anything more, then everything in its group.
             for kill in (os.kill, os.killpg):

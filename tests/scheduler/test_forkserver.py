@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -10,7 +11,7 @@ import threading
 
 import pytest
 
-from scheduler.forkserver import LOST, NAME, ForkServer
+from scheduler.forkserver import LOST, NAME, SPARE_NAME, ForkServer, children
 from tests.conftest import pid_running, wait_for
 
 
@@ -28,6 +29,19 @@ def fork(server: ForkServer, name: str, *args, fds=()):
 def read_pid(fd: int) -> int:
     with os.fdopen(fd) as pipe:
         return int(pipe.read())
+
+
+def spare_of(server: ForkServer) -> int:
+    """Wait for the server's spare child (forked once a run has its child); its pid."""
+
+    def spare() -> int | None:
+        for pid in children(server.pid):
+            with contextlib.suppress(OSError):
+                if open(f"/proc/{pid}/comm", "rb").read().strip() == SPARE_NAME:
+                    return pid
+        return None
+
+    return wait_for(spare, 10, interval=0.01)
 
 
 def test_the_entry_points_result_and_the_exit_status_are_reported(server):
@@ -86,13 +100,33 @@ def test_runs_in_parallel_each_get_their_own_report(server):
     assert [child.result for child in children] == list(range(20))
 
 
+def test_each_run_takes_the_child_forked_ahead_of_it(server):
+    fork(server, "returns", 0).join(10)
+    spare = spare_of(server)
+    child = fork(server, "returns", 1)
+    assert child.pid == spare
+    assert child.join(10) == 0 and child.result == 1
+    assert spare_of(server) not in (spare, server.pid)
+
+
+def test_a_spare_that_died_waiting_is_replaced(server):
+    fork(server, "returns", 0).join(10)
+    spare = spare_of(server)
+    os.kill(spare, signal.SIGKILL)
+    wait_for(lambda: not pid_running(spare), 5)
+    child = fork(server, "returns", 4)
+    assert child.join(10) == 0 and child.result == 4
+    assert child.pid != spare
+
+
 def test_stopping_the_server_kills_its_runs(server):
     pid_r, pid_w = os.pipe()
     child = fork(server, "writes_pid_and_sleeps", 60, fds=[pid_w])
     os.close(pid_w)
     pid = read_pid(pid_r)
+    spare = spare_of(server)
     server.stop()
-    wait_for(lambda: not pid_running(pid), 5)
+    wait_for(lambda: not pid_running(pid) and not pid_running(spare), 5)
     assert child.join(10) == LOST
 
 
@@ -106,13 +140,15 @@ def test_a_dead_server_is_replaced_at_the_next_request(server):
     assert server.pid != first
 
 
-def test_the_server_ignores_the_owners_group_signals(server):
+def test_the_server_and_its_spare_ignore_the_owners_group_signals(server):
     fork(server, "returns", 0).join(10)
-    first = server.pid
+    first, spare = server.pid, spare_of(server)
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         os.kill(first, signum)
-    assert fork(server, "returns", 2).join(10) == 0
-    assert server.pid == first and pid_running(first)
+        os.kill(spare, signum)
+    child = fork(server, "returns", 2)
+    assert child.join(10) == 0
+    assert server.pid == first and child.pid == spare
 
 
 # Owners that fork run as processes of their own: this test process may have threads of
