@@ -37,7 +37,8 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import cast
 
 _PR_SET_NAME = 15
 _PR_SET_CHILD_SUBREAPER = 36
@@ -139,10 +140,15 @@ class ForkedChild:
 
 
 class ForkServer:
-    """The owner's side: starts the server on first use (and again if it died), sends runs."""
+    """The owner's side: starts the server on first use (and again if it died), sends runs.
 
-    def __init__(self, preload: Sequence[str]) -> None:
+    ``prepare`` ("module:function") is called, without arguments, in each child while it
+    waits for its run: work every run does, done ahead of the run.
+    """
+
+    def __init__(self, preload: Sequence[str], prepare: str | None = None) -> None:
         self.preload = tuple(preload)
+        self.prepare = prepare
         self._lock = threading.Lock()
         self._control: socket.socket | None = None
         self._process: subprocess.Popen[bytes] | _ForkedServer | None = None
@@ -171,7 +177,7 @@ class ForkServer:
                     self._lock = threading.Lock()  # held by the parent at the fork
                     ours.close()
                     _become_server()
-                    Server(theirs).serve()
+                    Server(theirs, self.prepare).serve()
                 finally:
                     os._exit(0)
             theirs.close()
@@ -201,7 +207,7 @@ class ForkServer:
         code = (
             f"import sys; sys.path[:] = {sys.path!r}; "
             "from scheduler.forkserver import main; "
-            f"main({theirs.fileno()}, {self.preload!r})"
+            f"main({theirs.fileno()}, {self.preload!r}, {self.prepare!r})"
         )
         try:
             self._process = subprocess.Popen(
@@ -279,7 +285,7 @@ class _ForkedServer:
         return self.returncode
 
 
-def main(fd: int, preload: Sequence[str]) -> None:
+def main(fd: int, preload: Sequence[str], prepare: str | None = None) -> None:
     """Run a fresh server on the control socket ``fd`` until the owner's end closes."""
     _become_server()
     import django
@@ -292,7 +298,7 @@ def main(fd: int, preload: Sequence[str]) -> None:
 
     get_commands()
     gc.freeze()  # as start_as_fork does: children's collections leave these pages shared
-    Server(socket.socket(fileno=fd)).serve()
+    Server(socket.socket(fileno=fd), prepare).serve()
 
 
 def _become_server() -> None:
@@ -338,8 +344,9 @@ class Server:
     are on a run's path. The next spare is forked once the run has its child.
     """
 
-    def __init__(self, control: socket.socket) -> None:
+    def __init__(self, control: socket.socket, prepare: str | None = None) -> None:
         self.control = control
+        self.prepare = prepare
         self.children: dict[int, socket.socket] = {}
         self.spare: tuple[int, socket.socket] | None = None
         self.wake_r, self.wake_w = os.pipe()
@@ -419,6 +426,8 @@ class Server:
             os.close(self.wake_r)
             os.close(self.wake_w)
             name_process(SPARE_NAME)
+            if self.prepare:
+                _entry(self.prepare)()
             payload, fds, _, _ = socket.recv_fds(handoff, _MAX_REQUEST, _MAX_FDS)
             handoff.close()
         except BaseException:
@@ -439,8 +448,7 @@ class Server:
             for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
                 signal.signal(signum, signal.SIG_DFL)
             entry, args = pickle.loads(payload)
-            module, _, name = entry.partition(":")
-            result = getattr(importlib.import_module(module), name)(fds, *args)
+            result = _entry(entry)(fds, *args)
             _send(reply, RESULT, int(result))
             code = 0
         except BaseException:
@@ -473,6 +481,12 @@ class Server:
             for kill in (os.kill, os.killpg):
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     kill(pid, signal.SIGKILL)
+
+
+def _entry(name: str) -> Callable[..., int]:
+    """Return the function named by "module:function"."""
+    module, _, function = name.partition(":")
+    return cast("Callable[..., int]", getattr(importlib.import_module(module), function))
 
 
 def _send(reply: socket.socket, kind: bytes, value: int) -> None:

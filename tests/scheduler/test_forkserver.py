@@ -109,6 +109,19 @@ def test_each_run_takes_the_child_forked_ahead_of_it(server):
     assert spare_of(server) not in (spare, server.pid)
 
 
+def test_each_child_is_prepared_once_before_its_run():
+    server = ForkServer(preload=["tests.testapp.forked"], prepare="tests.testapp.forked:prepare")
+    try:
+        results = []
+        for _ in range(2):
+            child = fork(server, "times_prepared_here")
+            child.join(10)
+            results.append(child.result)
+    finally:
+        server.stop()
+    assert results == [1, 1]
+
+
 def test_a_spare_that_died_waiting_is_replaced(server):
     fork(server, "returns", 0).join(10)
     spare = spare_of(server)

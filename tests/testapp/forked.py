@@ -65,3 +65,16 @@ def commands_known_at_fork(fds: list[int]) -> int:
     from django.core.management import get_commands
 
     return get_commands.cache_info().currsize
+
+
+PREPARED_IN: list[int] = []
+
+
+def prepare() -> None:
+    """Note the process prepared (the server has each child call this before its run)."""
+    PREPARED_IN.append(os.getpid())
+
+
+def times_prepared_here(fds: list[int]) -> int:
+    """Return how often this very process was prepared."""
+    return PREPARED_IN.count(os.getpid())
