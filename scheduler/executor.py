@@ -62,8 +62,7 @@ def _warm_up() -> None:
     touches is then copied from the server now, not during the run: without it, that
     copying is most of what ``call_command`` costs in a fresh child.
     """
-    with contextlib.suppress(Exception):
-        call_command(_WarmUp(), stdout=io.StringIO(), stderr=io.StringIO())
+    call_command(_WarmUp(), stdout=io.StringIO(), stderr=io.StringIO())
 
 
 @dataclass(frozen=True)

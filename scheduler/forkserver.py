@@ -426,8 +426,7 @@ class Server:
             os.close(self.wake_r)
             os.close(self.wake_w)
             name_process(SPARE_NAME)
-            if self.prepare:
-                _entry(self.prepare)()
+            self.prepare_child()
             payload, fds, _, _ = socket.recv_fds(handoff, _MAX_REQUEST, _MAX_FDS)
             handoff.close()
         except BaseException:
@@ -440,6 +439,16 @@ class Server:
         for fd in fds:
             os.set_inheritable(fd, False)
         self.run_child(payload, socket.socket(fileno=fds[0]), fds[1:])
+
+    def prepare_child(self) -> None:
+        """Call ``prepare``; a failure is printed, and the run goes ahead unprepared."""
+        if not self.prepare:
+            return
+        try:
+            _entry(self.prepare)()
+        except Exception:
+            traceback.print_exc()
+            sys.stderr.flush()
 
     def run_child(self, payload: bytes, reply: socket.socket, fds: list[int]) -> None:
         """Be the run's process: call the entry point, report what it returned, exit."""

@@ -122,6 +122,18 @@ def test_each_child_is_prepared_once_before_its_run():
     assert results == [1, 1]
 
 
+def test_a_failing_prepare_is_printed_and_the_run_goes_ahead(capfd):
+    server = ForkServer(
+        preload=["tests.testapp.forked"], prepare="tests.testapp.forked:prepare_fails"
+    )
+    try:
+        child = fork(server, "returns", 5)
+        assert child.join(10) == 0 and child.result == 5
+    finally:
+        server.stop()
+    assert "RuntimeError: broken prepare" in capfd.readouterr().err
+
+
 def test_a_spare_that_died_waiting_is_replaced(server):
     fork(server, "returns", 0).join(10)
     spare = spare_of(server)

@@ -75,6 +75,11 @@ def prepare() -> None:
     PREPARED_IN.append(os.getpid())
 
 
+def prepare_fails() -> None:
+    """Fail as a broken ``prepare`` would."""
+    raise RuntimeError("broken prepare")
+
+
 def times_prepared_here(fds: list[int]) -> int:
     """Return how often this very process was prepared."""
     return PREPARED_IN.count(os.getpid())
