@@ -851,7 +851,7 @@ class Run(models.Model):
                 if schedule is None or not schedule.runs_at(scheduled_for) or (busy and if_free):
                     return None
                 run = cls._claimed(schedule, reason, scheduled_for, now, owner=owner, busy=busy)
-                run.save(force_insert=True)
+                bulk.insert(run)
         except IntegrityError:  # claimed already; the transaction wrote nothing else
             return None
         return run

@@ -1,4 +1,4 @@
-"""Updating many rows by primary key with one statement executed per row."""
+"""Writing rows with statements built once: updates by primary key, one-row inserts."""
 
 from __future__ import annotations
 
@@ -6,9 +6,11 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from django.db import IntegrityError, transaction
 from django_apscheduler.models import DjangoJob
 
-from scheduler.bulk import update_by_pk
+from scheduler.bulk import insert, update_by_pk
+from scheduler.models import Reason, Run, Status
 
 NOW = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)
 
@@ -58,3 +60,53 @@ def test_rows_failing_the_condition_are_left_alone_and_not_counted(keys):
         "job1": b"old",
         "job2": b"new" if "job2" in keys else b"old",
     }
+
+
+def _run(schedule, scheduled_for: datetime) -> Run:
+    return Run(
+        schedule=schedule,
+        command=schedule.command,
+        args=["--flag", "two words"],
+        reason=Reason.SCHEDULED,
+        status=Status.RUNNING,
+        scheduled_for=scheduled_for,
+    )
+
+
+def test_an_inserted_row_reads_back_as_the_orm_would_have_saved_it(
+    make_schedule, django_assert_num_queries
+):
+    run = _run(make_schedule(), NOW.astimezone(ZoneInfo("America/New_York")))
+    with django_assert_num_queries(1):
+        insert(run)
+    assert run.pk is not None and not run._state.adding and run._state.db == "default"
+    stored = Run.objects.get(pk=run.pk)
+    assert (stored.scheduled_for, stored.args, stored.created_at) == (
+        NOW,
+        ["--flag", "two words"],
+        run.created_at,
+    )
+
+
+def test_each_insert_gets_a_key_of_its_own(make_schedule):
+    schedule = make_schedule()
+    runs = [_run(schedule, NOW + timedelta(minutes=n)) for n in range(3)]
+    for run in runs:
+        insert(run)
+    assert sorted(Run.objects.values_list("pk", flat=True)) == sorted(run.pk for run in runs)
+
+
+def test_a_conflicting_insert_raises_integrity_error_and_stores_nothing(make_schedule):
+    schedule = make_schedule()
+    insert(_run(schedule, NOW))
+    with pytest.raises(IntegrityError), transaction.atomic():
+        insert(_run(schedule, NOW))
+    assert Run.objects.count() == 1
+
+
+def test_a_row_with_a_key_already_is_refused(make_schedule):
+    run = _run(make_schedule(), NOW)
+    run.pk = 12345
+    with pytest.raises(ValueError, match="primary key already"):
+        insert(run)
+    assert not Run.objects.exists()
