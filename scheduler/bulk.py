@@ -63,6 +63,47 @@ def update_by_pk(
         return int(cursor.rowcount)
 
 
+def lock_by_pk(
+    model: type[models.Model],
+    keys: Iterable[Any],
+    *,
+    where: Mapping[str, Any] | None = None,
+    using: str | None = None,
+) -> list[Any]:
+    """Lock the rows of ``keys`` whose fields equal ``where``; return their keys, in order.
+
+    Rows are locked in key order, so two transactions locking overlapping rows cannot
+    deadlock. On PostgreSQL the lock is ``FOR NO KEY UPDATE``: rows referring to these by
+    foreign key can still be written. Run it inside ``transaction.atomic()``.
+    """
+    connection = connections[using or router.db_for_write(model)]
+    quote = connection.ops.quote_name
+    pk = model._meta.pk
+    conditions = [(_field(model, name), value) for name, value in (where or {}).items()]
+    tests = "".join(f" AND {quote(field.column)} = %s" for field, _ in conditions)
+    fixed = [field.get_db_prep_save(value, connection) for field, value in conditions]
+    features = connection.features
+    lock = ""
+    if features.has_select_for_no_key_update:
+        lock = " FOR NO KEY UPDATE"
+    elif features.has_select_for_update:
+        lock = " FOR UPDATE"
+    per_statement = (features.max_query_params or 10_000) - len(fixed)
+    ordered = sorted(keys)
+    found: list[Any] = []
+    with connection.cursor() as cursor:
+        for start in range(0, len(ordered), per_statement):
+            chunk = ordered[start : start + per_statement]
+            marks = ", ".join(["%s"] * len(chunk))
+            cursor.execute(
+                f"SELECT {quote(pk.column)} FROM {quote(model._meta.db_table)} "
+                f"WHERE {quote(pk.column)} IN ({marks}){tests} ORDER BY 1{lock}",
+                [*(pk.get_db_prep_value(key, connection) for key in chunk), *fixed],
+            )
+            found.extend(row[0] for row in cursor.fetchall())
+    return found
+
+
 def insert(obj: models.Model, *, using: str | None = None) -> None:
     """Insert ``obj`` as a new row and set the key the database gave it.
 

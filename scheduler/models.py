@@ -1134,14 +1134,9 @@ class Run(models.Model):
             mine = {pk} if changed else set()
         else:
             with transaction.atomic():
-                mine = set(
-                    cls.objects.running()
-                    .select_for_update(no_key=True)  # foreign keys to a run may still be checked
-                    .filter(pk__in=values)
-                    .order_by("pk")
-                    .values_list("pk", flat=True)
-                )
-                bulk.update_by_pk(cls, FINISH_FIELDS, ((pk, values[pk]) for pk in sorted(mine)))
+                locked = bulk.lock_by_pk(cls, values, where={"status": Status.RUNNING})
+                bulk.update_by_pk(cls, FINISH_FIELDS, ((pk, values[pk]) for pk in locked))
+                mine = set(locked)
         for run, _ in ended:
             if run.pk in mine:
                 for field, value in zip(FINISH_FIELDS, values[run.pk], strict=True):

@@ -1,15 +1,16 @@
-"""Writing rows with statements built once: updates by primary key, one-row inserts."""
+"""Writing rows with statements built once: updates and locks by primary key, inserts."""
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, connection, connections, transaction
 from django_apscheduler.models import DjangoJob
 
-from scheduler.bulk import insert, update_by_pk
+from scheduler.bulk import insert, lock_by_pk, update_by_pk
 from scheduler.models import Reason, Run, Status
 
 NOW = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)
@@ -62,8 +63,9 @@ def test_rows_failing_the_condition_are_left_alone_and_not_counted(keys):
     }
 
 
-def _run(schedule, scheduled_for: datetime) -> Run:
+def _run(schedule, scheduled_for: datetime, **fields) -> Run:
     return Run(
+        **fields,
         schedule=schedule,
         command=schedule.command,
         args=["--flag", "two words"],
@@ -110,3 +112,68 @@ def test_a_row_with_a_key_already_is_refused(make_schedule):
     with pytest.raises(ValueError, match="primary key already"):
         insert(run)
     assert not Run.objects.exists()
+
+
+@pytest.mark.django_db
+def test_lock_returns_the_keys_meeting_the_condition_in_order(django_assert_num_queries):
+    DjangoJob.objects.bulk_create(
+        DjangoJob(id=f"job{n}", next_run_time=None if n == 1 else NOW, job_state=b"")
+        for n in range(4)
+    )
+    with transaction.atomic(), django_assert_num_queries(1):
+        locked = lock_by_pk(
+            DjangoJob, ["job3", "job1", "gone", "job0"], where={"next_run_time": NOW}
+        )
+    assert locked == ["job0", "job3"]
+
+
+@pytest.mark.django_db
+def test_lock_splits_more_keys_than_a_statement_may_carry():
+    count = (connection.features.max_query_params or 2_000) + 5
+    DjangoJob.objects.bulk_create(
+        (DjangoJob(id=f"job{n:05}", next_run_time=NOW, job_state=b"") for n in range(count)),
+        batch_size=500,
+    )
+    keys = [f"job{n:05}" for n in range(count)]
+    with transaction.atomic():
+        assert lock_by_pk(DjangoJob, reversed(keys)) == keys
+
+
+def _in_other_connection(work):
+    """Return what ``work`` returns, or the exception it raises, run on another connection."""
+    outcome = []
+
+    def target() -> None:
+        try:
+            outcome.append(work())
+        except Exception as error:
+            outcome.append(error)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join(10)
+    return outcome[0]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="row locks")
+def test_a_locked_row_can_still_be_referred_to_but_not_locked_again(make_schedule):
+    schedule = make_schedule()
+    run = _run(schedule, NOW)
+    insert(run)
+    with transaction.atomic():
+        assert lock_by_pk(Run, [run.pk]) == [run.pk]
+        locked_again = _in_other_connection(
+            lambda: Run.objects.select_for_update(nowait=True).filter(pk=run.pk).exists()
+        )
+
+        def rerun() -> int:
+            rerun = _run(schedule, NOW + timedelta(minutes=1), rerun_of=run)
+            insert(rerun)
+            return rerun.pk
+
+        referring = _in_other_connection(rerun)
+    assert isinstance(locked_again, DatabaseError)
+    assert isinstance(referring, int)
