@@ -32,7 +32,7 @@ from .apscheduler_adapter import APSchedulerJobs
 from .changes import ANYTHING, DAEMONS, RUNS, SCHEDULES, watch
 from .commands import allowed_commands
 from .conf import conf
-from .executor import start_fork_server
+from .executor import start_fork_server, stop_fork_server
 from .in_flight import InFlightPool
 from .launcher import Launcher
 from .models import Executor, Heartbeat, Run
@@ -251,7 +251,7 @@ class SchedulerDaemon:
             logger.error("Could not record the database outage: %s", exc)
 
     def shutdown(self) -> None:
-        """Let running runs finish within ``SHUTDOWN_GRACE``, then stop them.
+        """Let running runs finish within ``SHUTDOWN_GRACE``, then stop them and the fork server.
 
         Fire times not yet started stay unclaimed, so catch-up runs them at the next start.
         Mail cancelled here is sent later by a daemon's ``mail_missed``.
@@ -292,4 +292,5 @@ class SchedulerDaemon:
         except DatabaseError as exc:
             logger.error("Could not record the shutdown: %s", exc)
         pings.drain(conf.PING_TIMEOUT)
+        stop_fork_server()
         logger.info("Scheduler stopped")

@@ -180,11 +180,10 @@ def _execute_run(
         )
         return run
     logger.info(
-        "Run %s of %s started: %s %s (%s, %s)",
+        "Run %s of %s started: %s (%s, %s)",
         run.pk,
         schedule,
-        run.command,
-        " ".join(map(str, run.args)),
+        " ".join([run.command, *map(str, run.args)]),
         run.reason,
         run.executor,
     )

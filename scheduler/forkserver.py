@@ -370,6 +370,7 @@ class Server:
                             self.reap()
         finally:
             self.kill_runs()
+            self.reap_killed()
 
     def take_request(self) -> bool:
         """Hand the request to the spare child; False once the owner is gone."""
@@ -490,6 +491,19 @@ class Server:
             for kill in (os.kill, os.killpg):
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     kill(pid, signal.SIGKILL)
+
+    def reap_killed(self, timeout: float = 1.0) -> None:
+        """Reap the children :meth:`kill_runs` killed, so none is left to init as a zombie."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                pid, _ = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                if time.monotonic() > deadline:  # one stuck in the kernel: init reaps it
+                    return
+                time.sleep(0.005)
 
 
 def _entry(name: str) -> Callable[..., int]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -15,11 +16,12 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from scheduler import runner
+from scheduler import forkserver, runner
 from scheduler.apscheduler_adapter import JobPlan
 from scheduler.catch_up import decide
 from scheduler.changes import DAEMONS, RUNS
 from scheduler.daemon import SchedulerDaemon
+from scheduler.forkserver import children
 from scheduler.in_flight import call
 from scheduler.models import Heartbeat, Reason, Run, Status
 from scheduler.owners import Owner
@@ -407,22 +409,49 @@ def test_a_retry_due_later_is_started_at_its_time_without_a_change(
     assert Run.objects.get(reason=Reason.RETRY).status == Status.SUCCEEDED
 
 
-def test_a_stop_request_ends_the_wait_for_changes_at_once(make_schedule, settings):
-    settings.SCHEDULER = {**settings.SCHEDULER, "HEARTBEAT_INTERVAL": 3600, "EXECUTOR": "thread"}
-    daemon = SchedulerDaemon(poll_interval=3600)
+def comm(pid: int) -> bytes:
+    """Return the process name of ``pid``; empty if it is gone."""
+    try:
+        with open(f"/proc/{pid}/comm", "rb") as name:
+            return name.read().strip()
+    except OSError:
+        return b""
+
+
+@contextmanager
+def running(daemon: SchedulerDaemon) -> Iterator[threading.Thread]:
+    """Run ``daemon`` in a thread until it has started; stop it at the latest on the way out."""
     runner_thread = threading.Thread(target=daemon.run)
     runner_thread.start()
     try:
         assert wait_for(lambda: daemon.heartbeat is not None and daemon.planner.synced, 10)
+        yield runner_thread
+    finally:
+        daemon.request_stop(immediate=True)
+        runner_thread.join(10)
+
+
+def test_a_stop_request_ends_the_wait_for_changes_at_once(make_schedule, settings):
+    settings.SCHEDULER = {**settings.SCHEDULER, "HEARTBEAT_INTERVAL": 3600, "EXECUTOR": "thread"}
+    daemon = SchedulerDaemon(poll_interval=3600)
+    with running(daemon) as runner_thread:
         time.sleep(0.2)
         began = time.monotonic()
         daemon.request_stop()
         runner_thread.join(10)
         assert not runner_thread.is_alive()
         assert time.monotonic() - began < 5
-    finally:
-        daemon.request_stop(immediate=True)
+
+
+def test_a_daemon_that_stops_stops_its_fork_server_and_reaps_it(make_schedule, settings):
+    settings.SCHEDULER = {**settings.SCHEDULER, "HEARTBEAT_INTERVAL": 3600, "EXECUTOR": "process"}
+    daemon = SchedulerDaemon(poll_interval=3600)
+    with running(daemon) as runner_thread:
+        (server,) = [pid for pid in children(os.getpid()) if comm(pid) == forkserver.NAME]
+        daemon.request_stop()
         runner_thread.join(10)
+    with pytest.raises(ChildProcessError):  # waited for: not even a zombie is left
+        os.waitpid(server, os.WNOHANG)
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="notifications name the rows")

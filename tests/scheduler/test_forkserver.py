@@ -217,6 +217,23 @@ with open(f"/proc/{server.pid}/comm") as comm:
 """
 
 
+# The owner adopts what its server leaves behind, as init would: a child the server did
+# not reap would stay a zombie under it.
+OWNER_THAT_ADOPTS = """
+import os
+from scheduler.forkserver import ForkServer, children, prctl
+
+assert prctl(36, 1)  # PR_SET_CHILD_SUBREAPER
+server = ForkServer(preload=[])
+pid_r, pid_w = os.pipe()
+child = server.fork("tests.testapp.forked:writes_pid_and_sleeps", (60,), [pid_w])
+os.close(pid_w)
+run = int(os.read(pid_r, 100))
+server.stop()
+print(len(children(os.getpid())), os.path.exists(f"/proc/{run}"))
+"""
+
+
 def run_owner(script: str) -> list[str]:
     """Run ``script`` as an owner process of its own; the words it printed."""
     done = subprocess.run(
@@ -232,6 +249,10 @@ def test_a_forked_owner_starts_its_own_server_and_leaves_the_parents_alone():
 
 def test_a_server_forked_from_a_single_threaded_owner_is_named_and_runs_children_that_fork():
     assert run_owner(FORKED_OWNER) == ["True", NAME.decode()]
+
+
+def test_a_stopped_server_has_reaped_its_runs_and_its_spare():
+    assert run_owner(OWNER_THAT_ADOPTS) == ["0", "False"]
 
 
 def test_a_process_with_threads_is_not_forked(server):
