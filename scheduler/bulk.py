@@ -3,7 +3,7 @@
 Django's ``bulk_update`` builds a ``CASE`` with one branch per row for every field; for
 the thousand rows of a burst, compiling that costs far more than the database's work,
 under the GIL the runs need too. ``executemany`` hands the driver one statement and the
-rows' values (SQLite steps it in C; psycopg sends it in a pipeline). For one row, the
+rows' values (SQLite steps it in C; psycopg 3 sends the rows together). For one row, the
 ORM's insert or update costs several times what the database does with it.
 """
 
@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, cast
 
 from django.db import connections, models, router
+from django.db.backends.base.base import BaseDatabaseWrapper
 
 
 def update_by_pk(
@@ -28,20 +29,19 @@ def update_by_pk(
 
     Values are prepared as the ORM prepares them for a save. A row that no longer exists,
     or whose fields do not equal ``where`` (``{field: value}``), is left alone. Return the
-    number of rows changed. Run it in the transaction that chose the rows.
+    number of rows changed. Without ``where``, run it in the transaction that chose the
+    rows; with it, one row's update is safe on its own.
     """
     connection = connections[using or router.db_for_write(model)]
     quote = connection.ops.quote_name
     columns = [_field(model, name) for name in fields]
-    conditions = [(_field(model, name), value) for name, value in (where or {}).items()]
+    tests, fixed = _conditions(model, where, connection)
     pk = model._meta.pk
     assignments = ", ".join(f"{quote(field.column)} = %s" for field in columns)
-    tests = "".join(f" AND {quote(field.column)} = %s" for field, _ in conditions)
     sql = (
         f"UPDATE {quote(model._meta.db_table)} SET {assignments} "
         f"WHERE {quote(pk.column)} = %s{tests}"
     )
-    fixed = [field.get_db_prep_save(value, connection) for field, value in conditions]
     params = [
         [
             *(
@@ -79,9 +79,7 @@ def lock_by_pk(
     connection = connections[using or router.db_for_write(model)]
     quote = connection.ops.quote_name
     pk = model._meta.pk
-    conditions = [(_field(model, name), value) for name, value in (where or {}).items()]
-    tests = "".join(f" AND {quote(field.column)} = %s" for field, _ in conditions)
-    fixed = [field.get_db_prep_save(value, connection) for field, value in conditions]
+    tests, fixed = _conditions(model, where, connection)
     features = connection.features
     lock = ""
     if features.has_select_for_no_key_update:
@@ -147,6 +145,24 @@ def _insert_statement(
         returning, _ = connection.ops.return_insert_columns([meta.pk])
         sql = f"{sql} {returning}"
     return sql, fields, returns_pk
+
+
+def _conditions(
+    model: type[models.Model], where: Mapping[str, Any] | None, connection: BaseDatabaseWrapper
+) -> tuple[str, list[Any]]:
+    """Return the SQL (`` AND column = %s`` each) and the prepared values of ``where``.
+
+    None is refused: ``= NULL`` would match nothing.
+    """
+    quote = connection.ops.quote_name
+    sql, values = "", []
+    for name, value in (where or {}).items():
+        if value is None:
+            raise ValueError(f"{name}=None: a condition here is an equality, never IS NULL")
+        field = _field(model, name)
+        sql += f" AND {quote(field.column)} = %s"
+        values.append(field.get_db_prep_save(value, connection))
+    return sql, values
 
 
 def _field(model: type[models.Model], name: str) -> models.Field[Any, Any]:

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import TypeVar
 
-from django.db import DatabaseError, connections, transaction
+from django.db import DatabaseError, InterfaceError, OperationalError, connections, transaction
 
 from .commands import CommandNotAllowed, check_allowed
 from .conf import conf
@@ -274,23 +274,27 @@ class GroupFinish:
             if not ending.written:
                 with self._queue_lock:
                     batch, self._queue = self._queue, []
-                self._write(batch)
+                self._write(batch, ending)
         if ending.error is not None:
             raise ending.error
         if not ending.ended:
             run.refresh_from_db()  # as finish() does: show how the other process ended it
         return ending.ended
 
-    def _write(self, batch: list[_Ending]) -> None:
+    def _write(self, batch: list[_Ending], own: _Ending) -> None:
         """Write the batch together, or run by run should that fail.
 
         Run by run, an error reaches only the thread whose run it concerns (a value its
-        column cannot hold, say).
+        column cannot hold, say). An error of the database itself (unreachable, locked)
+        reaches every thread at once: run by run, each would wait for it in turn.
         """
         try:
             if len(batch) > 1:
                 try:
                     ended = self._write_many([(ending.run, ending.result) for ending in batch])
+                except (OperationalError, InterfaceError) as exc:
+                    for ending in batch:
+                        ending.error, ending.written = exc, True
                 except Exception:
                     logger.debug("%d results not written together; writing each", len(batch))
                 else:
@@ -304,8 +308,9 @@ class GroupFinish:
                         ending.error = exc
                     ending.written = True
         finally:
-            # This thread is being stopped (SystemExit): the next writer takes the rest.
-            unwritten = [ending for ending in batch if not ending.written]
+            # This thread is being stopped (SystemExit): the next writer takes the others'
+            # results; its own is ended by its thread on the way out, as any stopped run.
+            unwritten = [ending for ending in batch if not ending.written and ending is not own]
             if unwritten:
                 with self._queue_lock:
                     self._queue[:0] = unwritten

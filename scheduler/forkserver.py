@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import errno
 import functools
 import gc
 import importlib
@@ -380,10 +381,17 @@ class Server:
                 os.close(fd)
             return False
         try:
-            pid = self.hand_over(payload, fds)
-        except OSError:  # the spare died waiting: fork another
-            self.fork_spare()
-            pid = self.hand_over(payload, fds)
+            try:
+                pid = self.hand_over(payload, fds)
+            except OSError:  # no spare (its fork failed), or it died waiting: fork one now
+                self.fork_spare(leave=fds)
+                pid = self.hand_over(payload, fds)
+        except OSError:  # no child can be forked now: this run is lost, the others go on
+            traceback.print_exc()
+            sys.stderr.flush()
+            for fd in fds:
+                os.close(fd)
+            return True
         reply = socket.socket(fileno=fds[0])
         for fd in fds[1:]:
             os.close(fd)
@@ -394,7 +402,8 @@ class Server:
 
     def hand_over(self, payload: bytes, fds: list[int]) -> int:
         """Send a request to the spare child; return its pid. It is no longer the spare."""
-        assert self.spare is not None
+        if self.spare is None:
+            raise OSError(errno.ECHILD, "no spare child")
         (pid, handoff), self.spare = self.spare, None
         try:
             socket.send_fds(handoff, [payload], fds)
@@ -402,17 +411,31 @@ class Server:
             handoff.close()
         return pid
 
-    def fork_spare(self) -> None:
-        """Fork the child that the next request will run in."""
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        pid = os.fork()
+    def fork_spare(self, leave: Sequence[int] = ()) -> None:
+        """Fork the child that the next request will run in; the child closes ``leave``.
+
+        Should the fork fail (no memory, too many processes), there is no spare and the
+        next request tries again: the runs going on are not disturbed.
+        """
+        try:
+            ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        except OSError:
+            traceback.print_exc()
+            return
+        try:
+            pid = os.fork()
+        except OSError:
+            traceback.print_exc()
+            ours.close()
+            theirs.close()
+            return
         if pid == 0:
             ours.close()
-            self.wait_as_spare(theirs)
+            self.wait_as_spare(theirs, leave)
         theirs.close()
         self.spare = (pid, ours)
 
-    def wait_as_spare(self, handoff: socket.socket) -> None:
+    def wait_as_spare(self, handoff: socket.socket, leave: Sequence[int] = ()) -> None:
         """Be the spare: drop the server's state, wait for a request, run it, exit.
 
         Until its request comes it ignores the owner's group signals, as the server does.
@@ -421,6 +444,8 @@ class Server:
         try:
             signal.set_wakeup_fd(-1)
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            for fd in leave:  # another run's, received by the server while this was forked
+                os.close(fd)
             for other in self.children.values():
                 other.close()
             self.control.close()

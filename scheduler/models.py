@@ -1239,7 +1239,7 @@ def _pending_run_query(
     """
     runs = Run.objects.using(using).filter(schedule_id=_NO_SCHEDULE)
     query = runs.in_progress(queued_too=queued_too).values("pk")[:1].query
-    sql, params = query.sql_with_params()
+    sql, params = query.get_compiler(using=using).as_sql()
     return sql, tuple(params), list(params).index(_NO_SCHEDULE)
 
 

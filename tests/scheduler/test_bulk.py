@@ -128,8 +128,9 @@ def test_lock_returns_the_keys_meeting_the_condition_in_order(django_assert_num_
 
 
 @pytest.mark.django_db
-def test_lock_splits_more_keys_than_a_statement_may_carry():
-    count = (connection.features.max_query_params or 2_000) + 5
+def test_lock_splits_more_keys_than_a_statement_may_carry(monkeypatch):
+    monkeypatch.setattr(connection.features, "max_query_params", 100)
+    count = 205
     DjangoJob.objects.bulk_create(
         (DjangoJob(id=f"job{n:05}", next_run_time=NOW, job_state=b"") for n in range(count)),
         batch_size=500,
@@ -177,3 +178,9 @@ def test_a_locked_row_can_still_be_referred_to_but_not_locked_again(make_schedul
         referring = _in_other_connection(rerun)
     assert isinstance(locked_again, DatabaseError)
     assert isinstance(referring, int)
+
+
+@pytest.mark.django_db
+def test_a_condition_on_none_is_refused_rather_than_matching_nothing():
+    with pytest.raises(ValueError, match="next_run_time=None"):
+        update_by_pk(DjangoJob, ["job_state"], [("job0", (b"",))], where={"next_run_time": None})

@@ -104,21 +104,26 @@ def test_an_unreachable_database_is_raised_in_every_thread_of_the_batch():
     writer = Writer(hold_first=True, fails=lambda batch: OperationalError("went away"))
     outcomes = finish_together(GroupFinish(writer), writer, [1, 2, 3])
     assert all(isinstance(outcome, OperationalError) for outcome in outcomes)
+    assert len(writer.batches) == 2  # the second batch is not tried again run by run
 
 
 @pytest.mark.usefixtures("no_reload")
-def test_results_a_stopped_writer_leaves_are_written_by_the_next_thread():
+def test_a_stopped_writer_leaves_the_others_results_to_the_next_thread_but_not_its_own():
     def fails(batch: list[int]) -> BaseException | None:
         # The writer of the second batch is told to exit while writing it.
         return SystemExit(1) if len(writer.batches) == 2 else None
 
     writer = Writer(hold_first=True, fails=fails)
-    outcomes = finish_together(GroupFinish(writer), writer, [1, 3, 5])
+    pks = [1, 3, 5]
+    outcomes = finish_together(GroupFinish(writer), writer, pks)
     assert outcomes[0] is True
-    assert sorted(writer.batches[1]) == sorted(writer.batches[2]) == [3, 5]
-    exited = [outcome for outcome in outcomes[1:] if isinstance(outcome, SystemExit)]
-    assert len(exited) == 1
-    assert True in outcomes[1:]  # the other thread wrote both after all
+    assert sorted(writer.batches[1]) == [3, 5]
+    (exited,) = [
+        pk for pk, outcome in zip(pks, outcomes, strict=True) if isinstance(outcome, SystemExit)
+    ]
+    (other,) = {3, 5} - {exited}
+    assert writer.batches[2:] == [[other]]  # its own result is ended by its thread, as stopped
+    assert outcomes[pks.index(other)] is True
 
 
 @pytest.mark.django_db

@@ -134,6 +134,22 @@ def test_a_failing_prepare_is_printed_and_the_run_goes_ahead(capfd):
     assert "RuntimeError: broken prepare" in capfd.readouterr().err
 
 
+def test_a_failed_fork_leaves_the_runs_going_and_the_next_request_forks_anew(capfd):
+    # The server's first fork is the spare; its second, the next spare, fails.
+    server = ForkServer(preload=["tests.testapp.fork_fails"])
+    try:
+        pid_r, pid_w = os.pipe()
+        going = fork(server, "writes_pid_and_sleeps", 1, fds=[pid_w])
+        os.close(pid_w)
+        read_pid(pid_r)
+        child = fork(server, "returns", 6)
+        assert child.join(10) == 0 and child.result == 6
+        assert going.join(10) == 0
+    finally:
+        server.stop()
+    assert "a test's failing fork" in capfd.readouterr().err
+
+
 def test_a_spare_that_died_waiting_is_replaced(server):
     fork(server, "returns", 0).join(10)
     spare = spare_of(server)
@@ -142,6 +158,19 @@ def test_a_spare_that_died_waiting_is_replaced(server):
     child = fork(server, "returns", 4)
     assert child.join(10) == 0 and child.result == 4
     assert child.pid != spare
+
+
+def test_a_run_in_a_replaced_spare_holds_no_copy_of_its_own_descriptors(server):
+    fork(server, "returns", 0).join(10)
+    spare = spare_of(server)
+    os.kill(spare, signal.SIGKILL)
+    wait_for(lambda: not pid_running(spare), 5)
+    pipe_r, pipe_w = os.pipe()
+    child = fork(server, "counts_inheritable_fds", fds=[pipe_w])
+    os.close(pipe_w)
+    os.close(pipe_r)
+    assert child.join(10) == 0
+    assert child.result == 0
 
 
 def test_stopping_the_server_kills_its_runs(server):
