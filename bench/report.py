@@ -76,7 +76,7 @@ def with_misses(text: str, stats: dict) -> str:
     return f"{text} ({missed} missed)" if missed > 0 else text
 
 
-# The per-run targets: thread by database (SQLite, PostgreSQL), process in ms.
+# Per-run targets: thread by database (SQLite, PostgreSQL), process in ms.
 THREAD_RUN_MS = {False: 0.6, True: 1.5}
 PROCESS_RUN_MS = 5
 

@@ -4,13 +4,15 @@ The fork server belongs to the process that owns the runs (the daemon, a task wo
 terminal's ``schedules run``). The daemon forks it from itself at start-up, before it has
 threads or database connections, so the server shares the daemon's memory pages rather
 than loading Django a second time; any other owner starts it as a fresh interpreter,
-which inherits none of its threads or locks. A run is then one ``fork()`` of the server:
-no interpreter start, no imports, no pickled main module.
+which inherits none of its threads or locks. A run is then a child forked from the
+server: no interpreter start, no imports, no pickled main module. The server keeps one
+such child forked ahead (the spare), so a run does not wait for its fork.
 
 A request is one datagram on a ``SOCK_SEQPACKET`` socket pair: the entry point's name and
-arguments, pickled, and the run's file descriptors, the first of them a reply socket. On
-that socket the server sends the child's pid, the child sends what the entry point
-returned, and the server, once it has reaped the child, sends its exit status.
+arguments, pickled, and the run's file descriptors, the first of them a reply socket. The
+server passes the datagram on to the spare over a socket pair of their own. On the reply
+socket the server sends the child's pid, the child sends what the entry point returned,
+and the server, once it has reaped the child, sends its exit status.
 
 The server exits when the owner's end of the pair closes, however the owner died, and on
 its way out it kills the process group of every run it forked. It is a child subreaper:
