@@ -275,7 +275,8 @@ def _child_main(
         devnull = os.open(os.devnull, os.O_WRONLY)
         for fd in (1, 2):
             os.dup2(devnull, fd)  # what the command left running may still write
-        os.close(devnull)
+        if devnull > 2:  # a command that closed its output got its own descriptor back
+            os.close(devnull)
     return exit_code
 
 
