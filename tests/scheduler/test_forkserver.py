@@ -44,6 +44,15 @@ def spare_of(server: ForkServer) -> int:
     return wait_for(spare, 10, interval=0.01)
 
 
+def kill_the_spare(server: ForkServer) -> int:
+    """Have a spare forked, kill it as it waits, and return its pid once it is gone."""
+    fork(server, "returns", 0).join(10)
+    spare = spare_of(server)
+    os.kill(spare, signal.SIGKILL)
+    wait_for(lambda: not pid_running(spare), 5)
+    return spare
+
+
 def test_the_entry_points_result_and_the_exit_status_are_reported(server):
     child = fork(server, "returns", 3)
     assert child.join(10) == 0
@@ -85,7 +94,11 @@ def test_a_child_can_be_stopped_by_its_owner(server):
     assert child.join(10) == -signal.SIGTERM
 
 
-def test_what_a_run_execs_inherits_neither_the_reply_socket_nor_the_passed_fds(server):
+# Also in a spare forked for the request, while the server held the run's descriptors.
+@pytest.mark.parametrize("spare_died", [False, True], ids=["spare", "spare forked late"])
+def test_what_a_run_execs_inherits_neither_the_reply_socket_nor_the_passed_fds(server, spare_died):
+    if spare_died:
+        kill_the_spare(server)
     pipe_r, pipe_w = os.pipe()
     child = fork(server, "counts_inheritable_fds", fds=[pipe_w])
     os.close(pipe_w)
@@ -151,26 +164,10 @@ def test_a_failed_fork_leaves_the_runs_going_and_the_next_request_forks_anew(cap
 
 
 def test_a_spare_that_died_waiting_is_replaced(server):
-    fork(server, "returns", 0).join(10)
-    spare = spare_of(server)
-    os.kill(spare, signal.SIGKILL)
-    wait_for(lambda: not pid_running(spare), 5)
+    spare = kill_the_spare(server)
     child = fork(server, "returns", 4)
     assert child.join(10) == 0 and child.result == 4
     assert child.pid != spare
-
-
-def test_a_run_in_a_replaced_spare_holds_no_copy_of_its_own_descriptors(server):
-    fork(server, "returns", 0).join(10)
-    spare = spare_of(server)
-    os.kill(spare, signal.SIGKILL)
-    wait_for(lambda: not pid_running(spare), 5)
-    pipe_r, pipe_w = os.pipe()
-    child = fork(server, "counts_inheritable_fds", fds=[pipe_w])
-    os.close(pipe_w)
-    os.close(pipe_r)
-    assert child.join(10) == 0
-    assert child.result == 0
 
 
 def test_stopping_the_server_kills_its_runs(server):
