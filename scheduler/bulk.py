@@ -15,6 +15,8 @@ from typing import Any, cast
 
 from django.db import connections, models, router
 from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models.fields import NOT_PROVIDED
+from django.db.transaction import TransactionManagementError
 
 
 def update_by_pk(
@@ -72,6 +74,9 @@ def lock_by_pk(
 ) -> list[Any]:
     """Lock the rows of ``keys`` whose fields equal ``where``; return their keys, in order.
 
+    The keys are returned as the database driver gives them, without the field's
+    converters (right for integer keys).
+
     Rows are locked in key order, so two transactions locking overlapping rows cannot
     deadlock. On PostgreSQL the lock is ``FOR NO KEY UPDATE``: rows referring to these by
     foreign key can still be written. Run it inside ``transaction.atomic()``.
@@ -86,7 +91,9 @@ def lock_by_pk(
         lock = " FOR NO KEY UPDATE"
     elif features.has_select_for_update:
         lock = " FOR UPDATE"
-    per_statement = (features.max_query_params or 10_000) - len(fixed)
+    if not connection.in_atomic_block:
+        raise TransactionManagementError("lock_by_pk() locks nothing outside a transaction")
+    per_statement = max(1, (features.max_query_params or 10_000) - len(fixed))
     ordered = sorted(keys)
     found: list[Any] = []
     with connection.cursor() as cursor:
@@ -105,9 +112,10 @@ def lock_by_pk(
 def insert(obj: models.Model, *, using: str | None = None) -> None:
     """Insert ``obj`` as a new row and set the key the database gave it.
 
-    What ``save(force_insert=True)`` writes, with the statement built once per model and
-    database. No ``pre_save`` or ``post_save`` signal is sent. A conflict raises Django's
-    ``IntegrityError``, as a save does.
+    What ``save(force_insert=True)`` writes for a plain model (one table, values set in
+    Python, the key the only value the database chooses), with the statement built once
+    per model and database; other models are refused. No ``pre_save`` or ``post_save``
+    signal is sent. A conflict raises Django's ``IntegrityError``, as a save does.
     """
     if obj.pk is not None:
         raise ValueError(f"{type(obj).__name__} {obj.pk!r} has a primary key already")
@@ -137,6 +145,13 @@ def _insert_statement(
     quote = connection.ops.quote_name
     meta = model._meta
     fields = [field for field in meta.local_concrete_fields if field is not meta.auto_field]
+    computed = [
+        field.name
+        for field in fields
+        if getattr(field, "generated", False) or field.db_default is not NOT_PROVIDED
+    ]
+    if meta.parents or computed or not fields:
+        raise ValueError(f"{model.__name__} is not a plain model: save it through the ORM")
     columns = ", ".join(quote(field.column) for field in fields)
     marks = ", ".join(["%s"] * len(fields))
     sql = f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES ({marks})"

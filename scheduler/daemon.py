@@ -125,8 +125,11 @@ class SchedulerDaemon:
                 if not self.stopping.is_set():
                     self._guarded(self.tick, None, changed)
         finally:
-            self.shutdown()
-            self.changes.close()
+            try:
+                self.shutdown()
+            finally:
+                stop_fork_server()  # after the runs: it kills any still going
+                self.changes.close()
 
     def idle_for(self) -> float:
         """Return the seconds the loop may wait for a change before something is due."""
@@ -251,7 +254,7 @@ class SchedulerDaemon:
             logger.error("Could not record the database outage: %s", exc)
 
     def shutdown(self) -> None:
-        """Let running runs finish within ``SHUTDOWN_GRACE``, then stop them and the fork server.
+        """Let running runs finish within ``SHUTDOWN_GRACE``, then stop them.
 
         Fire times not yet started stay unclaimed, so catch-up runs them at the next start.
         Mail cancelled here is sent later by a daemon's ``mail_missed``.
@@ -292,5 +295,4 @@ class SchedulerDaemon:
         except DatabaseError as exc:
             logger.error("Could not record the shutdown: %s", exc)
         pings.drain(conf.PING_TIMEOUT)
-        stop_fork_server()
         logger.info("Scheduler stopped")

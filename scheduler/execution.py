@@ -285,25 +285,28 @@ class GroupFinish:
         """Write the batch together, or run by run should that fail.
 
         Run by run, an error reaches only the thread whose run it concerns (a value its
-        column cannot hold, say). An error of the database itself (unreachable, locked)
-        reaches every thread at once: run by run, each would wait for it in turn.
+        column cannot hold, say), and a passing one (a deadlock) is over. Should a run's
+        own write meet an error of the database itself (unreachable, locked), the runs
+        after it get that error at once rather than each waiting for it in turn.
         """
         try:
             if len(batch) > 1:
                 try:
                     ended = self._write_many([(ending.run, ending.result) for ending in batch])
-                except (OperationalError, InterfaceError) as exc:
-                    for ending in batch:
-                        ending.error, ending.written = exc, True
                 except Exception:
                     logger.debug("%d results not written together; writing each", len(batch))
                 else:
                     for ending, mine in zip(batch, ended, strict=True):
                         ending.ended, ending.written = mine, True
+            down: Exception | None = None
             for ending in batch:
                 if not ending.written:
                     try:
+                        if down is not None:
+                            raise down
                         ending.ended = self._write_many([(ending.run, ending.result)])[0]
+                    except (OperationalError, InterfaceError) as exc:
+                        ending.error = down = exc
                     except Exception as exc:
                         ending.error = exc
                     ending.written = True

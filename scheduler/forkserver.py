@@ -80,7 +80,9 @@ class ForkedChild:
                 break
         if self.pid is None:
             reply.close()
-            raise ForkServerGone("the fork server ended before it forked the run")
+            raise ForkServerGone(
+                "the fork server could not fork the run, or ended first (see its stderr)"
+            )
 
     @property
     def sentinel(self) -> int:
@@ -520,7 +522,11 @@ class Server:
                     kill(pid, signal.SIGKILL)
 
     def reap_killed(self, timeout: float = 1.0) -> None:
-        """Reap the children :meth:`kill_runs` killed, so none is left to init as a zombie."""
+        """Reap the children :meth:`kill_runs` killed, so none is left to init as a zombie.
+
+        An adopted process that left its group (``setsid``) is not killed; waiting for it
+        is given up after ``timeout``.
+        """
         deadline = time.monotonic() + timeout
         while True:
             try:

@@ -7,13 +7,29 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from django.db import DatabaseError, IntegrityError, connection, connections, transaction
+from django.db import IntegrityError, OperationalError, connection, connections, models, transaction
+from django.db.models.functions import Now
+from django.db.transaction import TransactionManagementError
 from django_apscheduler.models import DjangoJob
 
 from scheduler.bulk import insert, lock_by_pk, update_by_pk
 from scheduler.models import Reason, Run, Status
 
 NOW = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)
+
+
+class Stamped(models.Model):
+    """A model whose rows get a value from the database, which ``insert`` cannot read back."""
+
+    name = models.CharField(max_length=10)
+    made = models.DateTimeField(db_default=Now())
+
+    class Meta:
+        app_label = "testapp"
+        managed = False
+
+    def __str__(self) -> str:
+        return self.name
 
 
 @pytest.mark.django_db
@@ -128,7 +144,7 @@ def test_lock_returns_the_keys_meeting_the_condition_in_order(django_assert_num_
 
 
 @pytest.mark.django_db
-def test_lock_splits_more_keys_than_a_statement_may_carry(monkeypatch):
+def test_lock_splits_more_keys_than_a_statement_may_carry(monkeypatch, django_assert_num_queries):
     monkeypatch.setattr(connection.features, "max_query_params", 100)
     count = 205
     DjangoJob.objects.bulk_create(
@@ -136,8 +152,14 @@ def test_lock_splits_more_keys_than_a_statement_may_carry(monkeypatch):
         batch_size=500,
     )
     keys = [f"job{n:05}" for n in range(count)]
-    with transaction.atomic():
+    with transaction.atomic(), django_assert_num_queries(3):
         assert lock_by_pk(DjangoJob, reversed(keys)) == keys
+
+
+@pytest.mark.django_db(transaction=True)
+def test_lock_outside_a_transaction_is_refused():
+    with pytest.raises(TransactionManagementError, match="outside a transaction"):
+        lock_by_pk(DjangoJob, ["job0"])
 
 
 def _in_other_connection(work):
@@ -152,9 +174,10 @@ def _in_other_connection(work):
         finally:
             connections.close_all()
 
-    thread = threading.Thread(target=target)
+    thread = threading.Thread(target=target, daemon=True)
     thread.start()
     thread.join(10)
+    assert outcome, "still waiting after 10 s"
     return outcome[0]
 
 
@@ -166,9 +189,16 @@ def test_a_locked_row_can_still_be_referred_to_but_not_locked_again(make_schedul
     insert(run)
     with transaction.atomic():
         assert lock_by_pk(Run, [run.pk]) == [run.pk]
-        locked_again = _in_other_connection(
-            lambda: Run.objects.select_for_update(nowait=True).filter(pk=run.pk).exists()
-        )
+
+        def lock_again() -> list[int]:
+            with transaction.atomic():
+                return list(
+                    Run.objects.select_for_update(nowait=True)
+                    .filter(pk=run.pk)
+                    .values_list("pk", flat=True)
+                )
+
+        locked_again = _in_other_connection(lock_again)
 
         def rerun() -> int:
             rerun = _run(schedule, NOW + timedelta(minutes=1), rerun_of=run)
@@ -176,7 +206,8 @@ def test_a_locked_row_can_still_be_referred_to_but_not_locked_again(make_schedul
             return rerun.pk
 
         referring = _in_other_connection(rerun)
-    assert isinstance(locked_again, DatabaseError)
+    assert isinstance(locked_again, OperationalError)
+    assert "could not obtain lock" in str(locked_again)
     assert isinstance(referring, int)
 
 
@@ -184,3 +215,9 @@ def test_a_locked_row_can_still_be_referred_to_but_not_locked_again(make_schedul
 def test_a_condition_on_none_is_refused_rather_than_matching_nothing():
     with pytest.raises(ValueError, match="next_run_time=None"):
         update_by_pk(DjangoJob, ["job_state"], [("job0", (b"",))], where={"next_run_time": None})
+
+
+@pytest.mark.django_db
+def test_a_model_with_database_computed_values_is_refused_by_insert():
+    with pytest.raises(ValueError, match="not a plain model"):
+        insert(Stamped(name="x"))

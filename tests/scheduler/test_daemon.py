@@ -27,7 +27,7 @@ from scheduler.models import Heartbeat, Reason, Run, Status
 from scheduler.owners import Owner
 from scheduler.shares import EVERYTHING, Share
 from scheduler.timing import Timing
-from tests.conftest import wait_for
+from tests.conftest import pid_running, wait_for
 
 T0 = datetime(2026, 11, 24, 1, 0, tzinfo=UTC)
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -447,7 +447,14 @@ def test_a_daemon_that_stops_stops_its_fork_server_and_reaps_it(make_schedule, s
     settings.SCHEDULER = {**settings.SCHEDULER, "HEARTBEAT_INTERVAL": 3600, "EXECUTOR": "process"}
     daemon = SchedulerDaemon(poll_interval=3600)
     with running(daemon) as runner_thread:
-        (server,) = [pid for pid in children(os.getpid()) if comm(pid) == forkserver.NAME]
+        (server,) = wait_for(
+            lambda: [
+                pid
+                for pid in children(os.getpid())
+                if pid_running(pid) and comm(pid) == forkserver.NAME
+            ],
+            10,
+        )
         daemon.request_stop()
         runner_thread.join(10)
     with pytest.raises(ChildProcessError):  # waited for: not even a zombie is left

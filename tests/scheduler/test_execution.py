@@ -104,7 +104,17 @@ def test_an_unreachable_database_is_raised_in_every_thread_of_the_batch():
     writer = Writer(hold_first=True, fails=lambda batch: OperationalError("went away"))
     outcomes = finish_together(GroupFinish(writer), writer, [1, 2, 3])
     assert all(isinstance(outcome, OperationalError) for outcome in outcomes)
-    assert len(writer.batches) == 2  # the second batch is not tried again run by run
+    assert len(writer.batches) == 3  # [1], then [2, 3], then one of them alone: no more
+
+
+@pytest.mark.usefixtures("no_reload")
+def test_a_batch_that_meets_a_passing_database_error_is_written_run_by_run():
+    def fails(batch: list[int]) -> Exception | None:
+        return OperationalError("deadlock detected") if len(batch) > 1 else None
+
+    writer = Writer(hold_first=True, fails=fails)
+    outcomes = finish_together(GroupFinish(writer), writer, [1, 2, 3])
+    assert outcomes == [True, False, True]
 
 
 @pytest.mark.usefixtures("no_reload")
