@@ -157,7 +157,9 @@ def _insert_statement(
     sql = f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES ({marks})"
     returns_pk = meta.auto_field is not None and connection.features.can_return_columns_from_insert
     if returns_pk:
-        returning, _ = connection.ops.return_insert_columns([meta.pk])
+        # Named returning_columns from Django 6.0 on.
+        returning_columns = getattr(connection.ops, "returning_columns", None)
+        returning, _ = (returning_columns or connection.ops.return_insert_columns)([meta.pk])
         sql = f"{sql} {returning}"
     return sql, fields, returns_pk
 
