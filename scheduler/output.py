@@ -114,7 +114,9 @@ class ThreadRoutedStream(io.TextIOBase):
         return self.target.write(text)
 
     def flush(self) -> None:
-        self.target.flush()
+        target = self.target
+        if not target.closed:  # at exit this object is flushed once more, maybe after it
+            target.flush()
 
     def isatty(self) -> bool:
         return False
