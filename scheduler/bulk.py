@@ -82,6 +82,8 @@ def lock_by_pk(
     foreign key can still be written. Run it inside ``transaction.atomic()``.
     """
     connection = connections[using or router.db_for_write(model)]
+    if not connection.in_atomic_block:
+        raise TransactionManagementError("lock_by_pk() locks nothing outside a transaction")
     quote = connection.ops.quote_name
     pk = model._meta.pk
     tests, fixed = _conditions(model, where, connection)
@@ -91,8 +93,6 @@ def lock_by_pk(
         lock = " FOR NO KEY UPDATE"
     elif features.has_select_for_update:
         lock = " FOR UPDATE"
-    if not connection.in_atomic_block:
-        raise TransactionManagementError("lock_by_pk() locks nothing outside a transaction")
     per_statement = max(1, (features.max_query_params or 10_000) - len(fixed))
     ordered = sorted(keys)
     found: list[Any] = []
@@ -145,11 +145,10 @@ def _insert_statement(
     quote = connection.ops.quote_name
     meta = model._meta
     fields = [field for field in meta.local_concrete_fields if field is not meta.auto_field]
-    computed = [
-        field.name
+    computed = any(
+        getattr(field, "generated", False) or field.db_default is not NOT_PROVIDED
         for field in fields
-        if getattr(field, "generated", False) or field.db_default is not NOT_PROVIDED
-    ]
+    )
     if meta.parents or computed or not fields:
         raise ValueError(f"{model.__name__} is not a plain model: save it through the ORM")
     columns = ", ".join(quote(field.column) for field in fields)

@@ -300,16 +300,18 @@ class GroupFinish:
                         ending.ended, ending.written = mine, True
             down: Exception | None = None
             for ending in batch:
-                if not ending.written:
+                if ending.written:
+                    continue
+                if down is not None:
+                    ending.error = down
+                else:
                     try:
-                        if down is not None:
-                            raise down
                         ending.ended = self._write_many([(ending.run, ending.result)])[0]
                     except (OperationalError, InterfaceError) as exc:
                         ending.error = down = exc
                     except Exception as exc:
                         ending.error = exc
-                    ending.written = True
+                ending.written = True
         finally:
             # This thread is being stopped (SystemExit): the next writer takes the others'
             # results; its own is ended by its thread on the way out, as any stopped run.

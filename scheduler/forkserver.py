@@ -385,17 +385,17 @@ class Server:
                 os.close(fd)
             return False
         try:
+            pid = self.hand_over(payload, fds)
+        except OSError:  # no spare (its fork failed), or it died waiting: fork one now
+            self.fork_spare(leave=fds)
             try:
                 pid = self.hand_over(payload, fds)
-            except OSError:  # no spare (its fork failed), or it died waiting: fork one now
-                self.fork_spare(leave=fds)
-                pid = self.hand_over(payload, fds)
-        except OSError:  # no child can be forked now: this run is lost, the others go on
-            traceback.print_exc()
-            sys.stderr.flush()
-            for fd in fds:
-                os.close(fd)
-            return True
+            except OSError:  # no child can be forked now: this run is lost, the others go on
+                traceback.print_exc()
+                sys.stderr.flush()
+                for fd in fds:
+                    os.close(fd)
+                return True
         reply = socket.socket(fileno=fds[0])
         for fd in fds[1:]:
             os.close(fd)
@@ -524,8 +524,9 @@ class Server:
     def reap_killed(self, timeout: float = 1.0) -> None:
         """Reap the children :meth:`kill_runs` killed, so none is left to init as a zombie.
 
-        An adopted process that left its group (``setsid``) is not killed; waiting for it
-        is given up after ``timeout``.
+        Unlike :meth:`reap`, no exit is reported: the owner is gone, or sees the server
+        end. An adopted process that left its group (``setsid``) is not killed; waiting for
+        it is given up after ``timeout``.
         """
         deadline = time.monotonic() + timeout
         while True:
@@ -534,7 +535,7 @@ class Server:
             except ChildProcessError:
                 return
             if pid == 0:
-                if time.monotonic() > deadline:  # one stuck in the kernel: init reaps it
+                if time.monotonic() > deadline:
                     return
                 time.sleep(0.005)
 
