@@ -10,6 +10,7 @@ import itertools
 import json
 import os
 import signal
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -21,7 +22,7 @@ from typing import Any
 
 import pytest
 import time_machine
-from django.db import connection
+from django.db import connection, connections
 
 from scheduler.models import Reason, Run, Schedule
 from tests import manage_py
@@ -117,6 +118,40 @@ def pid_running(pid: int) -> bool:
             return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
     except (FileNotFoundError, ProcessLookupError):  # gone before, or while, it was read
         return False
+
+
+def process_name(pid: int) -> bytes:
+    """Return what ``ps -o comm`` shows for ``pid``; empty once it is gone."""
+    try:
+        with open(f"/proc/{pid}/comm", "rb") as comm:
+            return comm.read().strip()
+    except OSError:
+        return b""
+
+
+def in_other_connection(work: Callable[[], Any], timeout: float = 10) -> Any:
+    """Run ``work`` in a thread, so on a database connection of its own; return its result.
+
+    What it raises is raised here, as is a wait longer than ``timeout`` seconds.
+    """
+    outcome: list[tuple[bool, Any]] = []
+
+    def target() -> None:
+        try:
+            outcome.append((True, work()))
+        except BaseException as error:
+            outcome.append((False, error))
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    assert outcome, f"still waiting after {timeout} s"
+    returned, value = outcome[0]
+    if not returned:
+        raise value
+    return value
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float, interval: float = 0.1) -> Any:

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import threading
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from django.db import IntegrityError, OperationalError, connection, connections, models, transaction
+from django.db import IntegrityError, OperationalError, connection, models, transaction
 from django.db.models.functions import Now
 from django.db.transaction import TransactionManagementError
 from django_apscheduler.models import DjangoJob
 
 from scheduler.bulk import insert, lock_by_pk, update_by_pk
 from scheduler.models import Reason, Run, Status
+from tests.conftest import in_other_connection
 
 NOW = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)
 
@@ -163,25 +163,6 @@ def test_lock_outside_a_transaction_is_refused():
         lock_by_pk(DjangoJob, ["job0"])
 
 
-def _in_other_connection(work):
-    """Return what ``work`` returns, or the exception it raises, run on another connection."""
-    outcome = []
-
-    def target() -> None:
-        try:
-            outcome.append(work())
-        except Exception as error:
-            outcome.append(error)
-        finally:
-            connections.close_all()
-
-    thread = threading.Thread(target=target, daemon=True)
-    thread.start()
-    thread.join(10)
-    assert outcome, "still waiting after 10 s"
-    return outcome[0]
-
-
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="row locks")
 def test_a_locked_row_can_still_be_referred_to_but_not_locked_again(make_schedule):
@@ -199,16 +180,15 @@ def test_a_locked_row_can_still_be_referred_to_but_not_locked_again(make_schedul
                     .values_list("pk", flat=True)
                 )
 
-        locked_again = _in_other_connection(lock_again)
+        with pytest.raises(OperationalError, match="could not obtain lock"):
+            in_other_connection(lock_again)
 
         def rerun() -> int:
             rerun = _run(schedule, NOW + timedelta(minutes=1), rerun_of=run)
             insert(rerun)
             return rerun.pk
 
-        referring = _in_other_connection(rerun)
-    assert isinstance(locked_again, OperationalError)
-    assert "could not obtain lock" in str(locked_again)
+        referring = in_other_connection(rerun)
     assert isinstance(referring, int)
 
 

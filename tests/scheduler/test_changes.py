@@ -7,11 +7,12 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from django.db import connection, connections
+from django.db import connection
 from django.utils import timezone
 
 from scheduler.changes import ANYTHING, DAEMONS, RUNS, SCHEDULES, Changes, watch
 from scheduler.models import Heartbeat, Run, Schedule, Status
+from tests.conftest import in_other_connection
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -25,20 +26,6 @@ def changes() -> Iterator[Changes]:
     changes.start()
     yield changes
     changes.close()
-
-
-def in_other_thread(work) -> None:
-    """Do ``work`` on another connection, as admin or another process would."""
-
-    def target() -> None:
-        try:
-            work()
-        finally:
-            connections.close_all()
-
-    thread = threading.Thread(target=target)
-    thread.start()
-    thread.join()
 
 
 def wait_for_change(changes: Changes, timeout: float = 5.0) -> set[str]:
@@ -87,7 +74,7 @@ def test_sqlite_nothing_committed_is_no_change(changes):
 
 @on_sqlite
 def test_sqlite_a_commit_by_another_connection_is_a_change(changes, make_schedule):
-    in_other_thread(lambda: make_schedule(name="from admin", interval=60))
+    in_other_connection(lambda: make_schedule(name="from admin", interval=60))
     assert wait_for_change(changes) == {ANYTHING}
     assert changes.wait(0.2) == set()  # seen once
 
@@ -115,7 +102,7 @@ def test_postgres_a_schedule_saved_elsewhere_wakes_for_schedules_and_names_it(
     changes, make_schedule
 ):
     made = []
-    in_other_thread(lambda: made.append(make_schedule(name="from admin", interval=60)))
+    in_other_connection(lambda: made.append(make_schedule(name="from admin", interval=60)))
     assert wait_for_change(changes) == {SCHEDULES}
     assert changes.take_schedule_ids() == {made[0].pk}
     assert changes.take_schedule_ids() == set()  # taken once
@@ -132,7 +119,7 @@ def test_postgres_a_raw_sql_edit_wakes_too(changes, make_schedule):
                 "UPDATE scheduler_schedule SET interval = 120 WHERE id = %s", [schedule.pk]
             )
 
-    in_other_thread(raw_update)
+    in_other_connection(raw_update)
     assert wait_for_change(changes) == {SCHEDULES}
     assert changes.take_schedule_ids() == {schedule.pk}
 
@@ -146,10 +133,10 @@ def test_postgres_an_update_of_many_rows_asks_for_all_and_of_none_says_nothing(c
     while changes.wait(0.3):  # the inserts' own notifications
         pass
     changes.take_schedule_ids()
-    in_other_thread(lambda: Schedule.objects.update(interval=120))
+    in_other_connection(lambda: Schedule.objects.update(interval=120))
     assert wait_for_change(changes) == {SCHEDULES}
     assert changes.take_schedule_ids() is None
-    in_other_thread(lambda: Schedule.objects.filter(name="nobody").update(interval=60))
+    in_other_connection(lambda: Schedule.objects.filter(name="nobody").update(interval=60))
     assert changes.wait(0.5) == set()
 
 
@@ -157,13 +144,13 @@ def test_postgres_an_update_of_many_rows_asks_for_all_and_of_none_says_nothing(c
 def test_postgres_a_queued_run_wakes_for_runs_and_a_finished_one_does_not(changes, make_schedule):
     schedule = make_schedule(name="run now", interval=60)
     changes.wait(0.2)
-    in_other_thread(
+    in_other_connection(
         lambda: Run.objects.create(
             schedule=schedule, command="noop", status=Status.QUEUED, scheduled_for=timezone.now()
         )
     )
     assert wait_for_change(changes) == {RUNS}
-    in_other_thread(
+    in_other_connection(
         lambda: Run.objects.create(
             schedule=schedule, command="noop", status=Status.SUCCEEDED, scheduled_for=timezone.now()
         )
@@ -196,8 +183,8 @@ def test_postgres_a_lost_listening_connection_reconnects_and_reports_everything(
                 " 'LISTEN scheduler_changes%%' AND datname = current_database()"
             )
 
-    in_other_thread(terminate_listener)
+    in_other_connection(terminate_listener)
     assert wait_for_change(changes) == {SCHEDULES, RUNS, DAEMONS}
     assert changes.take_schedule_ids() is None  # nothing listened: read them all
-    in_other_thread(lambda: make_schedule(name="after the reconnect", interval=60))
+    in_other_connection(lambda: make_schedule(name="after the reconnect", interval=60))
     assert wait_for_change(changes) == {SCHEDULES}

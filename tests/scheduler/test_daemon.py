@@ -27,7 +27,7 @@ from scheduler.models import Heartbeat, Reason, Run, Status
 from scheduler.owners import Owner
 from scheduler.shares import EVERYTHING, Share
 from scheduler.timing import Timing
-from tests.conftest import pid_running, wait_for
+from tests.conftest import in_other_connection, pid_running, process_name, wait_for
 
 T0 = datetime(2026, 11, 24, 1, 0, tzinfo=UTC)
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -409,15 +409,6 @@ def test_a_retry_due_later_is_started_at_its_time_without_a_change(
     assert Run.objects.get(reason=Reason.RETRY).status == Status.SUCCEEDED
 
 
-def comm(pid: int) -> bytes:
-    """Return the process name of ``pid``; empty if it is gone."""
-    try:
-        with open(f"/proc/{pid}/comm", "rb") as name:
-            return name.read().strip()
-    except OSError:
-        return b""
-
-
 @contextmanager
 def running(daemon: SchedulerDaemon) -> Iterator[threading.Thread]:
     """Run ``daemon`` in a thread until it has started; stop it at the latest on the way out."""
@@ -451,7 +442,7 @@ def test_a_daemon_that_stops_stops_its_fork_server_and_reaps_it(make_schedule, s
             lambda: [
                 pid
                 for pid in children(os.getpid())
-                if pid_running(pid) and comm(pid) == forkserver.NAME
+                if pid_running(pid) and process_name(pid) == forkserver.NAME
             ],
             10,
         )
@@ -468,15 +459,7 @@ def test_a_notified_edit_reads_only_the_rows_named_even_when_a_full_read_is_due(
     idle_daemon.changes.start()
     try:
         clock(T0 + timedelta(hours=1))  # RESYNC_INTERVAL long past
-        made = []
-
-        def edit_elsewhere() -> None:
-            made.append(thread_schedule(make_schedule, interval=600))
-            connection.close()
-
-        thread = threading.Thread(target=edit_elsewhere)
-        thread.start()
-        thread.join()
+        made = in_other_connection(lambda: thread_schedule(make_schedule, interval=600))
         changed = wait_for(lambda: idle_daemon.changes.wait(0.2), 5)
         with CaptureQueriesContext(connection) as queries:
             idle_daemon.tick(T0 + timedelta(hours=1), changed=changed)
@@ -484,7 +467,7 @@ def test_a_notified_edit_reads_only_the_rows_named_even_when_a_full_read_is_due(
             q["sql"] for q in queries if 'WHERE "scheduler_schedule"."enabled" ORDER BY' in q["sql"]
         ]
         assert not full_reads  # only the row named, through the incremental read
-        assert made[0].pk in idle_daemon.jobs.next_fire_times()
+        assert made.pk in idle_daemon.jobs.next_fire_times()
     finally:
         idle_daemon.changes.close()
 

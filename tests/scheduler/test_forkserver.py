@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import subprocess
@@ -12,7 +11,7 @@ import threading
 import pytest
 
 from scheduler.forkserver import LOST, NAME, SPARE_NAME, ForkServer, children
-from tests.conftest import pid_running, wait_for
+from tests.conftest import pid_running, process_name, wait_for
 
 
 @pytest.fixture
@@ -36,9 +35,8 @@ def spare_of(server: ForkServer) -> int:
 
     def spare() -> int | None:
         for pid in children(server.pid):
-            with contextlib.suppress(OSError):
-                if open(f"/proc/{pid}/comm", "rb").read().strip() == SPARE_NAME:
-                    return pid
+            if process_name(pid) == SPARE_NAME:
+                return pid
         return None
 
     return wait_for(spare, 10, interval=0.01)
