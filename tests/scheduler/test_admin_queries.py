@@ -26,21 +26,34 @@ def seeded(db) -> list[int]:
     return seed(500, analyze=False)
 
 
-def scans_of_runs(sql: str, covering_ok: bool = False) -> list[str]:
-    """Return the lines of the statement's plan that read the run table without an index."""
+def plan(sql: str, index_only: bool = False) -> list[str]:
+    """Return the lines of the statement's plan.
+
+    On PostgreSQL sequential scans are off, and with ``index_only`` every scan that reads
+    the table too, so only a statement an index covers can avoid them.
+    """
     with connection.cursor() as cursor:
         if connection.vendor == "sqlite":
             cursor.execute(f"EXPLAIN QUERY PLAN {sql}")
-            lines = [row[-1] for row in cursor.fetchall()]
-            # A scan in index order is fine where a LIMIT stops it early; a bare scan, or
-            # one through an index for a statement without LIMIT, reads every run.
-            scan = r"SCAN scheduler_run( AS \w+)?" + ("" if " LIMIT " in sql else "( USING .*)?")
-            found = [line for line in lines if re.fullmatch(scan, line)]
-            return [line for line in found if not (covering_ok and "COVERING INDEX" in line)]
+            return [row[-1] for row in cursor.fetchall()]
         cursor.execute("SET LOCAL enable_seqscan = off")
+        if index_only:
+            cursor.execute("SET LOCAL enable_indexscan = off")
+            cursor.execute("SET LOCAL enable_bitmapscan = off")
         cursor.execute(f"EXPLAIN {sql}")
-        lines = [row[0] for row in cursor.fetchall()]
-        return [line for line in lines if "Seq Scan on scheduler_run " in line + " "]
+        return [row[0] for row in cursor.fetchall()]
+
+
+def scans_of_runs(sql: str, covering_ok: bool = False) -> list[str]:
+    """Return the lines of the statement's plan that read the run table without an index."""
+    lines = plan(sql)
+    if connection.vendor == "sqlite":
+        # A scan in index order is fine where a LIMIT stops it early; a bare scan, or
+        # one through an index for a statement without LIMIT, reads every run.
+        scan = r"SCAN scheduler_run( AS \w+)?" + ("" if " LIMIT " in sql else "( USING .*)?")
+        found = [line for line in lines if re.fullmatch(scan, line)]
+        return [line for line in found if not (covering_ok and "COVERING INDEX" in line)]
+    return [line for line in lines if "Seq Scan on scheduler_run " in line + " "]
 
 
 def assert_indexed(client, url: str, max_queries: int, covering_ok: bool = False) -> None:
@@ -89,6 +102,20 @@ def test_metrics_read_runs_through_indexes(admin_client, seeded):
     # The gauge of runs by schedule and status counts every run by definition: it may read
     # a whole index that covers it, never the table.
     assert_indexed(admin_client, "/scheduler/metrics", 14, covering_ok=True)
+
+
+def test_metrics_count_every_run_from_an_index_without_reading_the_table(admin_client, seeded):
+    # Counting the id, which no (schedule, status) index holds, made PostgreSQL read the
+    # whole table: 180 ms against 100 ms from the index alone with a million runs.
+    with CaptureQueriesContext(connection) as queries:
+        admin_client.get("/scheduler/metrics")
+    (gauge,) = [q["sql"] for q in queries if 'FROM "scheduler_run" GROUP BY' in q["sql"]]
+    lines = plan(gauge, index_only=True)
+    if connection.vendor == "sqlite":
+        assert any("USING COVERING INDEX" in line for line in lines), lines
+    else:
+        assert any("Index Only Scan" in line for line in lines), lines
+        assert not any("Seq Scan" in line for line in lines), lines
 
 
 def test_run_list_says_more_than_the_cap_instead_of_counting_every_run(admin_client, seeded):
