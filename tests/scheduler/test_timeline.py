@@ -8,6 +8,7 @@ import pytest
 from django.contrib import admin
 from django.contrib.auth.models import Permission, User
 from django.core.handlers.exception import convert_exception_to_response
+from django.db.models.signals import post_init
 from django.test import RequestFactory
 from django.urls import reverse
 from django.utils import timezone
@@ -236,6 +237,26 @@ def test_view_shows_the_timeline_inside_the_admin_page(wired_view, make_schedule
     assert "Expire tokens" in page
     assert "broken timing" in page
     assert 'class="fire' in page  # one mark per fire time, or a band of them
+
+
+def test_view_draws_runs_from_rows_without_building_run_instances(wired_view, make_schedule):
+    # A full page reads RUN_LIMIT runs; as model instances they cost more than the query.
+    schedule = make_schedule(name="often")
+    for minutes in range(1, 6):
+        make_run(schedule, Status.SUCCEEDED, started_at=timezone.now() - timedelta(minutes=minutes))
+    user = User.objects.create_superuser("root", "root@example.com", "pw")
+    built = []
+
+    def count(sender, instance, **kwargs):
+        built.append(instance)
+
+    post_init.connect(count, sender=Run)
+    try:
+        page = get(wired_view, user).content.decode()
+    finally:
+        post_init.disconnect(count, sender=Run)
+    assert 'class="run-band run-succeeded" data-count="5"' in page
+    assert built == []
 
 
 def test_view_needs_view_permission_on_runs(wired_view):
