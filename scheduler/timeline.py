@@ -140,8 +140,8 @@ def render_timeline(
     took; a running run reaches ``now``. Runs outside the window are left out, so callers
     may pass a generous query. A run of a schedule missing from ``schedules`` gets a lane
     of its own, named by the schedule's id, and runs whose schedule was deleted share a
-    last lane. Colours are the admin's status colours, so a
-    bar here and a badge in the run list mean the same thing. ``missed`` (from
+    last lane. Colours are the admin's status colours, so a bar here and a badge in the
+    run list mean the same thing. ``missed`` (from
     :func:`scheduler.timeline_missed.missed_fire_times`) marks past fire times that did
     not run, by outcome, and adds their legend row.
     """
