@@ -244,6 +244,7 @@ def test_view_draws_runs_from_rows_without_building_run_instances(wired_view, ma
     schedule = make_schedule(name="often")
     for minutes in range(1, 6):
         make_run(schedule, Status.SUCCEEDED, started_at=timezone.now() - timedelta(minutes=minutes))
+    alone = make_run(schedule, Status.FAILED, started_at=timezone.now() - timedelta(hours=3))
     user = User.objects.create_superuser("root", "root@example.com", "pw")
     built = []
 
@@ -256,6 +257,9 @@ def test_view_draws_runs_from_rows_without_building_run_instances(wired_view, ma
     finally:
         post_init.disconnect(count, sender=Run)
     assert 'class="run-band run-succeeded" data-count="5"' in page
+    assert f'class="run run-failed" data-run="{alone.pk}"' in page
+    assert reverse("admin:scheduler_run_change", args=[alone.pk]) in page
+    assert f"#{alone.pk} {alone.command} Failed" in page
     assert built == []
 
 
