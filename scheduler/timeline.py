@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from itertools import islice, takewhile
 from operator import itemgetter
-from typing import TYPE_CHECKING, NamedTuple, Protocol
+from typing import TYPE_CHECKING, NamedTuple
 from urllib.parse import urlencode
 
 from django.core.exceptions import PermissionDenied
@@ -76,27 +76,6 @@ DELETED_LANE = "(deleted schedules)"
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S %Z"
 
 
-class DrawnRun(Protocol):
-    """What the timeline reads of a run: a :class:`RunBar`, or a ``Run`` itself."""
-
-    @property
-    def pk(self) -> int: ...
-    @property
-    def schedule_id(self) -> int | None: ...
-    @property
-    def command(self) -> str: ...
-    @property
-    def status(self) -> str: ...
-    @property
-    def scheduled_for(self) -> datetime: ...
-    @property
-    def started_at(self) -> datetime | None: ...
-    @property
-    def finished_at(self) -> datetime | None: ...
-    @property
-    def exit_code(self) -> int | None: ...
-
-
 class RunBar(NamedTuple):
     """A run's row as the timeline view reads it: a tuple, not a model instance."""
 
@@ -112,6 +91,8 @@ class RunBar(NamedTuple):
 
 # RunBar's fields in the order values_list() reads them.
 RUN_BAR_COLUMNS = ("id", *RunBar._fields[1:])
+# What the drawing reads of a run: the view's rows, or Run objects (tests, other callers).
+DrawnRun = RunBar | Run
 
 
 class _Lane:

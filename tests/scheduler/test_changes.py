@@ -101,10 +101,9 @@ def test_postgres_an_idle_wait_sends_no_statement(changes, django_assert_num_que
 def test_postgres_a_schedule_saved_elsewhere_wakes_for_schedules_and_names_it(
     changes, make_schedule
 ):
-    made = []
-    in_other_connection(lambda: made.append(make_schedule(name="from admin", interval=60)))
+    made = in_other_connection(lambda: make_schedule(name="from admin", interval=60))
     assert wait_for_change(changes) == {SCHEDULES}
-    assert changes.take_schedule_ids() == {made[0].pk}
+    assert changes.take_schedule_ids() == {made.pk}
     assert changes.take_schedule_ids() == set()  # taken once
 
 
