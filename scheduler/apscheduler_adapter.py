@@ -133,25 +133,21 @@ class ScheduleJobStore(DjangoJobStore):  # type: ignore[misc]
     def register_event_listeners(self) -> None:
         pass
 
-    def put_jobs(self, jobs: list[Job]) -> None:
-        """Insert or replace many jobs with a few statements.
+    def put_jobs(self, states: list[dict[str, Any]]) -> None:
+        """Insert or replace many jobs, given as their ``Job.__getstate__()``, at once.
 
         ``add_job(replace_existing=True)`` costs an INSERT that fails plus a locked
         read and an UPDATE per job, seconds for 10,000 schedules at every start.
         """
-        DjangoJob.objects.bulk_create(
-            self._rows(jobs),
-            update_conflicts=True,
-            unique_fields=["id"],
-            update_fields=["next_run_time", "job_state"],
-            batch_size=500,
+        bulk.upsert(
+            DjangoJob,
+            ["id", "next_run_time", "job_state"],
+            [
+                (state["id"], state["next_run_time"], pickle.dumps(state, self.pickle_protocol))
+                for state in states
+            ],
+            unique=["id"],
         )
-
-    def _rows(self, jobs: list[Job]) -> list[DjangoJob]:
-        return [
-            DjangoJob(id=job.id, next_run_time=job.next_run_time, job_state=self._state(job))
-            for job in jobs
-        ]
 
     def _state(self, job: Job) -> bytes:
         return pickle.dumps(job.__getstate__(), self.pickle_protocol)
@@ -288,26 +284,44 @@ class APSchedulerJobs:
 
     def put(self, plans: list[JobPlan]) -> None:
         """Store these jobs, replacing any of the same schedules, and wake APScheduler."""
-        jobs = [
-            Job(
-                self.scheduler,
-                id=job_id(plan.schedule_id),
-                func=JOB_FUNC,
-                trigger=TimingTrigger(plan.timing),
-                executor="default",
-                args=[plan.schedule_id],
-                kwargs={},
-                name=plan.name,
-                misfire_grace_time=None,
-                coalesce=False,
-                max_instances=1,
-                next_run_time=plan.next_fire,
-            )
-            for plan in plans
-        ]
-        self.store.put_jobs(jobs)
+        if plans:
+            self.store.put_jobs(self._states(plans))
         # Woken before the commit, APScheduler's thread would find no job and sleep on.
         transaction.on_commit(self.scheduler.wakeup)
+
+    def _states(self, plans: list[JobPlan]) -> list[dict[str, Any]]:
+        """Return the stored state of each plan's job.
+
+        APScheduler checks and serialises the first job; the others differ from it only
+        in the fields replaced here. Building a ``Job`` per schedule cost more than storing
+        it: each inspects the signature of the callable, the same for all.
+        """
+        first = plans[0]
+        template = Job(
+            self.scheduler,
+            id=job_id(first.schedule_id),
+            func=JOB_FUNC,
+            trigger=TimingTrigger(first.timing),
+            executor="default",
+            args=[first.schedule_id],
+            kwargs={},
+            name=first.name,
+            misfire_grace_time=None,
+            coalesce=False,
+            max_instances=1,
+            next_run_time=first.next_fire,
+        ).__getstate__()
+        return [
+            {
+                **template,
+                "id": job_id(plan.schedule_id),
+                "trigger": TimingTrigger(plan.timing),
+                "args": [plan.schedule_id],
+                "name": plan.name,
+                "next_run_time": plan.next_fire,
+            }
+            for plan in plans
+        ]
 
     def stop_storing_fires(self) -> None:
         """Leave the jobs found due from now on due in the store (this daemon is stopping).

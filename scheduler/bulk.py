@@ -15,6 +15,7 @@ from typing import Any, cast
 
 from django.db import connections, models, router
 from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models.constants import OnConflict
 from django.db.models.fields import NOT_PROVIDED
 from django.db.transaction import TransactionManagementError
 
@@ -134,6 +135,65 @@ def insert(obj: models.Model, *, using: str | None = None) -> None:
     setattr(obj, pk.attname, key)
     obj._state.adding = False
     obj._state.db = using
+
+
+def upsert(
+    model: type[models.Model],
+    fields: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    *,
+    unique: Sequence[str],
+    using: str | None = None,
+) -> None:
+    """Insert rows of ``fields`` values; one that matches a stored row on ``unique``
+    updates that row's other fields instead.
+
+    What ``bulk_create(update_conflicts=True)`` does, without a model instance per row
+    or compiling each batch: the statement for a full batch is built once.
+    """
+    using = using or router.db_for_write(model)
+    connection = connections[using]
+    columns = [_field(model, name) for name in fields]
+    per_statement = min(500, (connection.features.max_query_params or 10_000) // len(fields))
+    values = [
+        [
+            field.get_db_prep_save(value, connection)
+            for field, value in zip(columns, row, strict=True)
+        ]
+        for row in rows
+    ]
+    with connection.cursor() as cursor:
+        for start in range(0, len(values), per_statement):
+            batch = values[start : start + per_statement]
+            sql = _upsert_statement(
+                model, tuple(fields), tuple(unique), len(batch), using, connection.vendor
+            )
+            cursor.execute(sql, [value for row in batch for value in row])
+
+
+@functools.lru_cache(maxsize=16)
+def _upsert_statement(
+    model: type[models.Model],
+    fields: tuple[str, ...],
+    unique: tuple[str, ...],
+    count: int,
+    using: str,
+    vendor: str,
+) -> str:
+    """Return the ``INSERT … ON CONFLICT`` of ``count`` rows."""
+    connection = connections[using]
+    quote = connection.ops.quote_name
+    columns = [_field(model, name).column for name in fields]
+    keys = [_field(model, name).column for name in unique]
+    updated = [column for column in columns if column not in keys]
+    row = "(" + ", ".join(["%s"] * len(columns)) + ")"
+    conflict = connection.ops.on_conflict_suffix_sql(
+        [_field(model, name) for name in fields], OnConflict.UPDATE, updated, keys
+    )
+    return (
+        f"INSERT INTO {quote(model._meta.db_table)} ({', '.join(map(quote, columns))}) "
+        f"VALUES {', '.join([row] * count)} {conflict}"
+    )
 
 
 @functools.cache

@@ -15,7 +15,7 @@ out, and the decision says how many and which. Fire times before the end of a pa
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from .models import CatchUpRuns, Run, Schedule
@@ -49,6 +49,9 @@ class CatchUp:
     left_out: int = 0
     left_out_first: datetime | None = None
     left_out_last: datetime | None = None
+    # The first fire time after ``now``, when deciding met it on the way (nothing missed):
+    # the planner's next fire time, found without a second walk. Not part of the decision.
+    next_fire: datetime | None = field(default=None, compare=False)
 
     @property
     def fire_time(self) -> datetime | None:
@@ -79,6 +82,11 @@ def decide(
         if schedule.paused_until > now:
             return CatchUp(Outcome.PAUSED)
         since = max(since, schedule.paused_until)  # fire times in a pause are not caught up
+    # The usual answer, at every start: the first fire time after ``since`` is still to
+    # come. One step forward says so, with no search back from ``now``.
+    first = timing.next_fire_time(since)
+    if first is None or first > now:
+        return CatchUp(Outcome.NOTHING_MISSED, next_fire=first if since <= now else None)
     missed = timing.latest_at_or_before(now, since)
     if missed is None:
         return CatchUp(Outcome.NOTHING_MISSED)

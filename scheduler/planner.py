@@ -172,7 +172,7 @@ class Planner:
                 next_fire = (
                     None
                     if schedule.paused_indefinitely
-                    else timing.next_fire_time(resume_at(schedule, now))
+                    else decision.next_fire or timing.next_fire_time(resume_at(schedule, now))
                 )
             except (TimingError, ArithmeticError, ValueError) as exc:
                 # One row written around validation must not stop the others.

@@ -13,6 +13,7 @@ a repeated hour runs once, and a wildcard-hour job follows real time.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -52,8 +53,13 @@ class TimingError(ValueError):
     """A cron expression, interval or timezone that cannot be scheduled."""
 
 
+@functools.lru_cache(maxsize=4096)
 def expand_cron(expression: str) -> str:
-    """Return the five-field form of ``expression``, or raise :class:`TimingError`."""
+    """Return the five-field form of ``expression``, or raise :class:`TimingError`.
+
+    Cached: many schedules share an expression, and a daemon planning 10,000 of them
+    would otherwise parse each one a second time just to check it.
+    """
     text = " ".join(expression.split())
     if text.startswith("@"):
         try:

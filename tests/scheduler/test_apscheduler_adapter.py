@@ -8,7 +8,7 @@ import pytest
 from apscheduler.job import Job
 from django_apscheduler.models import DjangoJob
 
-from scheduler.apscheduler_adapter import APSchedulerJobs, JobPlan, TimingTrigger
+from scheduler.apscheduler_adapter import JOB_FUNC, APSchedulerJobs, JobPlan, TimingTrigger, job_id
 from scheduler.shares import Share
 from scheduler.timing import Timing
 
@@ -57,6 +57,42 @@ def fire(jobs: APSchedulerJobs, now: datetime, due: list[Job]) -> None:
     for job in due:
         job._modify(next_run_time=job.trigger.get_next_fire_time(job.next_run_time, now))
         jobs.store.update_job(job)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_each_job_is_stored_as_apscheduler_itself_would_store_it(jobs):
+    now = datetime.now(UTC)
+    plans = [
+        JobPlan(7, "every minute", Timing(interval=60, anchor=now), now + timedelta(minutes=1)),
+        JobPlan(9, "nightly", Timing(cron="30 2 * * *", timezone="Europe/Berlin"), now),
+    ]
+    jobs.put(plans)
+    for plan in plans:
+        job = Job(
+            jobs.scheduler,
+            id=job_id(plan.schedule_id),
+            func=JOB_FUNC,
+            trigger=TimingTrigger(plan.timing),
+            executor="default",
+            args=[plan.schedule_id],
+            kwargs={},
+            name=plan.name,
+            misfire_grace_time=None,
+            coalesce=False,
+            max_instances=1,
+            next_run_time=plan.next_fire,
+        )
+        expected = job.__getstate__()
+        stored = pickle.loads(DjangoJob.objects.get(id=job.id).job_state)
+        assert stored.pop("trigger").timing == expected.pop("trigger").timing
+        assert stored == expected
+    restored = {
+        job.id: (job.name, job.args, job.next_run_time) for job in jobs.scheduler.get_jobs()
+    }
+    assert restored == {
+        "schedule-7": ("every minute", [7], now + timedelta(minutes=1)),
+        "schedule-9": ("nightly", [9], now),
+    }
 
 
 @pytest.mark.django_db(transaction=True)

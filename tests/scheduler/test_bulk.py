@@ -1,4 +1,5 @@
-"""Writing rows with statements built once: updates and locks by primary key, inserts."""
+"""Writing rows with statements built once: updates and locks by primary key, inserts,
+upserts."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from django.db.models.functions import Now
 from django.db.transaction import TransactionManagementError
 from django_apscheduler.models import DjangoJob
 
-from scheduler.bulk import insert, lock_by_pk, update_by_pk
+from scheduler.bulk import insert, lock_by_pk, update_by_pk, upsert
 from scheduler.models import Reason, Run, Status
 from tests.conftest import in_other_connection
 
@@ -128,6 +129,32 @@ def test_a_row_with_a_key_already_is_refused(make_schedule):
     with pytest.raises(ValueError, match="primary key already"):
         insert(run)
     assert not Run.objects.exists()
+
+
+@pytest.mark.django_db
+def test_upsert_adds_new_rows_and_replaces_the_other_fields_of_stored_ones(
+    django_assert_num_queries,
+):
+    DjangoJob.objects.create(id="job0", next_run_time=NOW, job_state=b"old")
+    berlin = NOW.astimezone(ZoneInfo("Europe/Berlin"))
+    rows = [("job0", berlin + timedelta(hours=1), b"\x00new"), ("job1", None, b"added")]
+    with django_assert_num_queries(1):
+        upsert(DjangoJob, ["id", "next_run_time", "job_state"], rows, unique=["id"])
+    stored = {job.id: (job.next_run_time, bytes(job.job_state)) for job in DjangoJob.objects.all()}
+    assert stored == {"job0": (NOW + timedelta(hours=1), b"\x00new"), "job1": (None, b"added")}
+
+
+@pytest.mark.django_db
+def test_upsert_splits_more_rows_than_a_statement_may_carry(monkeypatch, django_assert_num_queries):
+    monkeypatch.setattr(type(connection.features), "max_query_params", 30)  # 10 rows
+    rows = [(f"job{n:02}", NOW + timedelta(minutes=n), b"") for n in range(25)]
+    with django_assert_num_queries(3):
+        upsert(DjangoJob, ["id", "next_run_time", "job_state"], rows, unique=["id"])
+    with django_assert_num_queries(0):
+        upsert(DjangoJob, ["id", "next_run_time", "job_state"], [], unique=["id"])
+    assert list(DjangoJob.objects.order_by("id").values_list("next_run_time", flat=True)) == [
+        NOW + timedelta(minutes=n) for n in range(25)
+    ]
 
 
 @pytest.mark.django_db

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from hypothesis import given
+
 from scheduler.catch_up import CATCH_UP_LIMIT, CatchUp, Outcome, decide
 from scheduler.models import Schedule
+from tests.scheduler.test_timing_properties import PROPERTY_SETTINGS, cases
 
 T0 = datetime(2026, 11, 24, 1, 0, tzinfo=UTC)
 
@@ -18,6 +21,38 @@ def schedule(**fields: object) -> Schedule:
 
 def test_nothing_missed_since_creation_runs_nothing():
     assert decide(schedule(), None, T0 + timedelta(minutes=9)) == CatchUp(Outcome.NOTHING_MISSED)
+
+
+def test_nothing_missed_hands_on_the_next_fire_time_it_met():
+    assert decide(schedule(), None, T0 + timedelta(minutes=9)).next_fire == T0 + timedelta(
+        minutes=10
+    )
+    daily = Schedule(name="s", command="say", cron="10 0 * * *", created_at=T0)
+    assert decide(daily, None, T0 + timedelta(hours=1)).next_fire == datetime(
+        2026, 11, 25, 0, 10, tzinfo=UTC
+    )
+
+
+def test_a_schedule_created_after_now_hands_on_no_next_fire_time():
+    # Its first fire time after creation need not be the first after now.
+    decision = decide(schedule(), None, T0 - timedelta(minutes=25))
+    assert (decision.outcome, decision.next_fire) == (Outcome.NOTHING_MISSED, None)
+
+
+@PROPERTY_SETTINGS
+@given(cases())
+def test_the_next_fire_time_handed_on_is_the_first_after_now(case):
+    timing, now, since = case
+    created = Schedule(
+        name="s", command="say", cron=timing.cron, timezone=timing.timezone, created_at=since
+    )
+    decision = decide(created, None, now, timing)
+    missed = timing.latest_at_or_before(now, since)
+    assert (decision.outcome is Outcome.NOTHING_MISSED) == (missed is None)
+    if missed is None:
+        assert decision.next_fire == timing.next_fire_time(now)
+    else:
+        assert decision.next_fire is None
 
 
 def test_the_latest_missed_fire_time_runs():

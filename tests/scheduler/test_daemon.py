@@ -134,6 +134,33 @@ def test_sync_schedules_jobs_for_enabled_schedules_only(clock, daemon, make_sche
     assert disabled.pk not in jobs
 
 
+def test_sync_gives_each_job_its_first_fire_time_after_now_or_after_its_pause(
+    clock, daemon, make_schedule
+):
+    clock(T0 + timedelta(minutes=20))
+    daily = thread_schedule(make_schedule, cron="10 1 * * *")
+    hourly = thread_schedule(make_schedule, cron="30 * * * *")
+    run_recently = thread_schedule(make_schedule, cron="*/5 * * * *")
+    Run.objects.create(
+        schedule=run_recently, command="say", scheduled_for=T0 + timedelta(minutes=20)
+    )
+    paused = thread_schedule(make_schedule, cron="*/5 * * * *")
+    paused.pause(until=T0 + timedelta(hours=2, minutes=2), reason="maintenance", by="ops")
+    created_later = thread_schedule(
+        make_schedule, cron="0 * * * *", created_at=T0 + timedelta(hours=3)
+    )
+    stopped = thread_schedule(make_schedule, cron="0 * * * *")
+    stopped.pause(until=None, reason="retired", by="ops")
+    sync(daemon, full=True)
+    assert daemon.jobs.next_fire_times() == {
+        daily.pk: datetime(2026, 11, 25, 1, 10, tzinfo=UTC),
+        hourly.pk: T0 + timedelta(minutes=30),
+        run_recently.pk: T0 + timedelta(minutes=25),
+        paused.pk: T0 + timedelta(hours=2, minutes=5),
+        created_later.pk: T0 + timedelta(hours=1),
+    }
+
+
 def test_sync_follows_edits_and_removals(clock, daemon, make_schedule):
     schedule = thread_schedule(make_schedule, interval=60)
     sync(daemon)
