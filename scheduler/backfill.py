@@ -138,11 +138,10 @@ def next_runs(retry_before: datetime) -> list[tuple[int, str, str]]:
     as many as ``BACKFILL_CONCURRENCY`` leaves room for. Rows as ``(id, executor, reason)``."""
     queued = Run.objects.awaiting_daemon(retry_before).filter(reason=Reason.BACKFILL)
     schedule_ids = list(queued.order_by().values_list("schedule_id", flat=True).distinct()[:100])
-    going = Q(status=Status.RUNNING) | Q(
-        status=Status.QUEUED, executor=Executor.TASKS, enqueued_at__isnull=False
-    )
+    going = Q(status=Status.RUNNING) | Q(executor=Executor.TASKS, enqueued_at__isnull=False)
     active = dict(
-        Run.objects.filter(going, schedule_id__in=schedule_ids, reason=Reason.BACKFILL)
+        Run.objects.unsettled()
+        .filter(going, schedule_id__in=schedule_ids, reason=Reason.BACKFILL)
         .values_list("schedule_id")
         .annotate(count=Count("id"))
         .values_list("schedule_id", "count")

@@ -294,3 +294,20 @@ def postgres_server() -> Iterator[PostgresServer]:
     if not Path(server.config["data"], "postmaster.pid").exists():
         server.start()
     connection.close()
+
+
+class SQLiteSteps:
+    """Count the steps of SQLite's virtual machine in the block, by tens."""
+
+    def __enter__(self) -> SQLiteSteps:
+        self.count = 0
+        connection.ensure_connection()
+        connection.connection.set_progress_handler(self._step, 10)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        connection.connection.set_progress_handler(None, 10)
+
+    def _step(self) -> int:
+        self.count += 1
+        return 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from io import StringIO
 from zoneinfo import ZoneInfo
 
@@ -27,7 +27,7 @@ from scheduler.backfill import (
 from scheduler.cli import progress_line
 from scheduler.models import Reason, Run, Status
 from scheduler.owners import Owner
-from tests.conftest import wait_for
+from tests.conftest import SQLiteSteps, wait_for
 
 FAST = {"POLL_INTERVAL": 0.2, "HEARTBEAT_INTERVAL": 1}
 
@@ -155,6 +155,27 @@ def test_daemon_takes_the_oldest_backfill_runs_up_to_the_concurrency(make_schedu
     assert [row[0] for row in next_runs(retry_before)] == oldest[:2]
     assert items[0].run.start(owner=Owner("b", 1))
     assert [row[0] for row in next_runs(retry_before)] == oldest[1:2]
+
+
+@pytest.mark.django_db
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="counts SQLite's steps")
+def test_choosing_backfill_runs_reads_no_more_after_a_long_history(make_schedule):
+    schedule = daily(make_schedule)
+    week(schedule)
+    with SQLiteSteps() as short:
+        next_runs(DAY)
+    Run.objects.bulk_create(
+        Run(
+            schedule=schedule,
+            command="say",
+            scheduled_for=datetime(2020, 1, 1, tzinfo=UTC) + timedelta(hours=n),
+            status=Status.SUCCEEDED,
+        )
+        for n in range(3000)
+    )
+    with SQLiteSteps() as long:
+        next_runs(DAY)
+    assert long.count < short.count * 1.5, (short.count, long.count)
 
 
 @pytest.mark.django_db

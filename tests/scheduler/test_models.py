@@ -11,6 +11,7 @@ from django.test.utils import CaptureQueriesContext
 from scheduler.executor import ExecutionResult
 from scheduler.models import Overlap, Reason, Run, Schedule, Status
 from scheduler.owners import Owner
+from tests.conftest import SQLiteSteps
 
 FIRE = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)
 ME = {"owner": Owner("test-host", 4242)}
@@ -160,6 +161,44 @@ class TestClaim:
             Run.claim(schedule.pk, FIRE, Reason.SCHEDULED, **ME)
         locking = [q["sql"] for q in captured if q["sql"].rstrip().endswith("FOR UPDATE")]
         assert len(locking) == (1 if connection.features.has_select_for_update else 0)
+
+    @pytest.mark.skipif(connection.vendor != "sqlite", reason="counts SQLite's steps")
+    @pytest.mark.parametrize(
+        "claim",
+        [
+            lambda pk, fire: Run.claim(pk, fire, Reason.SCHEDULED, **ME),
+            lambda pk, fire: Run.claim_many([(pk, fire)], Reason.SCHEDULED, **ME),
+        ],
+        ids=["claim", "claim_many"],
+    )
+    def test_a_claim_does_no_more_work_after_a_long_history_than_after_a_short_one(
+        self, make_schedule, claim
+    ):
+        schedule = make_schedule()
+
+        def past_runs(count: int, before: datetime) -> None:
+            Run.objects.bulk_create(
+                Run(
+                    schedule=schedule,
+                    command="say",
+                    scheduled_for=before - timedelta(minutes=n + 1),
+                    status=Status.SUCCEEDED,
+                )
+                for n in range(count)
+            )
+
+        def steps_of_claim(fire: datetime) -> int:
+            with SQLiteSteps() as steps:
+                claim(schedule.pk, fire)
+            assert Run.objects.running().update(status=Status.SUCCEEDED) == 1
+            return steps.count
+
+        past_runs(5, FIRE - timedelta(days=30))
+        short = steps_of_claim(FIRE)
+        past_runs(3000, FIRE)
+        long = steps_of_claim(FIRE + timedelta(minutes=1))
+        # The look for a run still going reads the schedule's running runs, not its history.
+        assert long < short * 1.5, (short, long)
 
     def test_overlap_allow_starts_a_second_run(self, make_schedule):
         schedule = make_schedule(overlap=Overlap.ALLOW)
