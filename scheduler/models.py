@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol, TypedDict, cast
 
@@ -37,6 +38,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import CommandError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import IntegrityError, connections, models, router, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import (
     Count,
     DurationField,
@@ -1208,41 +1210,66 @@ def _lock_schedule(schedule_id: int, *, queued_too: bool = False) -> tuple[Sched
     """
     using = router.db_for_write(Schedule)
     connection = connections[using]
-    quote = connection.ops.quote_name
-    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
-    # Raw: built through the ORM, this one-row read cost ten times its database time.
-    locked = Schedule.objects.raw(
-        f"SELECT * FROM {quote(Schedule._meta.db_table)} "
-        f"WHERE {quote(Schedule._meta.pk.column)} = %s{lock}",
-        [schedule_id],
-        using=using,
-    )
-    schedule = next(iter(locked), None)
-    if schedule is None or schedule.overlap != Overlap.SKIP:
-        return schedule, False
-    sql, compiled, at = _pending_run_query(using, connection.vendor, queued_too)
-    params = [*compiled[:at], schedule_id, *compiled[at + 1 :]]
+    lock = _compiled(using, connection.vendor, "lock")
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(lock.sql, lock.params_for(schedule_id))
+        row = cursor.fetchone()
+        if row is None:
+            return None, False
+        schedule = lock.instance(row, connection)
+        if schedule.overlap != Overlap.SKIP:
+            return schedule, False
+        look = _compiled(using, connection.vendor, "queued" if queued_too else "running")
+        cursor.execute(look.sql, look.params_for(schedule_id))
         return schedule, cursor.fetchone() is not None
 
 
 _NO_SCHEDULE = -1  # no row has this id: it marks the place of the schedule's id in the SQL
 
 
-@functools.cache
-def _pending_run_query(
-    using: str, vendor: str, queued_too: bool
-) -> tuple[str, tuple[Any, ...], int]:
-    """Compile once the look for a run a ``skip`` schedule waits for; say where its id goes.
+@dataclass(frozen=True)
+class _Compiled:
+    """A statement of a claim with the schedule's id as its one variable."""
 
-    The SQL depends only on the database, not on the schedule: compiling it anew was most
-    of a claim's time.
+    sql: str
+    params: tuple[Any, ...]
+    at: int  # where the schedule's id goes among the parameters
+    columns: tuple[Any, ...]
+
+    def params_for(self, schedule_id: int) -> list[Any]:
+        return [*self.params[: self.at], schedule_id, *self.params[self.at + 1 :]]
+
+    def instance(self, row: Sequence[Any], connection: BaseDatabaseWrapper) -> Schedule:
+        """Build the schedule in a row of ``lock``, its values converted as the ORM does."""
+        values = list(row)
+        for index, column in enumerate(self.columns):
+            for convert in [
+                *connection.ops.get_db_converters(column),
+                *column.get_db_converters(connection),
+            ]:
+                values[index] = convert(values[index], column, connection)
+        names = [column.target.attname for column in self.columns]
+        return Schedule.from_db(connection.alias, names, values)
+
+
+@functools.cache
+def _compiled(using: str, vendor: str, name: str) -> _Compiled:
+    """Compile once per database ``lock`` (the schedule's row, locked) or the look for a
+    run still going that a ``skip`` schedule waits for (``running``, or ``queued`` too).
+
+    Compiling these anew was most of a claim's time, and building the locked row through
+    ``RawQuerySet`` cost four times its read.
     """
-    runs = Run.objects.using(using).filter(schedule_id=_NO_SCHEDULE)
-    query = runs.in_progress(queued_too=queued_too).values("pk")[:1].query
-    sql, params = query.get_compiler(using=using).as_sql()
-    return sql, tuple(params), list(params).index(_NO_SCHEDULE)
+    query: QuerySet[Any, Any]
+    if name == "lock":
+        query = Schedule.objects.filter(pk=_NO_SCHEDULE).select_for_update().order_by()
+    else:
+        runs = Run.objects.filter(schedule_id=_NO_SCHEDULE)
+        query = runs.in_progress(queued_too=name == "queued").values("pk")[:1]
+    compiler = query.query.get_compiler(using=using)
+    sql, params = compiler.as_sql()
+    columns = tuple(column for column, _, _ in compiler.select)
+    return _Compiled(sql, tuple(params), list(params).index(_NO_SCHEDULE), columns)
 
 
 class AlertKind(models.TextChoices):
