@@ -13,7 +13,7 @@ import functools
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, cast
 
-from django.db import connections, models, router
+from django.db import NotSupportedError, connections, models, router
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models.constants import OnConflict
 from django.db.models.fields import NOT_PROVIDED
@@ -153,8 +153,13 @@ def upsert(
     """
     using = using or router.db_for_write(model)
     connection = connections[using]
+    features = connection.features
+    if not (features.supports_update_conflicts and features.supports_update_conflicts_with_target):
+        raise NotSupportedError(f"{connection.display_name} cannot update a row on a conflict")
+    if set(fields) <= set(unique):
+        raise ValueError("upsert() needs a field to update besides the unique ones")
     columns = [_field(model, name) for name in fields]
-    per_statement = min(500, (connection.features.max_query_params or 10_000) // len(fields))
+    per_statement = max(1, min(500, (features.max_query_params or 10_000) // len(fields)))
     values = [
         [
             field.get_db_prep_save(value, connection)

@@ -168,6 +168,7 @@ def test_choosing_backfill_runs_reads_no_more_after_a_long_history(make_schedule
         Run(
             schedule=schedule,
             command="say",
+            reason=Reason.SCHEDULED,
             scheduled_for=datetime(2020, 1, 1, tzinfo=UTC) + timedelta(hours=n),
             status=Status.SUCCEEDED,
         )

@@ -7,7 +7,14 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from django.db import IntegrityError, OperationalError, connection, models, transaction
+from django.db import (
+    IntegrityError,
+    NotSupportedError,
+    OperationalError,
+    connection,
+    models,
+    transaction,
+)
 from django.db.models.functions import Now
 from django.db.transaction import TransactionManagementError
 from django_apscheduler.models import DjangoJob
@@ -155,6 +162,18 @@ def test_upsert_splits_more_rows_than_a_statement_may_carry(monkeypatch, django_
     assert list(DjangoJob.objects.order_by("id").values_list("next_run_time", flat=True)) == [
         NOW + timedelta(minutes=n) for n in range(25)
     ]
+
+
+@pytest.mark.django_db
+def test_upsert_refuses_a_database_without_conflict_updates_and_rows_with_nothing_to_update(
+    monkeypatch,
+):
+    with pytest.raises(ValueError, match="besides the unique ones"):
+        upsert(DjangoJob, ["id"], [("job0",)], unique=["id"])
+    monkeypatch.setattr(type(connection.features), "supports_update_conflicts", False)
+    with pytest.raises(NotSupportedError):
+        upsert(DjangoJob, ["id", "job_state"], [("job0", b"")], unique=["id"])
+    assert not DjangoJob.objects.exists()
 
 
 @pytest.mark.django_db

@@ -8,7 +8,7 @@ from hypothesis import given
 
 from scheduler.catch_up import CATCH_UP_LIMIT, CatchUp, Outcome, decide
 from scheduler.models import Schedule
-from tests.scheduler.test_timing_properties import PROPERTY_SETTINGS, cases
+from tests.scheduler.timing_cases import PROPERTY_SETTINGS, cases
 
 T0 = datetime(2026, 11, 24, 1, 0, tzinfo=UTC)
 
@@ -34,8 +34,9 @@ def test_nothing_missed_hands_on_the_next_fire_time_it_met():
 
 
 def test_a_schedule_created_after_now_hands_on_no_next_fire_time():
-    # Its first fire time after creation need not be the first after now.
-    decision = decide(schedule(), None, T0 - timedelta(minutes=25))
+    # Its first fire time after creation (02:00) is not the first after now (01:00).
+    hourly = Schedule(name="s", command="say", cron="0 * * * *", created_at=T0)
+    decision = decide(hourly, None, T0 - timedelta(minutes=25))
     assert (decision.outcome, decision.next_fire) == (Outcome.NOTHING_MISSED, None)
 
 

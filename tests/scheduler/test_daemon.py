@@ -142,7 +142,11 @@ def test_sync_gives_each_job_its_first_fire_time_after_now_or_after_its_pause(
     hourly = thread_schedule(make_schedule, cron="30 * * * *")
     run_recently = thread_schedule(make_schedule, cron="*/5 * * * *")
     Run.objects.create(
-        schedule=run_recently, command="say", scheduled_for=T0 + timedelta(minutes=20)
+        schedule=run_recently,
+        command="say",
+        reason=Reason.SCHEDULED,
+        status=Status.SUCCEEDED,
+        scheduled_for=T0 + timedelta(minutes=20),
     )
     paused = thread_schedule(make_schedule, cron="*/5 * * * *")
     paused.pause(until=T0 + timedelta(hours=2, minutes=2), reason="maintenance", by="ops")

@@ -181,6 +181,7 @@ class TestClaim:
                 Run(
                     schedule=schedule,
                     command="say",
+                    reason=Reason.SCHEDULED,
                     scheduled_for=before - timedelta(minutes=n + 1),
                     status=Status.SUCCEEDED,
                 )
