@@ -142,15 +142,12 @@ class ScheduleJobStore(DjangoJobStore):  # type: ignore[misc]
         bulk.upsert(
             DjangoJob,
             ["id", "next_run_time", "job_state"],
-            [
-                (state["id"], state["next_run_time"], pickle.dumps(state, self.pickle_protocol))
-                for state in states
-            ],
+            [(state["id"], state["next_run_time"], self._pickled(state)) for state in states],
             unique=["id"],
         )
 
-    def _state(self, job: Job) -> bytes:
-        return pickle.dumps(job.__getstate__(), self.pickle_protocol)
+    def _pickled(self, state: dict[str, Any]) -> bytes:
+        return pickle.dumps(state, self.pickle_protocol)
 
     def get_due_jobs(self, now: datetime) -> list[Job]:
         due = owned_jobs(self.shares).filter(
@@ -205,7 +202,10 @@ class ScheduleJobStore(DjangoJobStore):  # type: ignore[misc]
                 bulk.update_by_pk(
                     DjangoJob,
                     ["next_run_time", "job_state"],
-                    ((job.id, (job.next_run_time, self._state(job))) for job in jobs),
+                    (
+                        (job.id, (job.next_run_time, self._pickled(job.__getstate__())))
+                        for job in jobs
+                    ),
                 )
         except DatabaseError as exc:
             # The stored fire times stay as they were, so the jobs come due again and

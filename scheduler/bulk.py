@@ -46,14 +46,7 @@ def update_by_pk(
         f"WHERE {quote(pk.column)} = %s{tests}"
     )
     params = [
-        [
-            *(
-                field.get_db_prep_save(value, connection)
-                for field, value in zip(columns, values, strict=True)
-            ),
-            pk.get_db_prep_save(key, connection),
-            *fixed,
-        ]
+        [*_prepared(columns, values, connection), pk.get_db_prep_save(key, connection), *fixed]
         for key, values in rows
     ]
     if not params:
@@ -160,13 +153,7 @@ def upsert(
         raise ValueError("upsert() needs a field to update besides the unique ones")
     columns = [_field(model, name) for name in fields]
     per_statement = max(1, min(500, (features.max_query_params or 10_000) // len(fields)))
-    values = [
-        [
-            field.get_db_prep_save(value, connection)
-            for field, value in zip(columns, row, strict=True)
-        ]
-        for row in rows
-    ]
+    values = [_prepared(columns, row, connection) for row in rows]
     with connection.cursor() as cursor:
         for start in range(0, len(values), per_statement):
             batch = values[start : start + per_statement]
@@ -188,13 +175,12 @@ def _upsert_statement(
     """Return the ``INSERT … ON CONFLICT`` of ``count`` rows."""
     connection = connections[using]
     quote = connection.ops.quote_name
-    columns = [_field(model, name).column for name in fields]
+    written = [_field(model, name) for name in fields]
+    columns = [field.column for field in written]
     keys = [_field(model, name).column for name in unique]
     updated = [column for column in columns if column not in keys]
     row = "(" + ", ".join(["%s"] * len(columns)) + ")"
-    conflict = connection.ops.on_conflict_suffix_sql(
-        [_field(model, name) for name in fields], OnConflict.UPDATE, updated, keys
-    )
+    conflict = connection.ops.on_conflict_suffix_sql(written, OnConflict.UPDATE, updated, keys)
     return (
         f"INSERT INTO {quote(model._meta.db_table)} ({', '.join(map(quote, columns))}) "
         f"VALUES {', '.join([row] * count)} {conflict}"
@@ -244,6 +230,16 @@ def _conditions(
         sql += f" AND {quote(field.column)} = %s"
         values.append(field.get_db_prep_save(value, connection))
     return sql, values
+
+
+def _prepared(
+    fields: Sequence[models.Field[Any, Any]], values: Sequence[Any], connection: BaseDatabaseWrapper
+) -> list[Any]:
+    """Return ``values`` prepared as the ORM prepares each field's value for a save."""
+    return [
+        field.get_db_prep_save(value, connection)
+        for field, value in zip(fields, values, strict=True)
+    ]
 
 
 def _field(model: type[models.Model], name: str) -> models.Field[Any, Any]:

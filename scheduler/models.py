@@ -27,8 +27,10 @@ its own: ``claim`` and ``start`` decide it under the schedule's row lock.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
-from collections.abc import Sequence
+import weakref
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol, TypedDict, cast
@@ -1228,6 +1230,9 @@ def _lock_schedule(schedule_id: int, *, queued_too: bool = False) -> tuple[Sched
 _NO_SCHEDULE = -1  # no row has this id: it marks the place of the schedule's id in the SQL
 
 
+Converter = Callable[[Any, Any, BaseDatabaseWrapper], Any]
+
+
 @dataclass(frozen=True)
 class _Compiled:
     """A statement of a claim with the schedule's id as its one variable."""
@@ -1236,22 +1241,39 @@ class _Compiled:
     params: tuple[Any, ...]
     at: int  # where the schedule's id goes among the parameters
     columns: tuple[Col, ...]
+    # Per connection (one a thread), the converters of the columns that have any.
+    _converters: weakref.WeakKeyDictionary[
+        BaseDatabaseWrapper, list[tuple[int, Col, list[Converter]]]
+    ] = dataclasses.field(default_factory=weakref.WeakKeyDictionary, compare=False, repr=False)
 
     def params_for(self, schedule_id: int) -> list[Any]:
         return [*self.params[: self.at], schedule_id, *self.params[self.at + 1 :]]
 
+    @functools.cached_property
+    def names(self) -> list[str]:
+        return [column.target.attname for column in self.columns]
+
     def instance(self, row: Sequence[Any], connection: BaseDatabaseWrapper) -> Schedule:
         """Build the schedule in a row of ``lock`` (the one statement that reads a whole
         schedule), its values converted as the ORM converts them."""
+        converters = self._converters.get(connection)
+        if converters is None:
+            # Looked up once per connection: for every claim, it cost twice the read.
+            converters = self._converters[connection] = [
+                (index, column, found)
+                for index, column in enumerate(self.columns)
+                if (
+                    found := [
+                        *connection.ops.get_db_converters(column),
+                        *column.get_db_converters(connection),
+                    ]
+                )
+            ]
         values = list(row)
-        for index, column in enumerate(self.columns):
-            for convert in [
-                *connection.ops.get_db_converters(column),
-                *column.get_db_converters(connection),
-            ]:
+        for index, column, found in converters:
+            for convert in found:
                 values[index] = convert(values[index], column, connection)
-        names = [column.target.attname for column in self.columns]
-        return Schedule.from_db(connection.alias, names, values)
+        return Schedule.from_db(connection.alias, self.names, values)
 
 
 @functools.cache
