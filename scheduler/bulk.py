@@ -111,23 +111,56 @@ def insert(obj: models.Model, *, using: str | None = None) -> None:
     per model and database; other models are refused. No ``pre_save`` or ``post_save``
     signal is sent. A conflict raises Django's ``IntegrityError``, as a save does.
     """
-    if obj.pk is not None:
-        raise ValueError(f"{type(obj).__name__} {obj.pk!r} has a primary key already")
-    model = type(obj)
-    using = using or router.db_for_write(model, instance=obj)
+    insert_many([obj], using=using)
+
+
+def insert_many(objs: Sequence[models.Model], *, using: str | None = None) -> None:
+    """Insert ``objs``, all of one plain model, and set the keys the database gave them.
+
+    :func:`insert` for many rows: one statement per batch of rows, built once per batch
+    size, where the database returns the keys of a multi-row insert (one per row where it
+    cannot). A conflict raises ``IntegrityError``; rows of batches sent before it stay
+    written unless the caller's transaction is rolled back.
+    """
+    if not objs:
+        return
+    model = type(objs[0])
+    for obj in objs:
+        if type(obj) is not model:
+            raise ValueError(
+                f"insert_many() takes one model, not {model.__name__} and {type(obj).__name__}"
+            )
+        if obj.pk is not None:
+            raise ValueError(f"{model.__name__} {obj.pk!r} has a primary key already")
+    using = using or router.db_for_write(model, instance=objs[0])
     connection = connections[using]
-    sql, fields, returns_pk = _insert_statement(model, using, connection.vendor)
-    params = [field.get_db_prep_save(field.pre_save(obj, True), connection) for field in fields]
+    _, fields, returns_pk = _insert_statement(model, using, connection.vendor, 1)
+    per_statement = 1
+    if returns_pk and connection.features.can_return_rows_from_bulk_insert:
+        per_statement = max(
+            1, min(500, (connection.features.max_query_params or 10_000) // len(fields))
+        )
     pk = model._meta.pk
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        if returns_pk:
-            key = cursor.fetchone()[0]
-        else:
-            key = connection.ops.last_insert_id(cursor, model._meta.db_table, pk.column)
-    setattr(obj, pk.attname, key)
-    obj._state.adding = False
-    obj._state.db = using
+        for start in range(0, len(objs), per_statement):
+            batch = objs[start : start + per_statement]
+            sql, _, _ = _insert_statement(model, using, connection.vendor, len(batch))
+            cursor.execute(
+                sql,
+                [
+                    field.get_db_prep_save(field.pre_save(obj, True), connection)
+                    for obj in batch
+                    for field in fields
+                ],
+            )
+            if returns_pk:
+                keys = [row[0] for row in cursor.fetchall()]
+            else:
+                keys = [connection.ops.last_insert_id(cursor, model._meta.db_table, pk.column)]
+            for obj, key in zip(batch, keys, strict=True):
+                setattr(obj, pk.attname, key)
+                obj._state.adding = False
+                obj._state.db = using
 
 
 def upsert(
@@ -187,11 +220,11 @@ def _upsert_statement(
     )
 
 
-@functools.cache
+@functools.lru_cache(maxsize=16)
 def _insert_statement(
-    model: type[models.Model], using: str, vendor: str
+    model: type[models.Model], using: str, vendor: str, count: int
 ) -> tuple[str, list[models.Field[Any, Any]], bool]:
-    """Return the ``INSERT`` of one row, its fields in order, and if it returns the key."""
+    """Return the ``INSERT`` of ``count`` rows, its fields in order, and if it returns keys."""
     connection = connections[using]
     quote = connection.ops.quote_name
     meta = model._meta
@@ -203,8 +236,8 @@ def _insert_statement(
     if meta.parents or computed or not fields:
         raise ValueError(f"{model.__name__} is not a plain model: save it through the ORM")
     columns = ", ".join(quote(field.column) for field in fields)
-    marks = ", ".join(["%s"] * len(fields))
-    sql = f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES ({marks})"
+    row = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    sql = f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES {', '.join([row] * count)}"
     returns_pk = meta.auto_field is not None and connection.features.can_return_columns_from_insert
     if returns_pk:
         # Named returning_columns from Django 6.0 on.

@@ -912,7 +912,7 @@ class Run(models.Model):
                 runs.append(run)
             try:
                 with transaction.atomic():
-                    cls.objects.bulk_create(runs)
+                    bulk.insert_many(runs)
             except IntegrityError:
                 return [], list(fires)
         return runs, one_by_one

@@ -17,9 +17,10 @@ from django.db import (
 )
 from django.db.models.functions import Now
 from django.db.transaction import TransactionManagementError
+from django.test.utils import CaptureQueriesContext
 from django_apscheduler.models import DjangoJob
 
-from scheduler.bulk import insert, lock_by_pk, update_by_pk, upsert
+from scheduler.bulk import insert, insert_many, lock_by_pk, update_by_pk, upsert
 from scheduler.models import Reason, Run, Status
 from tests.conftest import in_other_connection
 
@@ -128,6 +129,41 @@ def test_a_conflicting_insert_raises_integrity_error_and_stores_nothing(make_sch
     with pytest.raises(IntegrityError), transaction.atomic():
         insert(_run(schedule, NOW))
     assert Run.objects.count() == 1
+
+
+@pytest.mark.parametrize("count", [2, 100])
+def test_many_inserted_rows_each_get_the_key_of_their_own_row(make_schedule, count):
+    schedule = make_schedule()
+    runs = [_run(schedule, NOW + timedelta(minutes=n)) for n in range(count)]
+    with CaptureQueriesContext(connection) as queries:
+        insert_many(runs)
+    if connection.features.can_return_rows_from_bulk_insert:
+        assert len(queries) < count
+    assert len({run.pk for run in runs}) == count
+    stored = dict(Run.objects.values_list("pk", "scheduled_for"))
+    assert {run.pk: run.scheduled_for for run in runs} == stored
+    assert all(not run._state.adding and run._state.db == "default" for run in runs)
+
+
+@pytest.mark.django_db
+def test_inserting_no_rows_sends_no_statement(django_assert_num_queries):
+    with django_assert_num_queries(0):
+        insert_many([])
+
+
+def test_a_conflict_among_many_rows_raises_integrity_error_and_stores_none(make_schedule):
+    schedule = make_schedule()
+    insert(_run(schedule, NOW))
+    runs = [_run(schedule, NOW + timedelta(minutes=n)) for n in (1, 0, 2)]
+    with pytest.raises(IntegrityError), transaction.atomic():
+        insert_many(runs)
+    assert Run.objects.count() == 1
+
+
+def test_rows_of_different_models_are_refused_by_insert_many(make_schedule):
+    with pytest.raises(ValueError, match="one model, not Run and Stamped"):
+        insert_many([_run(make_schedule(), NOW), Stamped(name="x")])
+    assert not Run.objects.exists()
 
 
 def test_a_row_with_a_key_already_is_refused(make_schedule):
