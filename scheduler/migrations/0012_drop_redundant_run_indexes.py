@@ -15,8 +15,9 @@ SINGLE_COLUMNS = ("schedule_id", "status")
 def drop_single_column_indexes(apps, schema_editor):
     """Drop Django's own indexes on ``schedule_id`` alone and on ``status`` alone.
 
-    On PostgreSQL ``status`` has two (the second for ``LIKE``); an index of the project's
-    own, named otherwise, stays.
+    On PostgreSQL ``status`` has two (the second for ``LIKE``). They are found by
+    introspection and dropped by name; an index of the project's own, named otherwise,
+    stays.
     """
     run = apps.get_model("scheduler", "Run")
     table = run._meta.db_table
@@ -39,10 +40,19 @@ def drop_single_column_indexes(apps, schema_editor):
 def add_single_column_indexes(apps, schema_editor):
     """Index ``schedule_id`` and ``status`` alone again, as before this migration."""
     run = apps.get_model("scheduler", "Run")
-    for column in SINGLE_COLUMNS:
-        field = run._meta.get_field(column.removesuffix("_id"))
-        name = f"{run._meta.db_table}_{column}_idx"
-        schema_editor.add_index(run, models.Index(fields=[field.name], name=name))
+    table = run._meta.db_table
+    indexes = [
+        models.Index(fields=["schedule"], name=f"{table}_schedule_id_idx"),
+        models.Index(fields=["status"], name=f"{table}_status_idx"),
+    ]
+    if schema_editor.connection.vendor == "postgresql":
+        indexes.append(
+            models.Index(
+                fields=["status"], name=f"{table}_status_like", opclasses=["varchar_pattern_ops"]
+            )
+        )
+    for index in indexes:
+        schema_editor.add_index(run, index)
 
 
 class Migration(migrations.Migration):
@@ -53,7 +63,11 @@ class Migration(migrations.Migration):
     operations = [
         migrations.SeparateDatabaseAndState(
             database_operations=[
-                migrations.RunPython(drop_single_column_indexes, add_single_column_indexes),
+                migrations.RunPython(
+                    drop_single_column_indexes,
+                    add_single_column_indexes,
+                    hints={"model_name": "run"},
+                ),
             ],
             state_operations=[
                 migrations.AlterField(

@@ -151,7 +151,7 @@ def test_inserting_no_rows_sends_no_statement(django_assert_num_queries):
         insert_many([])
 
 
-def test_a_conflict_among_many_rows_raises_integrity_error_and_stores_none(make_schedule):
+def test_a_conflict_among_many_rows_raises_integrity_error(make_schedule):
     schedule = make_schedule()
     insert(_run(schedule, NOW))
     runs = [_run(schedule, NOW + timedelta(minutes=n)) for n in (1, 0, 2)]

@@ -38,7 +38,7 @@ def _indexed_alone() -> list[str]:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_0012_drops_the_run_indexes_that_others_begin_with_and_keeps_every_run(
+def test_0012_drops_the_run_indexes_that_others_begin_with_and_its_reverse_restores_them(
     make_schedule, back_to_latest
 ):
     run = Run.objects.create(
@@ -51,7 +51,10 @@ def test_0012_drops_the_run_indexes_that_others_begin_with_and_keeps_every_run(
     assert {"schedule_id", "status"}.isdisjoint(_indexed_alone())
 
     _migrate(BEFORE_0012)
-    assert {"schedule_id", "status"} <= set(_indexed_alone())
+    indexed = _indexed_alone()
+    assert indexed.count("schedule_id") == 1
+    # On PostgreSQL a CharField's index has a twin for LIKE.
+    assert indexed.count("status") == (2 if connection.vendor == "postgresql" else 1)
 
     _migrate()
     assert {"schedule_id", "status"}.isdisjoint(_indexed_alone())
