@@ -3,10 +3,10 @@
 Django's ``bulk_update`` builds a ``CASE`` with one branch per row for every field; for
 the thousand rows of a burst, compiling that costs far more than the database's work,
 under the GIL the runs need too. ``executemany`` hands the driver one statement and the
-rows' values (SQLite steps it in C; psycopg 3 sends the rows together). Inserts and
-upserts send many rows in one ``VALUES`` list, the statement for a batch of that size
-built once. For one row, the ORM's insert or update costs several times what the
-database does with it.
+rows' values (SQLite steps it in C; psycopg 3 sends the rows together). Upserts, and
+inserts outside PostgreSQL, send many rows in one ``VALUES`` list, the statement for a
+batch of that size built once; inserts on PostgreSQL send one array per column. For one
+row, the ORM's insert or update costs several times what the database does with it.
 """
 
 from __future__ import annotations
@@ -119,12 +119,13 @@ def insert(obj: models.Model, *, using: str | None = None) -> None:
 def insert_many(objs: Sequence[models.Model], *, using: str | None = None) -> None:
     """Insert ``objs``, all of one plain model, and set the keys the database gave them.
 
-    :func:`insert` for many rows, in statements built once: on PostgreSQL one array per
-    column, unnested (planned far faster than as many rows of ``VALUES``, as
-    ``bulk_create`` does there too); elsewhere a ``VALUES`` list per batch of rows, or
-    one row per statement where the database cannot return the keys of a multi-row
-    insert. A conflict raises ``IntegrityError``; rows of statements sent before it stay
-    written unless the caller's transaction is rolled back.
+    :func:`insert` for many rows, in statements built once. On PostgreSQL, up to 5,000
+    rows go in one statement as one array per column, unnested (planned far faster than
+    as many rows of ``VALUES``, as ``bulk_create`` does there too). Otherwise, and for a
+    field that cannot be an array, rows go in batches of ``VALUES``; one row per
+    statement where the database cannot return the keys of a multi-row insert. A
+    conflict raises ``IntegrityError``; rows of statements sent before it stay written
+    unless the caller's transaction is rolled back.
     """
     if not objs:
         return
@@ -253,9 +254,10 @@ def _insert_statement(
     columns = ", ".join(quote(field.column) for field in fields)
     sql = f"INSERT INTO {quote(meta.db_table)} ({columns}) "
     if count is None:
-        arrays = ", ".join(
-            f"(%s)::{db_type}[]" for db_type in _array_types(fields, connection) or ()
-        )
+        types = _array_types(fields, connection)
+        if types is None:
+            raise ValueError(f"A field of {model.__name__} cannot be inserted as an array")
+        arrays = ", ".join(f"(%s)::{db_type}[]" for db_type in types)
         sql += f"SELECT * FROM UNNEST({arrays})"
     else:
         row = "(" + ", ".join(["%s"] * len(fields)) + ")"

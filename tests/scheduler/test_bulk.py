@@ -20,6 +20,7 @@ from django.db.transaction import TransactionManagementError
 from django.test.utils import CaptureQueriesContext
 from django_apscheduler.models import DjangoJob
 
+from scheduler import bulk
 from scheduler.bulk import insert, insert_many, lock_by_pk, update_by_pk, upsert
 from scheduler.models import Reason, Run, Status
 from tests.conftest import in_other_connection
@@ -143,6 +144,22 @@ def test_many_inserted_rows_each_get_the_key_of_their_own_row(make_schedule, cou
     stored = dict(Run.objects.values_list("pk", "scheduled_for"))
     assert {run.pk: run.scheduled_for for run in runs} == stored
     assert all(not run._state.adding and run._state.db == "default" for run in runs)
+
+
+def test_rows_split_over_statements_each_get_the_key_of_their_own_row(make_schedule, monkeypatch):
+    monkeypatch.setattr(bulk, "_MANY", 3)  # PostgreSQL: a statement of 3 rows, then of 1
+    schedule = make_schedule()
+    runs = [_run(schedule, NOW + timedelta(minutes=n)) for n in range(4)]
+    insert_many(runs)
+    stored = dict(Run.objects.values_list("pk", "scheduled_for"))
+    assert {run.pk: run.scheduled_for for run in runs} == stored
+
+
+@pytest.mark.django_db
+def test_a_model_without_an_automatic_key_is_refused_by_insert():
+    job = DjangoJob(id=None, next_run_time=NOW, job_state=b"")
+    with pytest.raises(ValueError, match="not a plain model"):
+        insert(job)
 
 
 @pytest.mark.django_db
