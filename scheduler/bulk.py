@@ -140,15 +140,12 @@ def insert_many(objs: Sequence[models.Model], *, using: str | None = None) -> No
     using = using or router.db_for_write(model, instance=objs[0])
     connection = connections[using]
     vendor = connection.vendor
-    _, fields, returns_pk = _insert_statement(model, using, vendor, 1)
-    per_statement, arrays = 1, False
+    one_row, fields, returns_pk = _insert_statement(model, using, vendor, 1)
+    per_statement, arrays = 1, None
     if len(objs) > 1 and returns_pk and connection.features.can_return_rows_from_bulk_insert:
-        arrays = vendor == "postgresql" and _array_types(fields, connection) is not None
-        per_statement = (
-            _MANY
-            if arrays
-            else max(1, min(500, (connection.features.max_query_params or 10_000) // len(fields)))
-        )
+        if vendor == "postgresql":
+            arrays = _array_statement(model, using, vendor)
+        per_statement = _MANY if arrays else _rows_per_statement(connection, len(fields))
     pk = model._meta.pk
     with connection.cursor() as cursor:
         for start in range(0, len(objs), per_statement):
@@ -157,9 +154,10 @@ def insert_many(objs: Sequence[models.Model], *, using: str | None = None) -> No
                 [field.get_db_prep_save(field.pre_save(obj, True), connection) for field in fields]
                 for obj in batch
             ]
-            if arrays and len(batch) > 1:
-                sql, _, _ = _insert_statement(model, using, vendor, None)
-                cursor.execute(sql, [list(column) for column in zip(*rows, strict=True)])
+            if len(batch) == 1:
+                cursor.execute(one_row, rows[0])
+            elif arrays:
+                cursor.execute(arrays, [list(column) for column in zip(*rows, strict=True)])
             else:
                 sql, _, _ = _insert_statement(model, using, vendor, len(batch))
                 cursor.execute(sql, [value for row in rows for value in row])
@@ -196,7 +194,7 @@ def upsert(
     if set(fields) <= set(unique):
         raise ValueError("upsert() needs a field to update besides the unique ones")
     columns = [_field(model, name) for name in fields]
-    per_statement = max(1, min(500, (features.max_query_params or 10_000) // len(fields)))
+    per_statement = _rows_per_statement(connection, len(fields))
     values = [_prepared(columns, row, connection) for row in rows]
     with connection.cursor() as cursor:
         for start in range(0, len(values), per_statement):
@@ -235,14 +233,39 @@ def _upsert_statement(
 _MANY = 5000
 
 
+def _rows_per_statement(connection: BaseDatabaseWrapper, width: int) -> int:
+    """Return how many rows of ``width`` values one ``VALUES`` list may carry."""
+    return max(1, min(500, (connection.features.max_query_params or 10_000) // width))
+
+
 @functools.lru_cache(maxsize=16)
 def _insert_statement(
-    model: type[models.Model], using: str, vendor: str, count: int | None
+    model: type[models.Model], using: str, vendor: str, count: int
 ) -> tuple[str, list[models.Field[Any, Any]], bool]:
-    """Return the ``INSERT`` of ``count`` rows (None: of one PostgreSQL array per column),
-    its fields in order, and if it returns the keys."""
-    connection = connections[using]
-    quote = connection.ops.quote_name
+    """Return the ``INSERT`` of ``count`` rows of ``VALUES``, its fields in order, and if
+    it returns the keys."""
+    fields = _inserted_fields(model)
+    row = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    sql = _insert_sql(model, using, fields, f"VALUES {', '.join([row] * count)}")
+    return sql, fields, connections[using].features.can_return_columns_from_insert
+
+
+@functools.lru_cache(maxsize=16)
+def _array_statement(model: type[models.Model], using: str, vendor: str) -> str | None:
+    """Return the ``INSERT`` of one PostgreSQL array per column, unnested; None if a field
+    cannot be an array."""
+    fields = _inserted_fields(model)
+    types = _array_types(fields, connections[using])
+    if types is None:
+        return None
+    arrays = ", ".join(f"(%s)::{db_type}[]" for db_type in types)
+    return _insert_sql(model, using, fields, f"SELECT * FROM UNNEST({arrays})")
+
+
+def _inserted_fields(model: type[models.Model]) -> list[models.Field[Any, Any]]:
+    """Return the fields an insert of ``model`` writes, in order; refuse a model that is not
+    plain (one table, values set in Python, an automatic key the only value the database
+    chooses)."""
     meta = model._meta
     fields = [field for field in meta.local_concrete_fields if field is not meta.auto_field]
     computed = any(
@@ -251,24 +274,25 @@ def _insert_statement(
     )
     if meta.parents or computed or not fields or meta.auto_field is None:
         raise ValueError(f"{model.__name__} is not a plain model: save it through the ORM")
+    return fields
+
+
+def _insert_sql(
+    model: type[models.Model], using: str, fields: Sequence[models.Field[Any, Any]], rows: str
+) -> str:
+    """Return the ``INSERT`` of ``fields`` from ``rows`` (its ``VALUES`` or ``SELECT``),
+    returning the key where the database can."""
+    connection = connections[using]
+    quote = connection.ops.quote_name
+    meta = model._meta
     columns = ", ".join(quote(field.column) for field in fields)
-    sql = f"INSERT INTO {quote(meta.db_table)} ({columns}) "
-    if count is None:
-        types = _array_types(fields, connection)
-        if types is None:
-            raise ValueError(f"A field of {model.__name__} cannot be inserted as an array")
-        arrays = ", ".join(f"(%s)::{db_type}[]" for db_type in types)
-        sql += f"SELECT * FROM UNNEST({arrays})"
-    else:
-        row = "(" + ", ".join(["%s"] * len(fields)) + ")"
-        sql += f"VALUES {', '.join([row] * count)}"
-    returns_pk = connection.features.can_return_columns_from_insert
-    if returns_pk:
+    sql = f"INSERT INTO {quote(meta.db_table)} ({columns}) {rows}"
+    if connection.features.can_return_columns_from_insert:
         # Named returning_columns from Django 6.0 on.
         returning_columns = getattr(connection.ops, "returning_columns", None)
         returning, _ = (returning_columns or connection.ops.return_insert_columns)([meta.pk])
         sql = f"{sql} {returning}"
-    return sql, fields, returns_pk
+    return sql
 
 
 def _array_types(
