@@ -61,6 +61,19 @@ def spread(stats: dict | None, unit: str = "ms", scale: float = 1.0) -> str:
     return f"{num(stats['median'] * scale)} / {num(stats['p99'] * scale)} {unit}"
 
 
+def trials(figures: list[float | None] | None, unit: str = "s", scale: float = 1.0) -> str:
+    """ "; median of 3 trials (1.02 to 1.10 s)" for a figure taken more than once, else ""."""
+    if not figures or len(figures) < 2:
+        return ""
+    done = [figure * scale for figure in figures if figure is not None]
+    text = f"; median of {len(figures)} trials"
+    if done:
+        text += f" ({num(min(done))} to {num(max(done))} {unit})"
+    if len(done) < len(figures):
+        text += f", {len(figures) - len(done)} incomplete"
+    return text
+
+
 def verdict(checks: dict[str, bool]) -> str:
     """ "met", "missed", or per column when they differ."""
     if not checks:
@@ -140,7 +153,7 @@ def burst_row(m: dict, count: int) -> Row:
             text += " (incomplete after 60 s)"
         if not data["ready_before_fire"]:
             text += " (not up before the fire time)"
-        cells[kind] = text
+        cells[kind] = text + trials(data.get("trials"), scale=1 / 1000)
         if not data.get("missed"):  # a peer that skipped runs did not do the same work
             medians[kind] = recorded["max"]
         if kind in BURST_MS:
@@ -165,7 +178,11 @@ def idle_rows(m: dict, count: int, postgres: bool) -> list[Row]:
         return {"thread": render(project), "process": SAME, "peer": render(peer)}
 
     def startup(d: dict) -> str:
-        return f"{d['startup_s']:.2f} s (restart {d['restart_s']:.2f} s)"
+        text = f"{d['startup_s']:.2f} s (restart {d['restart_s']:.2f} s)"
+        fresh, again = d.get("startup_trials_s"), d.get("restart_trials_s")
+        if fresh and len(fresh) > 1:
+            text += f"{trials(fresh)}; restart {num(min(again))} to {num(max(again))} s"
+        return text
 
     def memory(d: dict) -> str:
         text = f"{d['rss_mb']:.0f} MB"
@@ -269,7 +286,7 @@ def catch_up_row(m: dict, count: int) -> Row:
             cells[kind] = f"incomplete: {d['runs']} of {d['of']}"
         else:
             once = "each exactly once" if d["exactly_once"] else "NOT exactly once"
-            cells[kind] = f"{d['all_recorded_s']:.2f} s, {once}"
+            cells[kind] = f"{d['all_recorded_s']:.2f} s, {once}{trials(d.get('trials'))}"
         checks[kind] = bool(
             d["complete"] and d["exactly_once"] and (d["all_recorded_s"] or 1e9) <= CATCH_UP_S
         )
