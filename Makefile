@@ -42,6 +42,6 @@ test: lint
 
 # One table of this scheduler against cron-style fresh processes and django-apscheduler's
 # recommended pattern (also bench/results.json): on its own SQLite file, then on a throwaway
-# PostgreSQL server started as the tests start one. About 25 minutes.
+# PostgreSQL server started as the tests start one. About 35 minutes.
 bench: install
 	$(BIN)/python -m bench --both

@@ -508,11 +508,11 @@ def idle(sizes: Sizes, kind: str, workdir: Path) -> dict:
     Daily cron schedules at minutes spread over the 22 hours that start two hours from
     now, so nothing is due during the measurement. Start-up is timed from spawn to
     "Scheduler started", first with an empty job store, then again for a restart (the
-    job store already filled), then again as many times as ``sizes.trials`` asks, each
-    fresh start with the job store emptied first; the median of each is reported. CPU
-    and statements are counted over the idle window after
-    twice the settling time; memory is read at the end of the window. For this project,
-    pick-up latency is measured on the same daemon afterwards.
+    job store already filled), then both again until there are ``sizes.trials`` of each,
+    the job store emptied before each fresh start; the median of each is reported. CPU
+    and statements are counted over the idle window after twice the settling time;
+    memory is read at the end of the window. For this project, pick-up latency is
+    measured on the same daemon afterwards.
     """
     count = sizes.idle_schedules
     reset()
