@@ -61,6 +61,11 @@ def spread(stats: dict | None, unit: str = "ms", scale: float = 1.0) -> str:
     return f"{num(stats['median'] * scale)} / {num(stats['p99'] * scale)} {unit}"
 
 
+def span(values: list[float], unit: str = "s") -> str:
+    """ "1.02 to 1.10 s": the lowest and the highest of ``values``."""
+    return f"{num(min(values))} to {num(max(values))} {unit}"
+
+
 def trials(figures: list[float | None] | None, unit: str = "s", scale: float = 1.0) -> str:
     """ "; median of 3 trials (1.02 to 1.10 s)" for a figure taken more than once, else ""."""
     if not figures or len(figures) < 2:
@@ -68,7 +73,7 @@ def trials(figures: list[float | None] | None, unit: str = "s", scale: float = 1
     done = [figure * scale for figure in figures if figure is not None]
     text = f"; median of {len(figures)} trials"
     if done:
-        text += f" ({num(min(done))} to {num(max(done))} {unit})"
+        text += f" ({span(done, unit)})"
     if len(done) < len(figures):
         text += f", {len(figures) - len(done)} incomplete"
     return text
@@ -181,7 +186,7 @@ def idle_rows(m: dict, count: int, postgres: bool) -> list[Row]:
         text = f"{d['startup_s']:.2f} s (restart {d['restart_s']:.2f} s)"
         fresh, again = d.get("startup_trials_s"), d.get("restart_trials_s")
         if fresh and len(fresh) > 1:
-            text += f"{trials(fresh)}; restart {num(min(again))} to {num(max(again))} s"
+            text += f"{trials(fresh)}; restart {span(again)}"
         return text
 
     def memory(d: dict) -> str:

@@ -221,11 +221,10 @@ def _upsert_statement(
     columns = [field.column for field in written]
     keys = [_field(model, name).column for name in unique]
     updated = [column for column in columns if column not in keys]
-    row = "(" + ", ".join(["%s"] * len(columns)) + ")"
     conflict = connection.ops.on_conflict_suffix_sql(written, OnConflict.UPDATE, updated, keys)
     return (
         f"INSERT INTO {quote(model._meta.db_table)} ({', '.join(map(quote, columns))}) "
-        f"VALUES {', '.join([row] * count)} {conflict}"
+        f"{_values(len(columns), count)} {conflict}"
     )
 
 
@@ -238,6 +237,12 @@ def _rows_per_statement(connection: BaseDatabaseWrapper, width: int) -> int:
     return max(1, min(500, (connection.features.max_query_params or 10_000) // width))
 
 
+def _values(width: int, count: int) -> str:
+    """Return a ``VALUES`` list of ``count`` rows of ``width`` placeholders."""
+    row = "(" + ", ".join(["%s"] * width) + ")"
+    return f"VALUES {', '.join([row] * count)}"
+
+
 @functools.lru_cache(maxsize=16)
 def _insert_statement(
     model: type[models.Model], using: str, vendor: str, count: int
@@ -245,8 +250,7 @@ def _insert_statement(
     """Return the ``INSERT`` of ``count`` rows of ``VALUES``, its fields in order, and if
     it returns the keys."""
     fields = _inserted_fields(model)
-    row = "(" + ", ".join(["%s"] * len(fields)) + ")"
-    sql = _insert_sql(model, using, fields, f"VALUES {', '.join([row] * count)}")
+    sql = _insert_sql(model, using, fields, _values(len(fields), count))
     return sql, fields, connections[using].features.can_return_columns_from_insert
 
 
